@@ -1,0 +1,41 @@
+// How the CLI is put together: main.cpp builds the CLI11 app, each subcommand file registers its options and
+// returns a runner. Runners call the library, print, and return the process exit code (see exit_code()).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+#include "quant/error.h"
+
+namespace quant::cli {
+
+// Exit codes shared by every subcommand (docs/cli.md).
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitIo = 1,
+  kExitUsage = 2,
+  kExitInvalidInput = 3,
+  kExitImpossible = 4,
+  kExitInterrupted = 130,
+};
+
+int exit_code(ErrorKind kind);
+
+// Prints "quantize: error: <message>" on stderr and returns the matching exit code.
+int fail(const Error& error);
+
+// Options every subcommand shares.
+struct GlobalOptions {
+  bool json = false;     // one JSON document on stdout
+  bool quiet = false;    // errors only on stderr
+  bool verbose = false;  // debug logs on stderr
+};
+
+struct Command {
+  CLI::App* app = nullptr;       // the parsed subcommand (test with `if (*app)`), or null for the main job
+  std::function<int()> run;
+};
+
+Command add_info_command(CLI::App& parent, GlobalOptions& globals);
+
+}  // namespace quant::cli

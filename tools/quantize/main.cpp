@@ -1,0 +1,78 @@
+// quantize: the command-line front end. It parses arguments, calls the library and prints; nothing else.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+#include <vector>
+
+#include "command.h"
+
+namespace quant::cli {
+
+int exit_code(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::io: return kExitIo;
+    case ErrorKind::usage: return kExitUsage;
+    case ErrorKind::invalid_input: return kExitInvalidInput;
+    case ErrorKind::impossible: return kExitImpossible;
+    case ErrorKind::interrupted: return kExitInterrupted;
+  }
+  return kExitIo;
+}
+
+int fail(const Error& error) {
+  spdlog::error("{}", error.message());
+  return exit_code(error.kind());
+}
+
+namespace {
+
+constexpr const char* kExitCodesHelp =
+    "Exit codes: 0 success, 1 I/O failure, 2 usage error, 3 invalid input file,\n"
+    "            4 requested conversion impossible, 130 interrupted.";
+
+void configure_logging(const GlobalOptions& globals) {
+  auto logger = spdlog::stderr_color_mt("quantize");
+  logger->set_pattern("quantize: %l: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(globals.quiet ? spdlog::level::err : globals.verbose ? spdlog::level::debug : spdlog::level::info);
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"quantize: convert model weights to ggml's quantized formats, bit-exact with llama-quantize"};
+  app.footer(kExitCodesHelp);
+  app.set_version_flag("--version", std::string("quantize ") + QUANT_VERSION);
+  app.require_subcommand(0, 1);
+  GlobalOptions globals;
+  app.add_flag("--json", globals.json, "Print one JSON document on stdout")->configurable(false);
+  app.add_flag("-q,--quiet", globals.quiet, "Print errors only");
+  app.add_flag("-v,--verbose", globals.verbose, "Print debug logs on stderr");
+
+  std::vector<Command> commands;
+  commands.push_back(add_info_command(app, globals));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);  // prints help, exit 0
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // prints CLI11's message
+    return kExitUsage;
+  }
+  configure_logging(globals);
+  for (const Command& command : commands) {
+    if (command.app != nullptr && *command.app) return command.run();
+  }
+  std::cerr << app.help();
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace quant::cli
+
+int main(int argc, char** argv) { return quant::cli::run(argc, argv); }
