@@ -28,7 +28,8 @@ std::span<const FormatKernels> nonlinear_kernels();   // iq4_nl, iq4_xs
 std::span<const FormatKernels> ternary_kernels();     // tq1_0, tq2_0
 std::span<const FormatKernels> microfloat_kernels();  // mxfp4, nvfp4
 std::span<const FormatKernels> lowbit_kernels();      // q1_0, q2_0
-std::span<const FormatKernels> grid_kernels();        // iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s
+std::span<const FormatKernels> iq1_iq2_kernels();     // iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s (shared grids)
+std::span<const FormatKernels> iq3_kernels();         // iq3_xxs, iq3_s
 
 // Rounds to the nearest integer, ties to even, as ggml's nearest_int does (valid for |x| < 2^22): adding
 // 1.5 * 2^23 pushes the fraction out of the mantissa under the default rounding mode.

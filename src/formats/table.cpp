@@ -75,7 +75,7 @@ Table build_table() {
   std::span<const formats::FormatKernels> families[] = {
       formats::float_kernels(),   formats::legacy_kernels(),     formats::kquant_kernels(),
       formats::nonlinear_kernels(), formats::ternary_kernels(), formats::microfloat_kernels(),
-      formats::lowbit_kernels(),  formats::grid_kernels(),
+      formats::lowbit_kernels(),  formats::iq1_iq2_kernels(), formats::iq3_kernels(),
   };
   for (const TypeMetadata& meta : kTypes) {
     FormatInfo info{meta.id, meta.name, meta.block_size, meta.block_bytes, meta.quantized,

@@ -39,6 +39,9 @@ std::vector<VectorCase> load_manifest() {
   return cases;
 }
 
+// Keeps gtest from dumping the struct's bytes in test listings.
+void PrintTo(const VectorCase& c, std::ostream* os) { *os << c.type << "/" << c.input << "/" << c.imatrix; }
+
 class GgmlVectors : public ::testing::TestWithParam<VectorCase> {};
 
 TEST_P(GgmlVectors, QuantizeAndDequantizeMatchGgml) {

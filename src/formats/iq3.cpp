@@ -4,6 +4,6 @@
 
 namespace quant::formats {
 
-std::span<const FormatKernels> grid_kernels() { return {}; }
+std::span<const FormatKernels> iq3_kernels() { return {}; }
 
 }  // namespace quant::formats
