@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up, build and run the whole test suite:
+#   1. every test (unit, whole-program, llama.cpp client) on the release build;
+#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/).
+# Set QUANT_SKIP_ASAN=1 to skip step 2 on a quick local run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="$(nproc)"
+
+scripts/setup.sh
+
+# The llama.cpp client test needs Node.js and the pinned node-llama-cpp packages (prebuilt llama.cpp).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "test: Node.js and npm are needed for the llama.cpp client test" >&2
+  exit 1
+fi
+if [ ! -d tests/client/node_modules/@node-llama-cpp/linux-x64 ]; then
+  (cd tests/client && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --no-audit --no-fund --loglevel=error)
+fi
+export QUANT_REQUIRE_CLIENT=1
+
+(cd build && ctest --output-on-failure -j "$jobs")
+
+if [ "${QUANT_SKIP_ASAN:-0}" != "1" ]; then
+  BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo \
+    CMAKE_EXTRA_ARGS="-DQUANT_SANITIZE=ON -DQUANT_BUILD_BENCH=OFF" scripts/setup.sh
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+     ctest --output-on-failure -j "$jobs" -L unit)
+fi

@@ -1,0 +1,76 @@
+// Loads GGUF files in llama.cpp (the prebuilt binaries of node-llama-cpp, CPU only) and checks that each one
+// loads and generates, and that a reference pair agrees on its greedy continuation.
+//
+// usage: node generate.mjs --reference F16.gguf --same-as-reference Q8_0.gguf [--tokens 16] [--loads-only A.gguf ...]
+// Prints one JSON line per model and "N passed, N failed" at the end; exits 1 on any failure.
+import { getLlama, LlamaCompletion } from "node-llama-cpp";
+
+const args = process.argv.slice(2);
+let reference = null;
+let tokens = 16;
+const sameAsReference = [];
+const loadsOnly = [];
+for (let i = 0; i < args.length; ++i) {
+  if (args[i] === "--reference") reference = args[++i];
+  else if (args[i] === "--tokens") tokens = Number(args[++i]);
+  else if (args[i] === "--same-as-reference") sameAsReference.push(args[++i]);
+  else loadsOnly.push(args[i]);
+}
+
+// A code prompt: tiny-llama-code was trained on code and docs.
+const prompt = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n";
+const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
+
+async function greedyTokens(path) {
+  const model = await llama.loadModel({ modelPath: path });
+  const context = await model.createContext({ contextSize: 256, threads: 2 });
+  try {
+    const completion = new LlamaCompletion({ contextSequence: context.getSequence() });
+    const text = await completion.generateCompletion(prompt, {
+      maxTokens: tokens,
+      temperature: 0, // greedy
+    });
+    return { text, tokens: Array.from(model.tokenize(text)) };
+  } finally {
+    await context.dispose();
+    await model.dispose();
+  }
+}
+
+let passed = 0;
+let failed = 0;
+function record(entry, ok) {
+  console.log(JSON.stringify({ ...entry, ok }));
+  if (ok) ++passed; else ++failed;
+}
+
+let referenceTokens = null;
+if (reference) {
+  try {
+    const out = await greedyTokens(reference);
+    referenceTokens = out.tokens;
+    record({ model: reference, role: "reference", text: out.text }, out.tokens.length > 0);
+  } catch (e) {
+    record({ model: reference, role: "reference", error: String(e) }, false);
+  }
+}
+for (const path of sameAsReference) {
+  try {
+    const out = await greedyTokens(path);
+    const same = referenceTokens !== null && out.tokens.length >= tokens &&
+      out.tokens.slice(0, tokens).every((t, i) => t === referenceTokens[i]);
+    record({ model: path, role: "same-as-reference", text: out.text }, same);
+  } catch (e) {
+    record({ model: path, role: "same-as-reference", error: String(e) }, false);
+  }
+}
+for (const path of loadsOnly) {
+  try {
+    const out = await greedyTokens(path);
+    record({ model: path, role: "loads", text: out.text }, out.text.length > 0);
+  } catch (e) {
+    record({ model: path, role: "loads", error: String(e) }, false);
+  }
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
