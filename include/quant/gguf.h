@@ -278,6 +278,8 @@ struct WriterOptions {
 // `.<name>.tmp-<pid>` (in the target directory) into place. Until commit succeeds no output exists; destroying
 // an uncommitted writer (or any error) removes the temporary file.
 class GgufWriter {
+  enum class Stage { declaring, writing, committed, failed };
+
  public:
   static Result<GgufWriter> create(const std::string& final_path, const WriterOptions& options = {});
 
@@ -287,20 +289,25 @@ class GgufWriter {
   GgufWriter& operator=(const GgufWriter&) = delete;
   ~GgufWriter();
 
-  // Before begin(): metadata in the order added (an empty or duplicate key is an error), then tensors in the
-  // order their data will come (bad name, shape or type is an error; offsets are assigned here).
+  // Before begin(): metadata in the order added (an empty or duplicate key, or a general.alignment that is not
+  // a u32 power of two, is an error), then tensors in the order their data will come (a bad name, shape or
+  // type is an error).
   Status add_metadata(std::string key, Value value);
   Status add_tensor(std::string name, TypeId type, std::vector<int64_t> shape);
-  // Writes header, metadata, tensor infos and padding.
+  // Writes header, metadata, tensor infos and padding; tensors() then holds the final offsets.
   Status begin();
-  // Appends bytes of the current tensor (any chunking); padding is written as each tensor completes. More
-  // bytes than the declared tensors hold is an error.
+  // Starts the next tensor's data: `name` must be the next declared tensor and the previous one complete.
+  Status begin_tensor(std::string_view name);
+  // Appends bytes of the current tensor, in chunks of any size; more bytes than it holds is an error. Zero
+  // padding is written when the tensor completes.
   Status write_tensor_data(std::span<const uint8_t> bytes);
+  // begin_tensor(name) then write_tensor_data(bytes), which must be the whole tensor.
+  Status write_tensor(std::string_view name, std::span<const uint8_t> bytes);
   // Checks every tensor got exactly its bytes, closes (fsync if asked) and renames into place.
   Status commit();
 
   const std::string& final_path() const { return final_path_; }
-  const std::string& temp_path() const { return temp_path_; }
+  const std::string& temp_path() const { return temp_path_; }  // still the name after commit or failure
   uint64_t alignment() const { return alignment_; }
   const std::vector<KeyValue>& metadata() const { return metadata_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }  // offsets as they will be written
@@ -308,20 +315,24 @@ class GgufWriter {
  private:
   GgufWriter() = default;
   Status fail(Error error);  // removes the temp file, remembers the failure
-  Status write_all(const uint8_t* data, size_t size);
+  Status write_bytes(const uint8_t* data, size_t size);
+  Status finish_current_tensor();  // checks its size, writes its padding
+  Status check_stage(Stage expected, std::string_view operation);
   void discard();
 
   std::string final_path_;
   std::string temp_path_;
+  bool owns_temp_ = false;  // temp_path_ exists and is ours to remove
   WriterOptions options_;
   int fd_ = -1;
+  Stage stage_ = Stage::declaring;
   uint64_t alignment_ = 32;
-  enum class Stage { declaring, writing, committed, failed } stage_ = Stage::declaring;
+  bool alignment_from_metadata_ = false;
   std::vector<KeyValue> metadata_;
   std::vector<TensorInfo> tensors_;
-  size_t current_tensor_ = 0;
+  size_t next_tensor_ = 0;       // index of the next tensor begin_tensor() expects
+  bool in_tensor_ = false;       // tensors_[next_tensor_ - 1] is being written
   uint64_t written_in_tensor_ = 0;
-  uint64_t file_offset_ = 0;
 };
 
 // The temporary-file name GgufWriter uses for final_path and a process id: "<dir>/.<name>.tmp-<pid>".

@@ -1,0 +1,59 @@
+// Temporary-file names of the GGUF writer and the cleanup of ones left by killed processes.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "quant/gguf.h"
+
+namespace quant {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The part of the temporary name before the pid: ".<name>.tmp-".
+std::string temp_prefix(const fs::path& final_path) { return "." + final_path.filename().string() + ".tmp-"; }
+
+// True unless the process certainly does not exist (EPERM means it exists but is not ours).
+bool process_alive(long pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno != ESRCH); }
+
+}  // namespace
+
+std::string writer_temp_path(const std::string& final_path, long pid) {
+  const fs::path path(final_path);
+  return (path.parent_path() / (temp_prefix(path) + std::to_string(pid))).string();
+}
+
+Result<int> remove_stale_temp_files(const std::string& final_path) {
+  const fs::path path(final_path);
+  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  const std::string prefix = temp_prefix(path);
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) return io_error(fmt::format("cannot list directory: {}", ec.message())).in_file(dir.string());
+  int removed = 0;
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) return io_error(fmt::format("cannot list directory: {}", ec.message())).in_file(dir.string());
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string_view digits = std::string_view(name).substr(prefix.size());
+    long pid = 0;
+    const auto [end, parse_error] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (parse_error != std::errc() || end != digits.data() + digits.size()) continue;  // not our pattern
+    if (process_alive(pid)) continue;
+    if (::unlink(it->path().c_str()) != 0) {
+      if (errno == ENOENT) continue;  // another cleaner got there first
+      return io_error(fmt::format("cannot remove stale temporary file: {}", std::strerror(errno)))
+          .in_file(it->path().string());
+    }
+    ++removed;
+  }
+  return removed;
+}
+
+}  // namespace quant

@@ -1,0 +1,304 @@
+// The streaming GGUF v3 writer. The header (metadata and tensor infos with their offsets) is computable before
+// any tensor data exists, so it is written first and tensor bytes follow one tensor at a time; the file is a
+// temporary one until commit() renames it into place (rename is atomic within a directory).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "core/checked_math.h"
+#include "gguf/file_io.h"
+#include "quant/gguf.h"
+
+namespace quant {
+namespace {
+
+constexpr uint32_t kVersion = 3;
+constexpr uint64_t kDefaultAlignment = 32;
+constexpr size_t kMaxTensorNameBytes = 63;
+constexpr size_t kMaxTensorDims = 4;
+constexpr uint8_t kZeros[256] = {};
+
+bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+void put(std::vector<uint8_t>& out, const void* data, size_t size) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  out.insert(out.end(), bytes, bytes + size);
+}
+template <typename T>
+void put_scalar(std::vector<uint8_t>& out, T v) { put(out, &v, sizeof(T)); }
+void put_string(std::vector<uint8_t>& out, std::string_view text) {
+  put_scalar<uint64_t>(out, text.size());
+  put(out, text.data(), text.size());
+}
+
+// fsync on the directory holding path, so the rename itself is durable.
+Status sync_directory(const std::string& path) {
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return io_error(fmt::format("cannot open directory to sync: {}", std::strerror(errno))).in_file(dir);
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  if (rc != 0) return io_error(fmt::format("fsync of directory failed: {}", std::strerror(saved))).in_file(dir);
+  return {};
+}
+
+}  // namespace
+
+Result<GgufWriter> GgufWriter::create(const std::string& final_path, const WriterOptions& options) {
+  if (!is_power_of_two(options.alignment)) {
+    return usage_error(fmt::format("alignment {} is not a power of two", options.alignment)).in_file(final_path);
+  }
+  if (options.alignment > UINT32_MAX) {
+    return usage_error(fmt::format("alignment {} does not fit general.alignment (u32)", options.alignment))
+        .in_file(final_path);
+  }
+  GgufWriter writer;
+  writer.final_path_ = final_path;
+  writer.options_ = options;
+  writer.alignment_ = options.alignment;
+  const std::string temp = writer_temp_path(final_path, long(::getpid()));
+  // O_EXCL: never write through someone else's file or a symlink planted under our temporary name.
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return io_error(fmt::format("cannot create temporary file {}: {}", temp, std::strerror(errno))).in_file(final_path);
+  }
+  writer.fd_ = fd;
+  writer.temp_path_ = temp;
+  writer.owns_temp_ = true;
+  return writer;
+}
+
+GgufWriter::GgufWriter(GgufWriter&& other) noexcept { *this = std::move(other); }
+
+GgufWriter& GgufWriter::operator=(GgufWriter&& other) noexcept {
+  if (this == &other) return *this;
+  discard();
+  final_path_ = std::move(other.final_path_);
+  temp_path_ = std::move(other.temp_path_);
+  owns_temp_ = std::exchange(other.owns_temp_, false);
+  options_ = other.options_;
+  fd_ = std::exchange(other.fd_, -1);
+  stage_ = other.stage_;
+  alignment_ = other.alignment_;
+  alignment_from_metadata_ = other.alignment_from_metadata_;
+  metadata_ = std::move(other.metadata_);
+  tensors_ = std::move(other.tensors_);
+  next_tensor_ = other.next_tensor_;
+  in_tensor_ = other.in_tensor_;
+  written_in_tensor_ = other.written_in_tensor_;
+  return *this;
+}
+
+GgufWriter::~GgufWriter() {
+  if (stage_ != Stage::committed) discard();
+}
+
+void GgufWriter::discard() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (owns_temp_) ::unlink(temp_path_.c_str());
+  owns_temp_ = false;
+}
+
+Status GgufWriter::fail(Error error) {
+  discard();
+  stage_ = Stage::failed;
+  return error;
+}
+
+Status GgufWriter::check_stage(Stage expected, std::string_view operation) {
+  if (stage_ == expected) return {};
+  const char* why = stage_ == Stage::failed      ? "the writer already failed"
+                    : stage_ == Stage::committed ? "the file is already committed"
+                    : stage_ == Stage::declaring ? "begin() has not been called"
+                                                 : "begin() was already called";
+  // A call in the wrong order is a bug in the caller; it also abandons the output.
+  Error error = usage_error(fmt::format("{}: {}", operation, why)).in_file(final_path_);
+  if (stage_ == Stage::failed || stage_ == Stage::committed) return error;
+  return fail(std::move(error));
+}
+
+Status GgufWriter::add_metadata(std::string key, Value value) {
+  QUANT_TRY(check_stage(Stage::declaring, "add_metadata"));
+  if (key.empty()) return fail(usage_error("metadata key is empty").in_file(final_path_));
+  if (std::any_of(metadata_.begin(), metadata_.end(), [&](const KeyValue& kv) { return kv.key == key; })) {
+    return fail(usage_error(fmt::format("duplicate metadata key '{}'", key)).in_file(final_path_));
+  }
+  if (key == "general.alignment") {
+    if (value.type() != ValueType::u32 || !is_power_of_two(value.as<uint32_t>())) {
+      return fail(usage_error("general.alignment must be a u32 power of two").in_file(final_path_));
+    }
+    alignment_ = value.as<uint32_t>();
+    alignment_from_metadata_ = true;
+  }
+  metadata_.push_back(KeyValue{std::move(key), std::move(value)});
+  return {};
+}
+
+Status GgufWriter::add_tensor(std::string name, TypeId type, std::vector<int64_t> shape) {
+  QUANT_TRY(check_stage(Stage::declaring, "add_tensor"));
+  auto reject = [&](std::string reason) { return fail(usage_error(std::move(reason)).in_file(final_path_).in_tensor(name)); };
+  if (name.size() > kMaxTensorNameBytes) {
+    return reject(fmt::format("name of {} bytes is too long (at most {})", name.size(), kMaxTensorNameBytes));
+  }
+  if (std::any_of(tensors_.begin(), tensors_.end(), [&](const TensorInfo& t) { return t.name == name; })) {
+    return reject("duplicate tensor name");
+  }
+  if (shape.size() > kMaxTensorDims) return reject(fmt::format("{} dimensions (at most {})", shape.size(), kMaxTensorDims));
+  const FormatInfo* format = find_format(type);
+  if (format == nullptr) return reject(fmt::format("unknown tensor type {}", uint32_t(type)));
+  int64_t elements = 1;
+  for (int64_t ne : shape) {
+    if (ne < 0) return reject(fmt::format("negative dimension {}", ne));
+    const auto product = checked_mul_signed(elements, ne);
+    if (!product) return reject("element count overflows 64 bits");
+    elements = *product;
+  }
+  const int64_t row_length = shape.empty() ? 1 : shape[0];
+  if (row_length % format->block_size != 0) {
+    return reject(fmt::format("row length {} is not a multiple of {}'s block size {}", row_length, format->name,
+                              format->block_size));
+  }
+  const auto size = checked_mul(uint64_t(elements) / uint64_t(format->block_size), format->block_bytes);
+  if (!size) return reject("byte size overflows 64 bits");
+  TensorInfo info;
+  info.name = std::move(name);
+  info.type = type;
+  info.shape = std::move(shape);
+  info.size_bytes = *size;
+  tensors_.push_back(std::move(info));
+  return {};
+}
+
+Status GgufWriter::begin() {
+  QUANT_TRY(check_stage(Stage::declaring, "begin"));
+  // A reader takes the alignment from general.alignment or assumes 32: record any other choice.
+  if (!alignment_from_metadata_ && alignment_ != kDefaultAlignment) {
+    metadata_.push_back(KeyValue{"general.alignment", Value::u32(uint32_t(alignment_))});
+  }
+  uint64_t offset = 0;
+  for (TensorInfo& tensor : tensors_) {
+    tensor.offset = offset;
+    const auto end = checked_add(offset, tensor.size_bytes);
+    const auto next = end ? checked_align_up(*end, alignment_) : std::nullopt;
+    if (!next) return fail(usage_error("total tensor data overflows 64 bits").in_file(final_path_));
+    offset = *next;
+  }
+
+  std::vector<uint8_t> header;
+  put(header, "GGUF", 4);
+  put_scalar<uint32_t>(header, kVersion);
+  put_scalar<int64_t>(header, int64_t(tensors_.size()));
+  put_scalar<int64_t>(header, int64_t(metadata_.size()));
+  for (const KeyValue& kv : metadata_) {
+    put_string(header, kv.key);
+    put_scalar<uint32_t>(header, uint32_t(kv.value.type()));
+    kv.value.encode_v3(header);
+  }
+  for (const TensorInfo& tensor : tensors_) {
+    put_string(header, tensor.name);
+    put_scalar<uint32_t>(header, uint32_t(tensor.shape.size()));
+    for (int64_t ne : tensor.shape) put_scalar<int64_t>(header, ne);
+    put_scalar<uint32_t>(header, uint32_t(tensor.type));
+    put_scalar<uint64_t>(header, tensor.offset);
+  }
+  // A file without tensors has no data section, so it ends here (as gguf-py writes vocabulary files).
+  if (!tensors_.empty()) header.resize(*checked_align_up(header.size(), alignment_), 0);
+  stage_ = Stage::writing;
+  return write_bytes(header.data(), header.size());
+}
+
+Status GgufWriter::write_bytes(const uint8_t* data, size_t size) {
+  Status status = write_all_fd(fd_, temp_path_, data, size);
+  if (!status) return fail(std::move(status).error().in_file(final_path_));
+  return {};
+}
+
+Status GgufWriter::finish_current_tensor() {
+  if (!in_tensor_) return {};
+  const TensorInfo& tensor = tensors_[next_tensor_ - 1];
+  if (written_in_tensor_ != tensor.size_bytes) {
+    return fail(usage_error(fmt::format("got {} of its {} bytes", written_in_tensor_, tensor.size_bytes))
+                    .in_file(final_path_)
+                    .in_tensor(tensor.name));
+  }
+  in_tensor_ = false;
+  uint64_t padding = *checked_align_up(tensor.size_bytes, alignment_) - tensor.size_bytes;
+  while (padding > 0) {
+    const size_t chunk = size_t(std::min<uint64_t>(padding, sizeof(kZeros)));
+    QUANT_TRY(write_bytes(kZeros, chunk));
+    padding -= chunk;
+  }
+  return {};
+}
+
+Status GgufWriter::begin_tensor(std::string_view name) {
+  QUANT_TRY(check_stage(Stage::writing, "begin_tensor"));
+  QUANT_TRY(finish_current_tensor());
+  if (next_tensor_ >= tensors_.size()) {
+    return fail(usage_error(fmt::format("tensor '{}' was not declared, or all declared tensors are written", name))
+                    .in_file(final_path_));
+  }
+  if (tensors_[next_tensor_].name != name) {
+    return fail(usage_error(fmt::format("tensor '{}' comes out of order: the next declared tensor is '{}'", name,
+                                        tensors_[next_tensor_].name))
+                    .in_file(final_path_));
+  }
+  ++next_tensor_;
+  in_tensor_ = true;
+  written_in_tensor_ = 0;
+  return {};
+}
+
+Status GgufWriter::write_tensor_data(std::span<const uint8_t> bytes) {
+  QUANT_TRY(check_stage(Stage::writing, "write_tensor_data"));
+  if (!in_tensor_) return fail(usage_error("tensor data written before begin_tensor()").in_file(final_path_));
+  const TensorInfo& tensor = tensors_[next_tensor_ - 1];
+  if (bytes.size() > tensor.size_bytes - written_in_tensor_) {
+    return fail(usage_error(fmt::format("{} more bytes would exceed its {} bytes ({} written)", bytes.size(),
+                                        tensor.size_bytes, written_in_tensor_))
+                    .in_file(final_path_)
+                    .in_tensor(tensor.name));
+  }
+  QUANT_TRY(write_bytes(bytes.data(), bytes.size()));
+  written_in_tensor_ += bytes.size();
+  return {};
+}
+
+Status GgufWriter::write_tensor(std::string_view name, std::span<const uint8_t> bytes) {
+  QUANT_TRY(begin_tensor(name));
+  QUANT_TRY(write_tensor_data(bytes));
+  return finish_current_tensor();
+}
+
+Status GgufWriter::commit() {
+  QUANT_TRY(check_stage(Stage::writing, "commit"));
+  QUANT_TRY(finish_current_tensor());
+  if (next_tensor_ != tensors_.size()) {
+    return fail(usage_error(fmt::format("only {} of {} tensors were written (next: '{}')", next_tensor_,
+                                        tensors_.size(), tensors_[next_tensor_].name))
+                    .in_file(final_path_));
+  }
+  if (options_.fsync && ::fsync(fd_) != 0) {
+    return fail(io_error(fmt::format("fsync failed: {}", std::strerror(errno))).in_file(temp_path_));
+  }
+  const int fd = std::exchange(fd_, -1);
+  if (::close(fd) != 0) return fail(io_error(fmt::format("close failed: {}", std::strerror(errno))).in_file(temp_path_));
+  if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
+    return fail(io_error(fmt::format("cannot rename {} into place: {}", temp_path_, std::strerror(errno)))
+                    .in_file(final_path_));
+  }
+  owns_temp_ = false;
+  stage_ = Stage::committed;
+  if (options_.fsync) return sync_directory(final_path_);
+  return {};
+}
+
+}  // namespace quant
