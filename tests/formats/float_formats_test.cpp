@@ -1,0 +1,119 @@
+// Properties of the plain number formats f32, f16 and bf16: f32 is a copy, f16 and bf16 round each value to
+// within half a unit in the last place of their significands, non-finite values are rejected. Bit-exactness
+// with ggml is checked by vectors_test.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "quant/formats.h"
+#include "quant/half.h"
+
+namespace quant {
+namespace {
+
+// Deterministic standard normal values (Box-Muller over mt19937, whose output the standard fixes).
+std::vector<float> gaussian(size_t n, uint32_t seed) {
+  std::mt19937 engine(seed);
+  std::vector<float> values(n);
+  for (size_t i = 0; i < n; ++i) {
+    const double u1 = (static_cast<double>(engine()) + 1.0) / 4294967297.0;
+    const double u2 = static_cast<double>(engine()) / 4294967296.0;
+    values[i] = static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+  }
+  return values;
+}
+
+std::vector<float> round_trip(const char* type, const std::vector<float>& x, int64_t nrows) {
+  const FormatInfo& format = *find_format(type);
+  const int64_t n_per_row = static_cast<int64_t>(x.size()) / nrows;
+  std::vector<uint8_t> bytes(*row_bytes(format, n_per_row) * static_cast<uint64_t>(nrows));
+  const Status status = quantize_rows(format, x.data(), bytes.data(), nrows, n_per_row, nullptr);
+  EXPECT_TRUE(status.ok()) << status.error().message();
+  std::vector<float> y(x.size());
+  EXPECT_TRUE(dequantize_values(format, bytes.data(), y.data(), static_cast<int64_t>(y.size())).ok());
+  return y;
+}
+
+TEST(FloatFormats, F32IsACopy) {
+  const std::vector<float> x = gaussian(3 * 100, 1);
+  EXPECT_EQ(round_trip("f32", x, 3), x);
+}
+
+// A significand of p bits (implicit bit included) rounds to nearest within a relative 2^-p; below the smallest
+// normal the absolute error is at most half the smallest subnormal step.
+void expect_rounding_within(const char* type, int significand_bits, float subnormal_half_step) {
+  std::vector<float> x = gaussian(4 * 256, 2);
+  x[3] = 1.0e-7f;  // an f16 subnormal
+  const std::vector<float> y = round_trip(type, x, 4);
+  double sum_sq = 0.0, bound_sq = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double allowed = std::max(std::ldexp(std::fabs(double(x[i])), -significand_bits), double(subnormal_half_step));
+    EXPECT_LE(std::fabs(double(y[i]) - double(x[i])), allowed) << type << " value " << x[i];
+    sum_sq += (double(y[i]) - double(x[i])) * (double(y[i]) - double(x[i]));
+    bound_sq += allowed * allowed;
+  }
+  // Round to nearest leaves errors spread over [-ulp/2, ulp/2]: about a third of the squared worst case.
+  EXPECT_LT(sum_sq, 0.5 * bound_sq) << type;
+  EXPECT_GT(sum_sq, 0.0) << type;
+}
+
+TEST(FloatFormats, F16RoundsToNearestWithinHalfAnUlp) { expect_rounding_within("f16", 11, 0x1p-25f); }
+
+TEST(FloatFormats, Bf16RoundsToNearestWithinHalfAnUlp) { expect_rounding_within("bf16", 8, 0x1p-134f); }
+
+TEST(FloatFormats, F16ReportsTheRowOfAValueBeyondItsRange) {
+  std::vector<float> x = gaussian(3 * 8, 3);
+  x[2 * 8 + 5] = 1.0e5f;  // above 65504: becomes infinity
+  std::vector<uint8_t> bytes(3 * 8 * 2);
+  const Status status = quantize_rows(*find_format("f16"), x.data(), bytes.data(), 3, 8, nullptr);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.error().reason().find("row 2"), std::string::npos) << status.error().message();
+}
+
+struct BadValue {
+  const char* type;
+  std::vector<uint8_t> bytes;  // one little-endian value
+};
+
+TEST(FloatFormats, ValidationRejectsInfinityAndNaN) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  auto f32_bytes = [](float v) {
+    std::vector<uint8_t> b(4);
+    std::memcpy(b.data(), &v, 4);
+    return b;
+  };
+  const BadValue cases[] = {
+      {"f32", f32_bytes(inf)},   {"f32", f32_bytes(-inf)},  {"f32", f32_bytes(nan)},
+      {"f16", {0x00, 0x7c}},     {"f16", {0x00, 0xfc}},     {"f16", {0x01, 0x7c}}, {"f16", {0x00, 0x7e}},
+      {"bf16", {0x80, 0x7f}},    {"bf16", {0x80, 0xff}},    {"bf16", {0xc0, 0x7f}}, {"bf16", {0x81, 0x7f}},
+  };
+  for (const BadValue& c : cases) {
+    const FormatInfo& format = *find_format(c.type);
+    std::vector<uint8_t> data(6 * format.block_bytes, 0);
+    EXPECT_TRUE(validate_blocks(format, data.data(), 6).ok()) << c.type;
+    std::memcpy(data.data() + 4 * format.block_bytes, c.bytes.data(), c.bytes.size());
+    const Status status = validate_blocks(format, data.data(), 6);
+    ASSERT_FALSE(status.ok()) << c.type;
+    EXPECT_NE(status.error().reason().find("block 4"), std::string::npos) << status.error().message();
+  }
+}
+
+TEST(FloatFormats, LargestFiniteValuesAreValid) {
+  const uint16_t f16_max = 0x7bff, bf16_max = 0x7f7f;
+  EXPECT_TRUE(validate_blocks(*find_format("f16"), &f16_max, 1).ok());
+  EXPECT_TRUE(validate_blocks(*find_format("bf16"), &bf16_max, 1).ok());
+}
+
+TEST(FloatFormats, EmptyRowsAreRefused) {
+  float x = 1.0f;
+  uint8_t out[4];
+  EXPECT_FALSE(quantize_rows(*find_format("f16"), &x, out, 1, 0, nullptr).ok());
+}
+
+}  // namespace
+}  // namespace quant
