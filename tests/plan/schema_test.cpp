@@ -1,0 +1,94 @@
+// Table-driven check of the plan against llama.cpp's golden quant-type snapshots: for every model and every
+// file type, each listed tensor must get the listed type and every other quantizable tensor the default type.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "plan/schema_models.h"
+#include "quant/plan.h"
+#include "test_data.h"
+
+namespace quant {
+namespace {
+
+using testing::Snapshot;
+using testing::SnapshotModel;
+
+struct SnapshotCase {
+  std::string file;  // under tests/data/quant-type-snapshots/
+  std::function<SnapshotModel(const Snapshot&)> build;
+};
+
+// How each snapshot model is laid out (from the architectures' tensor lists in llama.cpp and the models'
+// configurations: head sizes, tied embeddings).
+std::vector<SnapshotCase> snapshot_cases() {
+  using testing::build_dense_model;
+  using testing::DenseLayout;
+  return {
+      {"qwen3-0.6b.schema",
+       [](const Snapshot& s) { return build_dense_model(s, {"qwen3", 128, false, true, false, false}); }},
+      {"qwen3-14b.schema",
+       [](const Snapshot& s) { return build_dense_model(s, {"qwen3", 128, false, true, false, false}); }},
+      {"meta-llama-3.1-70b-instruct.schema",
+       [](const Snapshot& s) { return build_dense_model(s, {"llama", 128, false, false, false, true}); }},
+      {"gemma-3-4b-it.schema",
+       [](const Snapshot& s) { return build_dense_model(s, {"gemma3", 256, true, true, true, false}); }},
+  };
+}
+
+class SnapshotTest : public ::testing::TestWithParam<SnapshotCase> {};
+
+TEST_P(SnapshotTest, EveryFileTypeMatchesTheGoldenList) {
+  const Snapshot snapshot = testing::read_snapshot(testing::data_path("quant-type-snapshots/" + GetParam().file));
+  const SnapshotModel model = GetParam().build(snapshot);
+  ASSERT_FALSE(snapshot.sections.empty());
+  size_t sections_checked = 0;
+  for (const testing::SnapshotSection& section : snapshot.sections) {
+    SCOPED_TRACE(section.file_type);
+    auto file_type = parse_file_type(section.file_type);
+    ASSERT_TRUE(file_type.ok()) << section.file_type;
+    EXPECT_EQ(format_of((*file_type)->default_type).name, section.default_type);
+    EXPECT_EQ(section.changed.size(), section.listed) << "a tensor is listed twice";
+
+    PlanOptions options;
+    options.file_type = (*file_type)->id;
+    options.dry_run = true;  // the snapshots are made without an imatrix and without reading data
+    auto plan = make_plan(model.params, model.tensors, options);
+    ASSERT_TRUE(plan.ok()) << plan.error().message();
+
+    std::vector<std::string> mismatches;
+    size_t listed_found = 0;
+    size_t quantizable = 0;
+    for (const TensorPlan& tensor : plan->tensors) {
+      if (tensor.rule == PlanRule::not_quantized) continue;
+      ++quantizable;
+      std::string expected = section.default_type;
+      if (auto it = section.changed.find(tensor.name); it != section.changed.end()) {
+        expected = it->second;
+        ++listed_found;
+      }
+      const std::string got(format_of(tensor.target_type).name);
+      if (got != expected) mismatches.push_back(fmt::format("{}: expected {}, got {} ({})", tensor.name, expected, got, tensor.why));
+    }
+    EXPECT_EQ(listed_found, section.changed.size()) << "some listed tensors are not in the rebuilt model";
+    EXPECT_GT(quantizable, 0u);
+    EXPECT_TRUE(mismatches.empty()) << mismatches.size() << " mismatches, first: " << (mismatches.empty() ? "" : mismatches.front());
+    ++sections_checked;
+  }
+  EXPECT_EQ(sections_checked, 33u);  // every file type llama.cpp's snapshot lists
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, SnapshotTest, ::testing::ValuesIn(snapshot_cases()),
+                         [](const ::testing::TestParamInfo<SnapshotCase>& info) {
+                           std::string name = info.param.file.substr(0, info.param.file.find(".schema"));
+                           for (char& c : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace quant
