@@ -1,0 +1,339 @@
+// GgufWriter: lossless round trips of the real files, streaming order and size checks, atomic output and the
+// cleanup of stale temporary files.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "quant/gguf.h"
+#include "test_data.h"
+
+namespace quant {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::data_path;
+using testing::read_bytes;
+
+// A fresh directory under the system temp dir, removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "quant-gguf-writer-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(path_)) names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+ private:
+  fs::path path_;
+};
+
+// Copies `input` through the writer unchanged, streaming each tensor in chunks of `chunk` bytes.
+Status copy_gguf(const GgufFile& input, const std::string& output, size_t chunk) {
+  WriterOptions options;
+  options.alignment = input.alignment();
+  QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(output, options));
+  for (const KeyValue& kv : input.metadata()) QUANT_TRY(writer.add_metadata(kv.key, kv.value));
+  for (const TensorInfo& tensor : input.tensors()) QUANT_TRY(writer.add_tensor(tensor.name, tensor.type, tensor.shape));
+  QUANT_TRY(writer.begin());
+  std::vector<uint8_t> buffer(chunk);
+  for (const TensorInfo& tensor : input.tensors()) {
+    QUANT_TRY(writer.begin_tensor(tensor.name));
+    for (uint64_t done = 0; done < tensor.size_bytes;) {
+      const size_t n = size_t(std::min<uint64_t>(chunk, tensor.size_bytes - done));
+      QUANT_TRY(input.read_tensor(tensor, done, std::span<uint8_t>(buffer.data(), n)));
+      QUANT_TRY(writer.write_tensor_data(std::span<const uint8_t>(buffer.data(), n)));
+      done += n;
+    }
+  }
+  return writer.commit();
+}
+
+TEST(GgufWriter, RoundTripOfEveryVersion3FileIsByteIdentical) {
+  TempDir dir;
+  for (const char* path : {"gguf/stories260K.gguf", "gguf/stories260K-rows256-F32.gguf", "gguf/mnist-fc-f32.gguf",
+                           "gguf/vocab/ggml-vocab-llama-spm.gguf", "gguf/vocab/ggml-vocab-bert-bge.gguf"}) {
+    SCOPED_TRACE(path);
+    Result<GgufFile> input = GgufFile::open(data_path(path));
+    ASSERT_TRUE(input) << input.error().message();
+    const std::string output = dir.file("copy.gguf");
+    Status status = copy_gguf(*input, output, 1000);  // an odd chunk size: tensors arrive in pieces
+    ASSERT_TRUE(status) << status.error().message();
+    EXPECT_TRUE(read_bytes(output) == read_bytes(data_path(path)));
+  }
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"copy.gguf"});  // no temporary file left behind
+}
+
+TEST(GgufWriter, VersionOneFilesAreWrittenAsVersion3WithTheSameContent) {
+  TempDir dir;
+  for (const char* path : {"gguf/stories260K-v1.gguf", "gguf/historic/ggml-vocab-llama-v1-FUGG.gguf"}) {
+    SCOPED_TRACE(path);
+    Result<GgufFile> input = GgufFile::open(data_path(path));
+    ASSERT_TRUE(input);
+    const std::string output = dir.file("v3.gguf");
+    ASSERT_TRUE(copy_gguf(*input, output, 1 << 16));
+    Result<GgufFile> copy = GgufFile::open(output);
+    ASSERT_TRUE(copy) << copy.error().message();
+    EXPECT_EQ(copy->version(), 3u);
+    EXPECT_FALSE(copy->byte_swapped_magic());
+    ASSERT_EQ(copy->metadata().size(), input->metadata().size());
+    for (size_t i = 0; i < input->metadata().size(); ++i) {
+      EXPECT_EQ(copy->metadata()[i].key, input->metadata()[i].key);
+      EXPECT_TRUE(copy->metadata()[i].value == input->metadata()[i].value) << input->metadata()[i].key;
+    }
+    ASSERT_EQ(copy->tensors().size(), input->tensors().size());
+    for (size_t i = 0; i < input->tensors().size(); ++i) {
+      const TensorInfo& a = input->tensors()[i];
+      const TensorInfo& b = copy->tensors()[i];
+      EXPECT_EQ(a.name, b.name);
+      EXPECT_EQ(a.shape, b.shape);
+      EXPECT_EQ(a.offset, b.offset);
+      EXPECT_TRUE(*input->read_tensor_data(a) == *copy->read_tensor_data(b));
+    }
+  }
+}
+
+TEST(GgufWriter, NestedArraysAndEveryValueTypeRoundTrip) {
+  TempDir dir;
+  const std::string output = dir.file("values.gguf");
+  const std::vector<std::string> words = {"alpha", "", "gamma"};
+  std::vector<KeyValue> values = {
+      {"u8", Value::u8(200)},        {"i8", Value::i8(-100)},          {"u16", Value::u16(60000)},
+      {"i16", Value::i16(-30000)},   {"u32", Value::u32(4000000000u)}, {"i32", Value::i32(-2000000000)},
+      {"f32", Value::f32(1.5f)},     {"bool", Value::boolean(true)},   {"string", Value::string("héllo")},
+      {"u64", Value::u64(1ull << 63)}, {"i64", Value::i64(-(1ll << 62))}, {"f64", Value::f64(-2.25)},
+      {"words", Value::array_of_strings(words)},
+      {"floats", Value::array_of<float>(std::vector<float>{1.0f, -2.0f})},
+      {"nested", Value::array_of_arrays({Value::array_of<int32_t>(std::vector<int32_t>{1, 2, 3}),
+                                         Value::array_of_strings(words),
+                                         Value::array_of_arrays({Value::array_of<uint8_t>(std::vector<uint8_t>{})})})},
+  };
+  {
+    Result<GgufWriter> writer = GgufWriter::create(output);
+    ASSERT_TRUE(writer);
+    for (const KeyValue& kv : values) ASSERT_TRUE(writer->add_metadata(kv.key, kv.value));
+    ASSERT_TRUE(writer->begin());
+    ASSERT_TRUE(writer->commit());
+  }
+  Result<GgufFile> file = GgufFile::open(output);
+  ASSERT_TRUE(file) << file.error().message();
+  ASSERT_EQ(file->metadata().size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(file->metadata()[i].key, values[i].key);
+    EXPECT_TRUE(file->metadata()[i].value == values[i].value) << values[i].key;
+  }
+  EXPECT_EQ(*file->get<int16_t>("i16"), -30000);
+  EXPECT_EQ(*file->get<uint64_t>("u64"), 1ull << 63);
+  EXPECT_EQ(*file->get<bool>("bool"), true);
+  const Value& nested = *file->find("nested");
+  EXPECT_EQ(nested.element_type(), ValueType::array);
+  EXPECT_EQ(nested.array_at(0).scalar_at<int32_t>(2), 3);
+  EXPECT_EQ(nested.array_at(1).string_at(2), "gamma");
+  EXPECT_EQ(nested.array_at(2).array_at(0).size(), 0u);
+  EXPECT_EQ(nested.element(1).string_at(0), "alpha");
+  EXPECT_EQ(file->find("words")->element(0).as_string(), "alpha");
+}
+
+TEST(GgufWriter, NonDefaultAlignmentIsRecordedAndUsed) {
+  TempDir dir;
+  const std::string output = dir.file("aligned.gguf");
+  WriterOptions options;
+  options.alignment = 64;
+  Result<GgufWriter> writer = GgufWriter::create(output, options);
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE(writer->add_tensor("a", TypeId::f32, {3}));
+  ASSERT_TRUE(writer->add_tensor("b", TypeId::q8_0, {32, 2}));
+  ASSERT_TRUE(writer->begin());
+  EXPECT_EQ(writer->tensors()[1].offset, 64u);
+  const std::vector<uint8_t> a(12, 1), b(68, 2);
+  ASSERT_TRUE(writer->write_tensor("a", a));
+  ASSERT_TRUE(writer->write_tensor("b", b));
+  ASSERT_TRUE(writer->commit());
+  Result<GgufFile> file = GgufFile::open(output);
+  ASSERT_TRUE(file) << file.error().message();
+  EXPECT_EQ(file->alignment(), 64u);
+  EXPECT_EQ(*file->get<uint32_t>("general.alignment"), 64u);
+  EXPECT_EQ(file->data_offset() % 64, 0u);
+  EXPECT_EQ(file->file_size(), file->data_offset() + 64 + 128);  // a: 12 bytes padded to 64; b: 2 x 34 to 128
+  EXPECT_TRUE(*file->read_tensor_data(file->tensors()[1]) == b);
+}
+
+// Declares two f32 tensors "a" (4 values) and "b" (2 values) and begins.
+GgufWriter begun_writer(const std::string& output) {
+  Result<GgufWriter> writer = GgufWriter::create(output);
+  if (!writer) throw std::runtime_error(writer.error().message());
+  if (!writer->add_metadata("general.architecture", Value::string("test")) ||
+      !writer->add_tensor("a", TypeId::f32, {4}) || !writer->add_tensor("b", TypeId::f32, {2}) || !writer->begin()) {
+    throw std::runtime_error("setup failed");
+  }
+  return std::move(writer).value();
+}
+
+TEST(GgufWriter, StreamingChecksOrderAndSizes) {
+  TempDir dir;
+  const std::string output = dir.file("out.gguf");
+  const std::vector<uint8_t> eight(8), sixteen(16), twenty(20);
+  struct Case {
+    const char* name;
+    std::function<Status(GgufWriter&)> steps;
+    std::string reason;
+  };
+  const std::vector<Case> cases = {
+      {"out of order", [&](GgufWriter& w) { return w.begin_tensor("b"); },
+       "tensor 'b' comes out of order: the next declared tensor is 'a'"},
+      {"too many bytes", [&](GgufWriter& w) { return w.write_tensor("a", twenty); },
+       "20 more bytes would exceed its 16 bytes (0 written)"},
+      {"too few bytes", [&](GgufWriter& w) { return w.write_tensor("a", eight); }, "got 8 of its 16 bytes"},
+      {"short then next", [&](GgufWriter& w) -> Status {
+         QUANT_TRY(w.begin_tensor("a"));
+         QUANT_TRY(w.write_tensor_data(eight));
+         return w.begin_tensor("b");
+       }, "got 8 of its 16 bytes"},
+      {"data before begin_tensor", [&](GgufWriter& w) { return w.write_tensor_data(eight); },
+       "tensor data written before begin_tensor()"},
+      {"undeclared tensor", [&](GgufWriter& w) -> Status {
+         QUANT_TRY(w.write_tensor("a", sixteen));
+         QUANT_TRY(w.write_tensor("b", eight));
+         return w.begin_tensor("c");
+       }, "tensor 'c' was not declared, or all declared tensors are written"},
+      {"missing tensor at commit", [&](GgufWriter& w) -> Status {
+         QUANT_TRY(w.write_tensor("a", sixteen));
+         return w.commit();
+       }, "only 1 of 2 tensors were written (next: 'b')"},
+      {"metadata after begin", [&](GgufWriter& w) { return w.add_metadata("x", Value::u8(1)); },
+       "add_metadata: begin() was already called"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    GgufWriter writer = begun_writer(output);
+    const std::string temp = writer.temp_path();
+    EXPECT_TRUE(fs::exists(temp));
+    Status status = c.steps(writer);
+    ASSERT_FALSE(status);
+    EXPECT_EQ(status.error().reason(), c.reason);
+    EXPECT_EQ(status.error().kind(), ErrorKind::usage);
+    // Any error abandons the output: the temporary file is gone and nothing appeared.
+    EXPECT_FALSE(fs::exists(temp));
+    EXPECT_FALSE(fs::exists(output));
+    EXPECT_FALSE(writer.commit());
+    EXPECT_FALSE(fs::exists(output));
+  }
+  EXPECT_TRUE(dir.entries().empty());
+}
+
+TEST(GgufWriter, DeclarationErrors) {
+  TempDir dir;
+  Result<GgufWriter> writer = GgufWriter::create(dir.file("out.gguf"));
+  ASSERT_TRUE(writer);
+  EXPECT_EQ(writer->add_tensor("w", TypeId::q4_0, {48, 2}).error().reason(),
+            "row length 48 is not a multiple of q4_0's block size 32");
+  writer = GgufWriter::create(dir.file("out.gguf"));
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE(writer->add_metadata("k", Value::u8(1)));
+  EXPECT_EQ(writer->add_metadata("k", Value::u8(2)).error().reason(), "duplicate metadata key 'k'");
+  writer = GgufWriter::create(dir.file("out.gguf"));
+  EXPECT_EQ(writer->add_metadata("general.alignment", Value::u32(48)).error().reason(),
+            "general.alignment must be a u32 power of two");
+  writer = GgufWriter::create(dir.file("out.gguf"));
+  EXPECT_EQ(writer->add_tensor(std::string(64, 'n'), TypeId::f32, {1}).error().reason(),
+            "name of 64 bytes is too long (at most 63)");
+  writer = GgufWriter::create(dir.file("out.gguf"));
+  EXPECT_EQ(writer->add_tensor("t", TypeId::f32, {1, 1, 1, 1, 1}).error().reason(), "5 dimensions (at most 4)");
+  Result<GgufWriter> bad = GgufWriter::create(dir.file("out.gguf"), WriterOptions{24, false});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().reason(), "alignment 24 is not a power of two");
+  Result<GgufWriter> no_dir = GgufWriter::create(dir.file("missing/out.gguf"));
+  ASSERT_FALSE(no_dir);
+  EXPECT_EQ(no_dir.error().kind(), ErrorKind::io);
+}
+
+TEST(GgufWriter, DestructionWithoutCommitLeavesNothingAndCommitReplacesAtomically) {
+  TempDir dir;
+  const std::string output = dir.file("out.gguf");
+  {
+    std::ofstream(output) << "previous contents";
+  }
+  std::string temp;
+  {
+    GgufWriter writer = begun_writer(output);
+    temp = writer.temp_path();
+    EXPECT_EQ(temp, dir.file(".out.gguf.tmp-" + std::to_string(::getpid())));
+    ASSERT_TRUE(writer.write_tensor("a", std::vector<uint8_t>(16)));
+    // Until commit the old output is untouched.
+    EXPECT_EQ(read_bytes(output).size(), std::string("previous contents").size());
+  }
+  EXPECT_FALSE(fs::exists(temp));
+  EXPECT_EQ(read_bytes(output).size(), std::string("previous contents").size());
+
+  GgufWriter writer = begun_writer(output);
+  ASSERT_TRUE(writer.write_tensor("a", std::vector<uint8_t>(16, 7)));
+  ASSERT_TRUE(writer.write_tensor("b", std::vector<uint8_t>(8, 9)));
+  GgufWriter moved = std::move(writer);  // moving keeps the one temporary file
+  ASSERT_TRUE(moved.commit());
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"out.gguf"});
+  Result<GgufFile> file = GgufFile::open(output);
+  ASSERT_TRUE(file) << file.error().message();
+  EXPECT_EQ(*file->read_tensor_data(*file->find_tensor("b")), std::vector<uint8_t>(8, 9));
+}
+
+TEST(GgufWriter, FsyncOptionCommits) {
+  TempDir dir;
+  Result<GgufWriter> writer = GgufWriter::create(dir.file("synced.gguf"), WriterOptions{32, true});
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE(writer->add_metadata("k", Value::u8(1)));
+  ASSERT_TRUE(writer->begin());
+  ASSERT_TRUE(writer->commit());
+  EXPECT_TRUE(GgufFile::open(dir.file("synced.gguf")));
+}
+
+TEST(GgufWriter, KilledWriterLeavesOnlyATemporaryFileThatCleanupRemoves) {
+  TempDir dir;
+  const std::string output = dir.file("model.gguf");
+  // A child starts a writer and is SIGKILLed mid-stream: only its temporary file may remain.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Result<GgufWriter> writer = GgufWriter::create(output);
+    if (!writer || !writer->add_tensor("a", TypeId::f32, {4}) || !writer->begin()) _exit(1);
+    ::kill(::getpid(), SIGKILL);
+    _exit(2);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wstatus));
+  const std::string stale = ".model.gguf.tmp-" + std::to_string(child);
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{stale});
+
+  // A live writer's file (ours), an unrelated file and a look-alike without a pid are left alone.
+  GgufWriter live = begun_writer(output);
+  { std::ofstream(dir.file(".model.gguf.tmp-abc")) << "x"; }
+  { std::ofstream(dir.file(".other.gguf.tmp-" + std::to_string(child))) << "x"; }
+  Result<int> removed = remove_stale_temp_files(output);
+  ASSERT_TRUE(removed) << removed.error().message();
+  EXPECT_EQ(*removed, 1);
+  EXPECT_FALSE(fs::exists(dir.file(stale)));
+  EXPECT_TRUE(fs::exists(live.temp_path()));
+  EXPECT_TRUE(fs::exists(dir.file(".model.gguf.tmp-abc")));
+  EXPECT_TRUE(fs::exists(dir.file(".other.gguf.tmp-" + std::to_string(child))));
+  EXPECT_FALSE(fs::exists(output));
+}
+
+}  // namespace
+}  // namespace quant
