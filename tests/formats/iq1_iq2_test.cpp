@@ -248,6 +248,27 @@ TEST(IqRoundTrip, RowsAreQuantizedIndependently) {
   }
 }
 
+// ggml aborts or reads out of bounds on some non-finite or overflowing inputs; we must do neither. The result
+// is either quantized data or an error about a non-finite scale.
+TEST(IqRoundTrip, NonFiniteAndHugeInputsAreHandledWithoutCrashing) {
+  const std::vector<float> weights(kBlock, 1.0f);
+  const float specials[] = {std::nanf(""), INFINITY, -INFINITY, 3e38f, -1e30f, 1e-40f};
+  for (const char* name : kTypes) {
+    const FormatInfo& format = format_named(name);
+    for (const float special : specials) {
+      std::vector<float> x = gaussian(kBlock, 8);
+      for (size_t i = 0; i < x.size(); i += 37) x[i] = special;
+      std::vector<uint8_t> bytes(format.block_bytes);
+      const Status status = quantize_rows(format, x.data(), bytes.data(), 1, kBlock, weights.data());
+      if (!status.ok()) {
+        EXPECT_NE(status.error().message().find("not finite"), std::string::npos) << name;
+      }
+      std::vector<float> y(kBlock);
+      EXPECT_TRUE(dequantize_values(format, bytes.data(), y.data(), kBlock).ok());
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Refusals and validation.
 
