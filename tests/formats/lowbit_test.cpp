@@ -137,6 +137,15 @@ TEST(Q2_0, LayoutMatchesDocumentation) {
   EXPECT_EQ(dequantize(format_of(TypeId::q2_0), block, 64), expected);
 }
 
+// A subnormal block maximum makes ggml's 1 / d infinite; converting the infinite or NaN product to int gives
+// x86's INT_MIN, which the clamp turns into code 0 for every value.
+TEST(Q2_0, SubnormalMaximumGivesCodeZero) {
+  std::vector<float> x(64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 3) - 1) * 1e-39f;
+  const std::vector<uint8_t> q = quantize(format_of(TypeId::q2_0), x);
+  for (size_t byte = 2; byte < 18; ++byte) EXPECT_EQ(q[byte], 0) << "byte " << byte;
+}
+
 // ggml compares x >= 0: -0.0 counts as positive.
 TEST(Q1_0, NegativeZeroIsPositive) {
   std::vector<float> x(128, 2.0f);

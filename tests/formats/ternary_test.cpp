@@ -93,6 +93,20 @@ TEST_P(Ternary, ZerosGiveZeroScale) {
   EXPECT_EQ(dequantize(format(), q, x.size()), x);
 }
 
+// A subnormal block maximum makes ggml's 1 / d infinite; lroundf of the infinite (or NaN, for zeros)
+// products gives LONG_MIN on x86-64 glibc, and ggml's `+ 1` truncated to int makes every trit 1 (zero).
+TEST_P(Ternary, SubnormalMaximumGivesAllZeroTrits) {
+  std::vector<float> x(kBlock);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 3) - 1) * 1e-39f;
+  const std::vector<uint8_t> q = quantize(format(), x);
+  if (GetParam() == TypeId::tq2_0) {
+    for (size_t byte = 0; byte < 64; ++byte) EXPECT_EQ(q[byte], 0x55) << "byte " << byte;  // four codes 1
+  } else {
+    for (size_t byte = 0; byte < 48; ++byte) EXPECT_EQ(q[byte], (121 * 256 + 242) / 243) << "byte " << byte;
+    for (size_t byte = 48; byte < 52; ++byte) EXPECT_EQ(q[byte], (120 * 256 + 242) / 243) << "byte " << byte;
+  }
+}
+
 TEST_P(Ternary, ValidationRejectsNonFiniteScale) {
   std::vector<uint8_t> blocks(3 * format().block_bytes, 0x11);
   EXPECT_TRUE(validate_blocks(format(), blocks.data(), 3).ok());
