@@ -146,4 +146,34 @@ inline SnapshotModel build_dense_model(const Snapshot& snapshot, const DenseLayo
   return model;
 }
 
+// gpt-oss: grouped-query attention with 64-value heads, attention sinks, and every feed-forward as 3-D expert
+// tensors (ne2 = n_expert) behind a router; rows of n_embd = 2880 do not fill 256-value blocks.
+inline SnapshotModel build_gpt_oss_model(const Snapshot& snapshot) {
+  SnapshotModel model;
+  model.params = params_from(snapshot, "gpt-oss");
+  const int64_t n_embd = header_value(snapshot, "n_embd");
+  const int64_t n_ff = header_value(snapshot, "n_ff");
+  const int64_t n_vocab = 201088;  // the header's n_vocab is 0 (no vocabulary in the metadata); rows do not matter
+  const int64_t head_dim = 64;
+  const int64_t n_expert = model.params.n_expert;
+  TensorListBuilder add(model.tensors);
+  add.add("token_embd.weight", {n_embd, n_vocab});
+  add.add("output.weight", {n_embd, n_vocab});
+  add.add("output_norm.weight", {n_embd});
+  for (int layer = 0; layer < model.params.n_layer; ++layer) {
+    add.add_block(layer, "attn_norm.weight", {n_embd});
+    add.add_block(layer, "attn_q.weight", {n_embd, model.params.n_head * head_dim});
+    add.add_block(layer, "attn_k.weight", {n_embd, model.params.n_head_kv * head_dim});
+    add.add_block(layer, "attn_v.weight", {n_embd, model.params.n_head_kv * head_dim});
+    add.add_block(layer, "attn_output.weight", {model.params.n_head * head_dim, n_embd});
+    add.add_block(layer, "attn_sinks.weight", {model.params.n_head});
+    add.add_block(layer, "post_attention_norm.weight", {n_embd});
+    add.add_block(layer, "ffn_gate_inp.weight", {n_embd, n_expert});
+    add.add_block(layer, "ffn_gate_exps.weight", {n_embd, n_ff, n_expert});
+    add.add_block(layer, "ffn_up_exps.weight", {n_embd, n_ff, n_expert});
+    add.add_block(layer, "ffn_down_exps.weight", {n_ff, n_embd, n_expert});
+  }
+  return model;
+}
+
 }  // namespace quant::testing

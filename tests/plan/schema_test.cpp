@@ -36,6 +36,7 @@ std::vector<SnapshotCase> snapshot_cases() {
        [](const Snapshot& s) { return build_dense_model(s, {"llama", 128, false, false, false, true}); }},
       {"gemma-3-4b-it.schema",
        [](const Snapshot& s) { return build_dense_model(s, {"gemma3", 256, true, true, true, false}); }},
+      {"gpt-oss-120b.schema", [](const Snapshot& s) { return testing::build_gpt_oss_model(s); }},
   };
 }
 
