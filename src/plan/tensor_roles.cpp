@@ -66,7 +66,7 @@ bool ends_in_weight_as_llama_does(std::string_view name) {
 TensorRole role_of(std::string_view name) {
   if (name == "output.weight") return TensorRole::output;
   if (name == "token_embd.weight" || name == "per_layer_token_embd.weight") return TensorRole::token_embedding;
-  // The order of these tests is llama.cpp's; "attn_qkv.weight" must be seen before "attn_v.weight"... etc.
+  // llama.cpp tests these in this order and the first match decides.
   if (contains(name, "attn_qkv.weight")) return TensorRole::attn_qkv;
   if (contains(name, "attn_kv_b.weight")) return TensorRole::attn_kv_b;
   if (contains(name, "attn_v.weight")) return TensorRole::attn_v;
