@@ -154,7 +154,8 @@ void weighted_symmetric_levels(const float* x, const float* importance, float si
   for (int j = 0; j < kBlock; ++j) levels[j] = static_cast<uint8_t>(signed_levels[j]);
 }
 
-// Quantizes rows with a per-block function of (x, row sigma2 or unused, block) -> block.
+// Quantizes rows block by block with quantize_block(x, importance or null, row sigma2, block); sigma2, the mean
+// square of the whole row, is computed only when importance weights are given.
 template <typename Block, typename QuantizeBlock>
 void quantize_each_block(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
                          QuantizeBlock quantize_block) {
@@ -171,32 +172,36 @@ void quantize_each_block(const float* src, void* dst, int64_t nrows, int64_t n_p
   }
 }
 
+// One q4_0 block: the reference rule without importance weights, the weighted search with them; nibble-packed.
+void quantize_block_q4_0(const float* x, const float* importance, float sigma2, BlockQ4_0& block) {
+  uint8_t levels[kBlock];
+  if (importance == nullptr) {
+    reference_symmetric_levels<16>(x, &block.d, levels);
+  } else {
+    weighted_symmetric_levels<16>(x, importance, sigma2, &block.d, levels);
+  }
+  for (int j = 0; j < kBlock / 2; ++j) {
+    block.qs[j] = static_cast<uint8_t>(levels[j] | (levels[j + 16] << 4));
+  }
+}
+
 void quantize_q4_0(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  quantize_each_block<BlockQ4_0>(src, dst, nrows, n_per_row, importance,
-                                 [](const float* x, const float* w, float sigma2, BlockQ4_0& block) {
-                                   uint8_t levels[kBlock];
-                                   if (w == nullptr) {
-                                     reference_symmetric_levels<16>(x, &block.d, levels);
-                                   } else {
-                                     weighted_symmetric_levels<16>(x, w, sigma2, &block.d, levels);
-                                   }
-                                   for (int j = 0; j < kBlock / 2; ++j) {
-                                     block.qs[j] = static_cast<uint8_t>(levels[j] | (levels[j + 16] << 4));
-                                   }
-                                 });
+  quantize_each_block<BlockQ4_0>(src, dst, nrows, n_per_row, importance, quantize_block_q4_0);
+}
+
+// One q5_0 block: as q4_0 with 32 levels; the fifth bits go to qh.
+void quantize_block_q5_0(const float* x, const float* importance, float sigma2, BlockQ5_0& block) {
+  uint8_t levels[kBlock];
+  if (importance == nullptr) {
+    reference_symmetric_levels<32>(x, &block.d, levels);
+  } else {
+    weighted_symmetric_levels<32>(x, importance, sigma2, &block.d, levels);
+  }
+  pack_five_bit(levels, block.qs, block.qh);
 }
 
 void quantize_q5_0(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  quantize_each_block<BlockQ5_0>(src, dst, nrows, n_per_row, importance,
-                                 [](const float* x, const float* w, float sigma2, BlockQ5_0& block) {
-                                   uint8_t levels[kBlock];
-                                   if (w == nullptr) {
-                                     reference_symmetric_levels<32>(x, &block.d, levels);
-                                   } else {
-                                     weighted_symmetric_levels<32>(x, w, sigma2, &block.d, levels);
-                                   }
-                                   pack_five_bit(levels, block.qs, block.qh);
-                                 });
+  quantize_each_block<BlockQ5_0>(src, dst, nrows, n_per_row, importance, quantize_block_q5_0);
 }
 
 // ---- q4_1 and q5_1: scale and minimum ----
@@ -233,52 +238,58 @@ void weighted_offset_levels(const float* x, const float* importance, float sigma
   *m_field = fp32_to_fp16(offset);
 }
 
+// One q4_1 block: the reference range rule without importance weights, the weighted offset search with them.
+void quantize_block_q4_1(const float* x, const float* importance, float sigma2, BlockQ4_1& block) {
+  uint8_t levels[kBlock];
+  if (importance == nullptr) {
+    reference_offset_levels<16, true>(x, &block.d, &block.m, levels);
+  } else {
+    weighted_offset_levels<16>(x, importance, sigma2, &block.d, &block.m, levels);
+  }
+  for (int j = 0; j < kBlock / 2; ++j) {
+    block.qs[j] = static_cast<uint8_t>(levels[j] | (levels[j + 16] << 4));
+  }
+}
+
 void quantize_q4_1(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  quantize_each_block<BlockQ4_1>(src, dst, nrows, n_per_row, importance,
-                                 [](const float* x, const float* w, float sigma2, BlockQ4_1& block) {
-                                   uint8_t levels[kBlock];
-                                   if (w == nullptr) {
-                                     reference_offset_levels<16, true>(x, &block.d, &block.m, levels);
-                                   } else {
-                                     weighted_offset_levels<16>(x, w, sigma2, &block.d, &block.m, levels);
-                                   }
-                                   for (int j = 0; j < kBlock / 2; ++j) {
-                                     block.qs[j] = static_cast<uint8_t>(levels[j] | (levels[j + 16] << 4));
-                                   }
-                                 });
+  quantize_each_block<BlockQ4_1>(src, dst, nrows, n_per_row, importance, quantize_block_q4_1);
+}
+
+// One q5_1 block: as q4_1 with 32 levels; the fifth bits go to qh.
+void quantize_block_q5_1(const float* x, const float* importance, float sigma2, BlockQ5_1& block) {
+  uint8_t levels[kBlock];
+  if (importance == nullptr) {
+    reference_offset_levels<32, false>(x, &block.d, &block.m, levels);
+  } else {
+    weighted_offset_levels<32>(x, importance, sigma2, &block.d, &block.m, levels);
+  }
+  pack_five_bit(levels, block.qs, block.qh);
 }
 
 void quantize_q5_1(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  quantize_each_block<BlockQ5_1>(src, dst, nrows, n_per_row, importance,
-                                 [](const float* x, const float* w, float sigma2, BlockQ5_1& block) {
-                                   uint8_t levels[kBlock];
-                                   if (w == nullptr) {
-                                     reference_offset_levels<32, false>(x, &block.d, &block.m, levels);
-                                   } else {
-                                     weighted_offset_levels<32>(x, w, sigma2, &block.d, &block.m, levels);
-                                   }
-                                   pack_five_bit(levels, block.qs, block.qh);
-                                 });
+  quantize_each_block<BlockQ5_1>(src, dst, nrows, n_per_row, importance, quantize_block_q5_1);
 }
 
-// ---- q8_0: symmetric, scale = absmax / 127, levels rounded half away from zero; ignores importance ----
+// ---- q8_0 ----
+
+// One q8_0 block: scale absmax / 127, levels rounded half away from zero (importance is ignored, as in ggml).
+void quantize_block_q8_0(const float* x, const float* /*importance*/, float /*sigma2*/, BlockQ8_0& block) {
+  float magnitude = 0.0f;
+  for (int j = 0; j < kBlock; ++j) {
+    // ggml's MAX(a, b) form, which also decides how a NaN propagates
+    const float v = std::fabs(x[j]);
+    magnitude = magnitude > v ? magnitude : v;
+  }
+  const float d = magnitude / 127.0f;
+  const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+  block.d = fp32_to_fp16(d);
+  for (int j = 0; j < kBlock; ++j) {
+    block.qs[j] = low_byte_signed(truncate_like_x86(std::round(x[j] * inverse)));
+  }
+}
 
 void quantize_q8_0(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* /*importance*/) {
-  quantize_each_block<BlockQ8_0>(src, dst, nrows, n_per_row, nullptr,
-                                 [](const float* x, const float*, float, BlockQ8_0& block) {
-                                   float magnitude = 0.0f;
-                                   for (int j = 0; j < kBlock; ++j) {
-                                     // ggml's MAX(a, b) form, which also decides how a NaN propagates
-                                     const float v = std::fabs(x[j]);
-                                     magnitude = magnitude > v ? magnitude : v;
-                                   }
-                                   const float d = magnitude / 127.0f;
-                                   const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
-                                   block.d = fp32_to_fp16(d);
-                                   for (int j = 0; j < kBlock; ++j) {
-                                     block.qs[j] = low_byte_signed(truncate_like_x86(std::round(x[j] * inverse)));
-                                   }
-                                 });
+  quantize_each_block<BlockQ8_0>(src, dst, nrows, n_per_row, nullptr, quantize_block_q8_0);
 }
 
 // ---- dequantization: value = level * d (+ m), levels of the symmetric types re-centred ----
