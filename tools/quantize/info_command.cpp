@@ -1,15 +1,219 @@
-// `quantize info FILE`: what a person needs to know about a model file.
+// `quantize info FILE`: what a person needs to know about a model file: version, alignment, metadata (long
+// arrays summarised), tensors, and totals by type. With --json, the same as one JSON document (docs/info-json.md).
+#include <fmt/format.h>
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
 #include "command.h"
+#include "quant/gguf.h"
 
 namespace quant::cli {
+namespace {
+
+constexpr uint64_t kArrayHead = 8;          // array elements shown before "..."
+constexpr size_t kMaxShownStringBytes = 64;  // longer strings are cut in the text view
+
+// A string for a terminal: quoted, control characters escaped, long ones cut.
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size() && i < kMaxShownStringBytes; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += char(c);
+    }
+  }
+  out += '"';
+  if (text.size() > kMaxShownStringBytes) out += fmt::format("...({} bytes)", text.size());
+  return out;
+}
+
+std::string scalar_text(const Value& v) {
+  switch (v.type()) {
+    case ValueType::u8: return fmt::format("{}", v.as<uint8_t>());
+    case ValueType::i8: return fmt::format("{}", v.as<int8_t>());
+    case ValueType::u16: return fmt::format("{}", v.as<uint16_t>());
+    case ValueType::i16: return fmt::format("{}", v.as<int16_t>());
+    case ValueType::u32: return fmt::format("{}", v.as<uint32_t>());
+    case ValueType::i32: return fmt::format("{}", v.as<int32_t>());
+    case ValueType::f32: return fmt::format("{}", v.as<float>());
+    case ValueType::boolean: return v.as<bool>() ? "true" : "false";
+    case ValueType::u64: return fmt::format("{}", v.as<uint64_t>());
+    case ValueType::i64: return fmt::format("{}", v.as<int64_t>());
+    case ValueType::f64: return fmt::format("{}", v.as<double>());
+    case ValueType::string: return quoted(v.as_string());
+    case ValueType::array: break;
+  }
+  return "";
+}
+
+// "array[string] x512: "a", "b", ..." (nested arrays shown by their own summaries).
+std::string value_text(const Value& v) {
+  if (!v.is_array()) return fmt::format("{} {}", value_type_name(v.type()), scalar_text(v));
+  std::string out = fmt::format("array[{}] x{}", value_type_name(v.element_type()), v.size());
+  for (uint64_t i = 0; i < v.size() && i < kArrayHead; ++i) {
+    const Value item = v.element(i);
+    out += i == 0 ? ": " : ", ";
+    out += item.is_array() ? "(" + value_text(item) + ")" : scalar_text(item);
+  }
+  if (v.size() > kArrayHead) out += ", ...";
+  return out;
+}
+
+nlohmann::json scalar_json(const Value& v) {
+  switch (v.type()) {
+    case ValueType::u8: return v.as<uint8_t>();
+    case ValueType::i8: return v.as<int8_t>();
+    case ValueType::u16: return v.as<uint16_t>();
+    case ValueType::i16: return v.as<int16_t>();
+    case ValueType::u32: return v.as<uint32_t>();
+    case ValueType::i32: return v.as<int32_t>();
+    case ValueType::f32: return v.as<float>();
+    case ValueType::boolean: return v.as<bool>();
+    case ValueType::u64: return v.as<uint64_t>();
+    case ValueType::i64: return v.as<int64_t>();
+    case ValueType::f64: return v.as<double>();
+    case ValueType::string: return std::string(v.as_string());
+    case ValueType::array: break;
+  }
+  return nullptr;
+}
+
+// {"type": "u32", "value": 5} or {"type": "array", "element_type": ..., "count": N, "head": [...]}.
+nlohmann::json value_json(const Value& v) {
+  nlohmann::json out;
+  out["type"] = value_type_name(v.type());
+  if (!v.is_array()) {
+    out["value"] = scalar_json(v);
+    return out;
+  }
+  out["element_type"] = value_type_name(v.element_type());
+  out["count"] = v.size();
+  nlohmann::json head = nlohmann::json::array();
+  for (uint64_t i = 0; i < v.size() && i < kArrayHead; ++i) {
+    const Value item = v.element(i);
+    head.push_back(item.is_array() ? value_json(item) : scalar_json(item));
+  }
+  out["head"] = std::move(head);
+  return out;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+struct TypeTotals {
+  uint64_t tensors = 0;
+  uint64_t parameters = 0;
+  uint64_t bytes = 0;
+};
+
+double bits_per_weight(uint64_t bytes, uint64_t parameters) {
+  return parameters == 0 ? 0.0 : 8.0 * double(bytes) / double(parameters);
+}
+
+// Totals per tensor type, ordered by type name.
+std::map<std::string, TypeTotals> totals_by_type(const GgufFile& file) {
+  std::map<std::string, TypeTotals> totals;
+  for (const TensorInfo& tensor : file.tensors()) {
+    TypeTotals& t = totals[std::string(format_of(tensor.type).name)];
+    ++t.tensors;
+    t.parameters += uint64_t(tensor.element_count());
+    t.bytes += tensor.size_bytes;
+  }
+  return totals;
+}
+
+void print_text(const GgufFile& file) {
+  fmt::print("file: {}\n", file.path());
+  fmt::print("GGUF version {}{}, alignment {}, {} bytes, data section at {:#x}\n", file.version(),
+             file.byte_swapped_magic() ? " (byte-swapped magic \"FUGG\")" : "", file.alignment(), file.file_size(),
+             file.data_offset());
+
+  fmt::print("\nmetadata ({} keys):\n", file.metadata().size());
+  size_t key_width = 0;
+  for (const KeyValue& kv : file.metadata()) key_width = std::max(key_width, kv.key.size());
+  for (const KeyValue& kv : file.metadata()) fmt::print("  {:<{}}  {}\n", kv.key, key_width, value_text(kv.value));
+
+  fmt::print("\ntensors ({}):\n", file.tensors().size());
+  if (!file.tensors().empty()) {
+    size_t name_width = 4;
+    for (const TensorInfo& t : file.tensors()) name_width = std::max(name_width, t.name.size());
+    fmt::print("  {:<{}}  {:<8} {:<24} {:>14} {:>14}\n", "name", name_width, "type", "shape", "bytes", "offset");
+    for (const TensorInfo& t : file.tensors()) {
+      fmt::print("  {:<{}}  {:<8} {:<24} {:>14} {:>#14x}\n", t.name, name_width, format_of(t.type).name,
+                 shape_text(t.shape), t.size_bytes, t.offset);
+    }
+  }
+
+  const uint64_t parameters = file.total_elements();
+  const uint64_t bytes = file.total_tensor_bytes();
+  fmt::print("\ntotals: {} tensors, {} parameters, {} bytes of tensor data, {:.4f} bits per weight\n",
+             file.tensors().size(), parameters, bytes, bits_per_weight(bytes, parameters));
+  for (const auto& [type, t] : totals_by_type(file)) {
+    fmt::print("  {:<8} {:>6} tensors {:>14} parameters {:>14} bytes {:>8.4f} bpw\n", type, t.tensors, t.parameters,
+               t.bytes, bits_per_weight(t.bytes, t.parameters));
+  }
+}
+
+void print_json(const GgufFile& file) {
+  nlohmann::json doc;
+  doc["file"] = file.path();
+  doc["version"] = file.version();
+  doc["byte_swapped_magic"] = file.byte_swapped_magic();
+  doc["alignment"] = file.alignment();
+  doc["file_size"] = file.file_size();
+  doc["data_offset"] = file.data_offset();
+  nlohmann::json metadata = nlohmann::json::array();
+  for (const KeyValue& kv : file.metadata()) {
+    nlohmann::json entry = value_json(kv.value);
+    entry["key"] = kv.key;
+    metadata.push_back(std::move(entry));
+  }
+  doc["metadata"] = std::move(metadata);
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const TensorInfo& t : file.tensors()) {
+    tensors.push_back({{"name", t.name}, {"type", format_of(t.type).name}, {"shape", t.shape},
+                       {"parameters", t.element_count()}, {"bytes", t.size_bytes}, {"offset", t.offset}});
+  }
+  doc["tensors"] = std::move(tensors);
+  const uint64_t parameters = file.total_elements();
+  const uint64_t bytes = file.total_tensor_bytes();
+  nlohmann::json by_type = nlohmann::json::array();
+  for (const auto& [type, t] : totals_by_type(file)) {
+    by_type.push_back({{"type", type}, {"tensors", t.tensors}, {"parameters", t.parameters}, {"bytes", t.bytes},
+                       {"bits_per_weight", bits_per_weight(t.bytes, t.parameters)}});
+  }
+  doc["totals"] = {{"tensors", file.tensors().size()}, {"parameters", parameters}, {"bytes", bytes},
+                   {"bits_per_weight", bits_per_weight(bytes, parameters)}, {"by_type", std::move(by_type)}};
+  // Metadata strings are not guaranteed UTF-8: replace invalid bytes rather than fail.
+  fmt::print("{}\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+}  // namespace
 
 Command add_info_command(CLI::App& parent, GlobalOptions& globals) {
   auto* app = parent.add_subcommand("info", "Describe a GGUF file: version, metadata, tensors, totals");
   auto file = std::make_shared<std::string>();
   app->add_option("FILE", *file, "GGUF file to describe")->required();
   return Command{app, [file, &globals]() -> int {
-                   (void)globals;
-                   return fail(impossible("info is not implemented yet").in_file(*file));
+                   Result<GgufFile> gguf = GgufFile::open(*file);
+                   if (!gguf) return fail(gguf.error());
+                   if (globals.json) {
+                     print_json(*gguf);
+                   } else {
+                     print_text(*gguf);
+                   }
+                   return kExitOk;
                  }};
 }
 
