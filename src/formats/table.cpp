@@ -24,8 +24,10 @@ struct TypeMetadata {
 };
 
 // Facts of the ggml format (ggml-types.tsv in the reference data): id, name, block, bytes, quantized,
-// reads importance weights, requires them. ggml asserts on a missing importance vector only for iq2_xxs,
-// iq2_xs, iq1_s and iq1_m; llama-quantize's stricter policy (iq2_s, iq3_xxs too) lives in the plan.
+// reads importance weights, requires them. ggml refuses to quantize iq2_xxs, iq2_xs and iq1_s without
+// importance weights; iq1_m is marked too because llama-quantize refuses it (its ggml quantizer would fall
+// back to x² weights). llama-quantize's wider policy (iq2_s, iq3_xxs) lives in the plan. q1_0 and q2_0
+// accept importance weights but ignore them.
 constexpr TypeMetadata kTypes[] = {
     {TypeId::f32, "f32", 1, 4, false, false, false},
     {TypeId::f16, "f16", 1, 2, false, false, false},
@@ -60,8 +62,8 @@ constexpr TypeMetadata kTypes[] = {
     {TypeId::tq2_0, "tq2_0", 256, 66, true, false, false},
     {TypeId::mxfp4, "mxfp4", 32, 17, true, false, false},
     {TypeId::nvfp4, "nvfp4", 64, 36, true, false, false},
-    {TypeId::q1_0, "q1_0", 128, 18, true, true, false},
-    {TypeId::q2_0, "q2_0", 64, 18, true, true, false},
+    {TypeId::q1_0, "q1_0", 128, 18, true, false, false},
+    {TypeId::q2_0, "q2_0", 64, 18, true, false, false},
 };
 
 struct Table {

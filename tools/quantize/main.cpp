@@ -49,8 +49,11 @@ int run(int argc, char** argv) {
   app.add_flag("-q,--quiet", globals.quiet, "Print errors only");
   app.add_flag("-v,--verbose", globals.verbose, "Print debug logs on stderr");
 
+  app.fallthrough();  // global flags (--json, -q, -v) are accepted after a subcommand too
+  const Command convert_job = add_convert_options(app, globals);
   std::vector<Command> commands;
   commands.push_back(add_info_command(app, globals));
+  commands.push_back(add_calibrate_command(app, globals));
 
   try {
     app.parse(argc, argv);
@@ -68,8 +71,7 @@ int run(int argc, char** argv) {
   for (const Command& command : commands) {
     if (command.app != nullptr && *command.app) return command.run();
   }
-  std::cerr << app.help();
-  return kExitUsage;
+  return convert_job.run();
 }
 
 }  // namespace

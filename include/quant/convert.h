@@ -1,0 +1,70 @@
+// The main job: convert a GGUF model to one or more quantized GGUF files, as llama-quantize would.
+//
+//   open input -> plan each target (which tensor gets which type) -> create one streaming, atomic writer per
+//   target -> for each tensor in output order, for each chunk of rows: read once, widen to float32 once,
+//   quantize for every target, measure the error, append -> commit every output -> report.
+// Memory stays bounded by one chunk of rows (a few MiB), not by the model or its largest tensor. The output is
+// byte-identical to llama-quantize's for the same input, type and options (docs/compatibility.md says where we
+// differ on purpose), and does not depend on the thread count.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "quant/error.h"
+#include "quant/formats.h"
+#include "quant/plan.h"
+#include "quant/report.h"
+
+namespace quant {
+
+struct ConvertTarget {
+  std::string type_name;  // a llama-quantize TYPE: "Q4_K_M", "q8_0", "COPY", "15"...
+  std::string output;     // empty: "<input stem>-<TYPE>.gguf" beside the input
+};
+
+// Called after every chunk: bytes of input tensor data consumed so far, and the total to consume.
+using ProgressCallback = std::function<void(uint64_t done_bytes, uint64_t total_bytes, const std::string& tensor)>;
+
+struct ConvertRequest {
+  std::string input;
+  std::vector<ConvertTarget> targets;  // one or more outputs from one read of the input
+
+  // Per-tensor type choice (llama-quantize's options of the same names).
+  bool pure = false;
+  bool leave_output_tensor = false;
+  bool allow_requantize = false;
+  std::optional<TypeId> output_tensor_type;
+  std::optional<TypeId> token_embedding_type;
+  std::vector<TensorTypeOverride> tensor_types;
+
+  // Importance matrix: the path is recorded in `quantize.imatrix.file` exactly as given here.
+  std::string imatrix_path;
+  std::vector<std::string> include_weights;  // keep only entries whose name contains one of these
+  std::vector<std::string> exclude_weights;  // drop entries whose name contains one of these
+
+  std::vector<KvOverride> kv_overrides;  // --override-kv, applied after the standard keys
+
+  bool dry_run = false;           // plan and size only; nothing is written
+  bool overwrite = false;         // replace an existing output (otherwise an I/O error)
+  bool fsync = false;             // flush output to disk before renaming it into place
+  bool allow_non_finite = false;  // accept NaN/Inf in input float tensors (llama.cpp refuses them)
+  int threads = 0;                // 0: all cores
+  uint64_t chunk_bytes = uint64_t(8) << 20;  // float32 bytes of rows processed at once (memory bound)
+
+  ProgressCallback progress;                 // may be empty
+  const std::atomic<bool>* cancel = nullptr; // when set and true, stop with an `interrupted` error
+};
+
+// The default output path for a target: "<dir of input>/<input stem>-<TYPE>.gguf".
+std::string default_output_path(const std::string& input, const std::string& type_name);
+
+// Converts `request.input` to every target. On any error no output file is created or changed and the
+// input is untouched; the error names the file, tensor or option at fault.
+Result<std::vector<ConversionReport>> convert(const ConvertRequest& request);
+
+}  // namespace quant

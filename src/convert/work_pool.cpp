@@ -1,0 +1,64 @@
+#include "convert/work_pool.h"
+
+#include <algorithm>
+
+namespace quant::convert_internal {
+
+WorkPool::WorkPool(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+WorkPool::~WorkPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  work_ready_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+}
+
+void WorkPool::run(int parts, const std::function<void(int)>& task) {
+  if (parts <= 0) return;
+  if (workers_.empty() || parts == 1) {
+    for (int part = 0; part < parts; ++part) task(part);
+    return;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  task_ = &task;
+  parts_ = parts;
+  next_part_ = 0;
+  unfinished_ = parts;
+  ++generation_;
+  work_ready_.notify_all();
+  // The caller takes parts too, then waits for the stragglers.
+  while (next_part_ < parts_) {
+    const int part = next_part_++;
+    lock.unlock();
+    task(part);
+    lock.lock();
+    --unfinished_;
+  }
+  work_done_.wait(lock, [this] { return unfinished_ == 0; });
+  task_ = nullptr;
+}
+
+void WorkPool::worker_loop() {
+  uint64_t seen_generation = 0;
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    work_ready_.wait(lock, [&] { return stopping_ || (generation_ != seen_generation && next_part_ < parts_); });
+    if (stopping_) return;
+    seen_generation = generation_;
+    while (task_ != nullptr && next_part_ < parts_) {
+      const int part = next_part_++;
+      const std::function<void(int)>* task = task_;
+      lock.unlock();
+      (*task)(part);
+      lock.lock();
+      if (--unfinished_ == 0) work_done_.notify_all();
+    }
+  }
+}
+
+}  // namespace quant::convert_internal

@@ -1,0 +1,186 @@
+// The main job: `quantize INPUT --to TYPE[,TYPE...] [-o OUTPUT...] [options]`.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "progress.h"
+#include "quant/convert.h"
+#include "report_printer.h"
+
+namespace quant::cli {
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_interrupt(int) { g_interrupted.store(true); }
+
+// SIGINT and SIGTERM ask the conversion to stop at the next chunk; it then removes its temporary files and
+// we exit 130. A second signal while stopping has the default effect.
+void install_interrupt_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t comma; (comma = text.find(',', start)) != std::string::npos; start = comma + 1) {
+    parts.push_back(text.substr(start, comma - start));
+  }
+  parts.push_back(text.substr(start));
+  return parts;
+}
+
+struct ConvertArgs {
+  std::string input;
+  std::string to;
+  std::vector<std::string> outputs;
+  std::string imatrix;
+  std::vector<std::string> include_weights, exclude_weights;
+  std::string output_tensor_type, token_embedding_type;
+  std::vector<std::string> tensor_types;
+  std::string tensor_type_file;
+  std::vector<std::string> override_kv;
+  bool pure = false, allow_requantize = false, leave_output_tensor = false, dry_run = false, force = false;
+  bool fsync = false, allow_non_finite = false;
+  int threads = 0;
+};
+
+Result<ConvertRequest> build_request(const ConvertArgs& args) {
+  ConvertRequest request;
+  request.input = args.input;
+  const std::vector<std::string> types = split_commas(args.to);
+  if (!args.outputs.empty() && args.outputs.size() != types.size()) {
+    return usage_error(fmt::format("{} output paths given for {} target types: give one -o per type, or none",
+                                   args.outputs.size(), types.size()));
+  }
+  for (size_t i = 0; i < types.size(); ++i) {
+    if (types[i].empty()) return usage_error(fmt::format("--to '{}' has an empty type name", args.to));
+    request.targets.push_back(ConvertTarget{types[i], args.outputs.empty() ? "" : args.outputs[i]});
+  }
+  if (!args.include_weights.empty() && !args.exclude_weights.empty()) {
+    return usage_error("--include-weights and --exclude-weights cannot be combined");
+  }
+  if ((!args.include_weights.empty() || !args.exclude_weights.empty()) && args.imatrix.empty()) {
+    return usage_error("--include-weights / --exclude-weights need --imatrix");
+  }
+  request.imatrix_path = args.imatrix;
+  request.include_weights = args.include_weights;
+  request.exclude_weights = args.exclude_weights;
+  request.pure = args.pure;
+  request.allow_requantize = args.allow_requantize;
+  request.leave_output_tensor = args.leave_output_tensor;
+  request.dry_run = args.dry_run;
+  request.overwrite = args.force;
+  request.fsync = args.fsync;
+  request.allow_non_finite = args.allow_non_finite;
+  if (args.threads < 0) return usage_error("--threads must be 0 (all cores) or more");
+  request.threads = args.threads;
+  if (!args.output_tensor_type.empty()) {
+    QUANT_ASSIGN_OR_RETURN(request.output_tensor_type, parse_ggml_type_name(args.output_tensor_type));
+  }
+  if (!args.token_embedding_type.empty()) {
+    QUANT_ASSIGN_OR_RETURN(request.token_embedding_type, parse_ggml_type_name(args.token_embedding_type));
+  }
+  for (const std::string& text : args.tensor_types) {
+    QUANT_ASSIGN_OR_RETURN(TensorTypeOverride o, parse_tensor_type_override(text));
+    request.tensor_types.push_back(std::move(o));
+  }
+  if (!args.tensor_type_file.empty()) {
+    QUANT_ASSIGN_OR_RETURN(std::vector<TensorTypeOverride> list, read_tensor_type_file(args.tensor_type_file));
+    for (TensorTypeOverride& o : list) request.tensor_types.push_back(std::move(o));
+  }
+  for (const std::string& text : args.override_kv) {
+    QUANT_ASSIGN_OR_RETURN(KvOverride o, parse_kv_override(text));
+    request.kv_overrides.push_back(std::move(o));
+  }
+  return request;
+}
+
+int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
+  auto request = build_request(args);
+  if (!request) return fail(request.error());
+  ProgressBar progress(globals.quiet || globals.json);
+  if (progress.enabled()) {
+    request->progress = [&progress](uint64_t done, uint64_t total, const std::string& tensor) {
+      progress.update(done, total, tensor);
+    };
+  }
+  install_interrupt_handlers();
+  request->cancel = &g_interrupted;
+  auto reports = convert(*request);
+  progress.finish();
+  if (!reports) return fail(reports.error());
+  if (globals.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const ConversionReport& report : *reports) out.push_back(to_json(report));
+    std::cout << (out.size() == 1 ? out[0] : nlohmann::json{{"outputs", out}}).dump(2) << "\n";
+  } else if (!globals.quiet) {
+    for (const ConversionReport& report : *reports) print_report(std::cout, report, globals.verbose);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
+  auto args = std::make_shared<ConvertArgs>();
+  app.add_option("INPUT", args->input, "GGUF model to convert");
+  app.add_option("--to", args->to,
+                 "Target type(s), llama-quantize's names (Q4_K_M, q8_0, IQ2_XS, COPY...; case-insensitive); "
+                 "comma-separated for several outputs from one read: Q8_0,Q4_K_M. See `quantize types`")
+      ->group("Conversion");
+  app.add_option("-o,--output", args->outputs,
+                 "Output path, one per target (default: <input stem>-<TYPE>.gguf beside the input)")
+      ->group("Conversion");
+  app.add_flag("--pure", args->pure, "Give every quantizable tensor the one type: no mix rules")->group("Conversion");
+  app.add_option("--imatrix", args->imatrix, "Importance matrix (llama.cpp GGUF imatrix or legacy .dat)")
+      ->group("Conversion");
+  app.add_option("--include-weights", args->include_weights,
+                 "Use importance data only for tensors whose name contains this (repeatable)")->group("Conversion");
+  app.add_option("--exclude-weights", args->exclude_weights,
+                 "Do not use importance data for tensors whose name contains this (repeatable)")->group("Conversion");
+  app.add_option("--output-tensor-type", args->output_tensor_type, "ggml type for output.weight (e.g. q8_0)")
+      ->group("Conversion");
+  app.add_option("--token-embedding-type", args->token_embedding_type, "ggml type for token_embd.weight")
+      ->group("Conversion");
+  app.add_option("--tensor-type", args->tensor_types,
+                 "REGEX=TYPE: ggml type for tensors whose name matches (repeatable; first match wins)")
+      ->group("Conversion");
+  app.add_option("--tensor-type-file", args->tensor_type_file, "File of whitespace-separated REGEX=TYPE entries")
+      ->group("Conversion");
+  app.add_flag("--allow-requantize", args->allow_requantize,
+               "Accept already-quantized input tensors (dequantize, then quantize: loses accuracy)")
+      ->group("Conversion");
+  app.add_flag("--leave-output-tensor", args->leave_output_tensor, "Do not quantize output.weight")
+      ->group("Conversion");
+  app.add_option("--override-kv", args->override_kv,
+                 "KEY=TYPE:VALUE metadata to set in the output, TYPE one of int, float, bool, str (repeatable)")
+      ->group("Conversion");
+  app.add_flag("--dry-run", args->dry_run, "Print the per-tensor plan and sizes; write nothing")->group("Conversion");
+  app.add_option("-t,--threads", args->threads, "Worker threads (default 0: all cores); output is identical for any N")
+      ->group("Conversion");
+  app.add_flag("-f,--force", args->force, "Replace an existing output file")->group("Conversion");
+  app.add_flag("--fsync", args->fsync,
+               "Flush the output to disk before renaming it into place (survives power loss; slower)")
+      ->group("Conversion");
+  app.add_flag("--allow-non-finite", args->allow_non_finite,
+               "Accept NaN/Inf in input tensors (llama.cpp refuses to load such files)")
+      ->group("Conversion");
+  return Command{&app, [args, &globals, &app]() -> int {
+                   if (args->input.empty() || args->to.empty()) {
+                     std::cerr << app.help();
+                     return kExitUsage;
+                   }
+                   return run_convert(*args, globals);
+                 }};
+}
+
+}  // namespace quant::cli

@@ -1,0 +1,80 @@
+#include "report_printer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace quant::cli {
+namespace {
+
+std::string human_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = double(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) { value /= 1024; ++unit; }
+  return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.2f} {}", value, units[unit]);
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out;
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? " x " : "") + std::to_string(shape[i]);
+  return out;
+}
+
+std::string sqnr_text(const ErrorStats& e) {
+  return std::isinf(e.sqnr_db()) ? std::string("exact") : fmt::format("{:.2f}", e.sqnr_db());
+}
+
+}  // namespace
+
+void print_report(std::ostream& out, const ConversionReport& r, bool all_tensors) {
+  const char* verb = r.dry_run ? "would write" : "wrote";
+  out << fmt::format("{} -> {} ({}) {}\n", r.input, r.dry_run ? "(dry run)" : r.output, r.target, verb);
+  out << fmt::format("  size        {} -> {}  (ratio {:.2f}, {:.3f} bits per weight)\n", human_bytes(r.input_bytes),
+                     human_bytes(r.output_bytes), r.ratio(), r.bits_per_weight());
+
+  // Error over every converted value, weighted by tensor size.
+  ErrorStats total;
+  size_t converted = 0;
+  for (const TensorReport& t : r.tensors) {
+    if (!t.converted) continue;
+    total.merge(t.error);
+    ++converted;
+  }
+  if (!r.dry_run) {
+    out << fmt::format("  error       RMSE {:.3g}, max |error| {:.3g}, SQNR {} dB, cosine {:.6f} ({} of {} tensors "
+                       "converted)\n", total.rmse(), total.max_abs_error(), sqnr_text(total), total.cosine(),
+                       converted, r.tensors.size());
+    out << fmt::format("  time        {:.2f} s wall, {:.2f} s CPU, {} threads: {:.1f} MB/s, {:.3g} parameters/s\n",
+                       r.wall_seconds, r.cpu_seconds, r.threads, r.input_mb_per_second(), r.parameters_per_second());
+    out << fmt::format("  memory      peak RSS {}\n", human_bytes(r.peak_rss_bytes));
+    out << fmt::format("  sha256      {}\n", r.output_sha256);
+  }
+
+  // Tensors: worst SQNR first, so the ones that lost most are on screen.
+  std::vector<const TensorReport*> rows;
+  for (const TensorReport& t : r.tensors) rows.push_back(&t);
+  std::stable_sort(rows.begin(), rows.end(), [](const TensorReport* a, const TensorReport* b) {
+    if (a->converted != b->converted) return a->converted;
+    return a->error.sqnr_db() < b->error.sqnr_db();
+  });
+  const size_t shown = all_tensors || r.dry_run ? rows.size() : std::min(rows.size(), kCompactTensorRows);
+  out << fmt::format("\n  {:<32} {:>13} {:>7} {:>7} {:>11} {:>11} {:>10} {:>10} {:>9}\n", "tensor", "shape", "in",
+                     "out", "bytes in", "bytes out", "RMSE", "SQNR dB", "cosine");
+  for (size_t i = 0; i < shown; ++i) {
+    const TensorReport& t = *rows[i];
+    const bool measured = t.converted && !r.dry_run;
+    out << fmt::format("  {:<32} {:>13} {:>7} {:>7} {:>11} {:>11} {:>10} {:>10} {:>9}\n", t.name, shape_text(t.shape),
+                       format_of(t.type_in).name, format_of(t.type_out).name, human_bytes(t.bytes_in),
+                       human_bytes(t.bytes_out), measured ? fmt::format("{:.3g}", t.error.rmse()) : "-",
+                       measured ? sqnr_text(t.error) : "-", measured ? fmt::format("{:.5f}", t.error.cosine()) : "-");
+  }
+  if (shown < rows.size()) {
+    out << fmt::format("  ... {} more tensors (-v lists all; --json gives every tensor)\n", rows.size() - shown);
+  }
+  out << "\n";
+}
+
+}  // namespace quant::cli
