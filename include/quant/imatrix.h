@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quant/dataset.h"
 #include "quant/error.h"
 
 namespace quant {
@@ -119,5 +120,21 @@ Status write_imatrix_gguf(const std::string& path, const std::map<std::string, I
 // ncall = ceil(count / chunk_size); weights with no tokens are left out.
 Status write_imatrix_dat(const std::string& path, const std::map<std::string, ImatrixAccumulator::Sums>& sums,
                          const ImatrixMetadata& metadata);
+
+// `quantize imatrix`: the whole collection, dataset files to sums, streaming one batch at a time.
+struct ImatrixCollection {
+  ImatrixAccumulator accumulator;
+  ImatrixMetadata metadata;     // datasets = the data files as given; chunk count and size from the accumulator
+  int64_t batches_read = 0;
+  int64_t batches_skipped = 0;  // under ImatrixAccumulator::kMinTokens tokens
+};
+Result<ImatrixCollection> collect_imatrix(const std::vector<std::string>& data_files,
+                                          const DatasetOptions& options = {});
+// Writes a collection in either format (atomically).
+Status write_imatrix(const std::string& path, ImatrixFormat format, const ImatrixCollection& collection);
+
+// The input features (row length, ne0) of every weight of a GGUF model that takes activations: tensors named
+// "*.weight" with at least 2 dimensions. For DatasetOptions::weight_features.
+Result<std::map<std::string, int64_t>> model_weight_features(const std::string& model_path);
 
 }  // namespace quant

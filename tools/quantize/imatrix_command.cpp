@@ -1,0 +1,72 @@
+// `quantize imatrix --data FILE... -o imatrix.gguf [--format gguf|dat] [--model MODEL.gguf]`: compute llama.cpp's
+// importance matrix from calibration activations and write it in llama.cpp's format (docs/imatrix.md).
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "quant/imatrix.h"
+
+namespace quant::cli {
+
+namespace {
+
+struct ImatrixArgs {
+  std::vector<std::string> data;
+  std::string output;
+  std::string format = "gguf";
+  std::string model;
+};
+
+int run_imatrix(const ImatrixArgs& args, const GlobalOptions& globals) {
+  if (args.format != "gguf" && args.format != "dat") {
+    return fail(usage_error(fmt::format("--format must be gguf or dat, not '{}'", args.format)));
+  }
+  DatasetOptions options;
+  if (!args.model.empty()) {
+    auto features = model_weight_features(args.model);
+    if (!features) return fail(features.error());
+    options.weight_features = std::move(features).value();
+  }
+  auto collection = collect_imatrix(args.data, options);
+  if (!collection) return fail(collection.error());
+  const ImatrixFormat format = args.format == "dat" ? ImatrixFormat::dat : ImatrixFormat::gguf;
+  const Status written = write_imatrix(args.output, format, *collection);
+  if (!written) return fail(written.error());
+
+  const ImatrixCollection& c = *collection;
+  if (globals.json) {
+    nlohmann::json out = {{"output", args.output},
+                          {"format", args.format},
+                          {"datasets", c.metadata.datasets},
+                          {"entries", c.accumulator.sums().size()},
+                          {"chunk_count", c.metadata.chunk_count},
+                          {"chunk_size", c.metadata.chunk_size},
+                          {"batches_read", c.batches_read},
+                          {"batches_skipped", c.batches_skipped}};
+    std::cout << out.dump(2) << "\n";
+  } else if (!globals.quiet) {
+    fmt::print("wrote {} ({}): {} weights, {} chunks of up to {} tokens; {} of {} batches skipped (under {} tokens)\n",
+               args.output, args.format, c.accumulator.sums().size(), c.metadata.chunk_count, c.metadata.chunk_size,
+               c.batches_skipped, c.batches_read, ImatrixAccumulator::kMinTokens);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command add_imatrix_command(CLI::App& parent, GlobalOptions& globals) {
+  auto* app = parent.add_subcommand("imatrix", "Compute an importance matrix (llama.cpp imatrix) from activations");
+  auto args = std::make_shared<ImatrixArgs>();
+  app->add_option("--data", args->data,
+                  "Activation files (safetensors, .npy, .npz) keyed by weight name; batches in the order given")
+      ->required();
+  app->add_option("-o,--output", args->output, "Importance matrix to write")->required();
+  app->add_option("--format", args->format, "gguf (default, llama.cpp's current format) or dat (legacy)");
+  app->add_option("--model", args->model, "GGUF model: check every activation array against its weight's row length");
+  return Command{app, [args, &globals]() -> int { return run_imatrix(*args, globals); }};
+}
+
+}  // namespace quant::cli
