@@ -46,38 +46,6 @@ Status check_output_path(const std::string& input, const std::string& output, bo
   return Status::success();
 }
 
-// llama-quantize's imatrix bookkeeping keys, in the order it appends them after the user's overrides.
-std::vector<KvOverride> imatrix_overrides(const ConvertRequest& request,
-                                          const convert_internal::LoadedImportance& importance) {
-  using convert_internal::integer_override;
-  using convert_internal::string_override;
-  std::vector<KvOverride> keys;
-  keys.push_back(string_override("quantize.imatrix.file", request.imatrix_path));
-  if (!importance.dataset.empty()) keys.push_back(string_override("quantize.imatrix.dataset", importance.dataset));
-  keys.push_back(integer_override("quantize.imatrix.entries_count", int64_t(importance.weights.size())));
-  if (importance.chunk_count > 0) keys.push_back(integer_override("quantize.imatrix.chunks_count", importance.chunk_count));
-  return keys;
-}
-
-// The importance vector for a tensor, checked as llama-quantize checks it: ne0 x n_expert values, except that a
-// mismatched token embedding is quantized without one.
-Result<const float*> importance_for(const convert_internal::LoadedImportance* importance, const GgufFile& input,
-                                    const TensorInfo& tensor) {
-  if (importance == nullptr) return static_cast<const float*>(nullptr);
-  auto it = importance->weights.find(tensor.name);
-  if (it == importance->weights.end()) return static_cast<const float*>(nullptr);
-  const int64_t experts = tensor.shape.size() > 2 ? tensor.shape[2] : 1;
-  const uint64_t expected = uint64_t(tensor.row_length()) * uint64_t(experts);
-  if (it->second.size() == expected) return it->second.data();
-  if (tensor.name == "token_embd.weight" || tensor.name == "per_layer_token_embd.weight") {
-    return static_cast<const float*>(nullptr);
-  }
-  return Error(impossible(fmt::format("importance matrix has {} values for this tensor, it needs {} ({} columns x {} "
-                                      "experts)", it->second.size(), expected, tensor.row_length(), experts)))
-      .in_file(input.path())
-      .in_tensor(tensor.name);
-}
-
 Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& wanted, const GgufFile& input,
                            const ModelParams& model, const std::vector<PlanTensor>& tensors, bool has_imatrix) {
   Target target;
@@ -176,7 +144,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   if (!request.imatrix_path.empty()) {
     QUANT_ASSIGN_OR_RETURN(importance, convert_internal::load_importance(request));
   }
-  const bool has_imatrix = importance && !importance->weights.empty();
+  const bool has_imatrix = importance && importance->record.has_value();
 
   // 3. Plan every target, then open its writer (nothing is created until every plan succeeded).
   std::vector<Target> targets;
@@ -186,7 +154,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   }
   std::vector<KvOverride> overrides = request.kv_overrides;
   if (has_imatrix) {
-    for (KvOverride& o : imatrix_overrides(request, *importance)) overrides.push_back(std::move(o));
+    for (KvOverride& o : convert_internal::imatrix_overrides(*importance->record)) overrides.push_back(std::move(o));
   }
   if (!request.dry_run) {
     for (size_t i = 0; i < targets.size(); ++i) {
@@ -215,7 +183,15 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
       output.writer = target.writer ? &*target.writer : nullptr;
       output.report = &target.report.tensors.back();
       if (output.report->converted && has_imatrix) {
-        QUANT_ASSIGN_OR_RETURN(output.importance, importance_for(&*importance, input, info));
+        QUANT_ASSIGN_OR_RETURN(output.importance, convert_internal::importance_for(*importance, input, info));
+      }
+      if (has_imatrix && output.report->converted && output.importance == nullptr &&
+          target.plan.tensors[i].requires_imatrix) {
+        return Error(impossible(fmt::format("type {} needs importance data for this tensor and the importance "
+                                            "matrix has none (--imatrix)",
+                                            format_of(target.plan.tensors[i].target_type).name)))
+            .in_file(input.path())
+            .in_tensor(info.name);
       }
       outputs.push_back(output);
     }

@@ -1,21 +1,30 @@
-// The importance matrix a conversion uses: per weight name, ne0 x n_expert weights, after the
-// --include-weights / --exclude-weights filters, plus what llama-quantize records about it.
+// The importance matrix a conversion uses (after --include-weights / --exclude-weights) and what
+// llama-quantize records about it in the output's quantize.imatrix.* keys.
 #pragma once
 
-#include <map>
-#include <string>
+#include <optional>
 #include <vector>
 
 #include "quant/convert.h"
+#include "quant/gguf.h"
+#include "quant/imatrix.h"
 
 namespace quant::convert_internal {
 
 struct LoadedImportance {
-  std::map<std::string, std::vector<float>> weights;
-  std::string dataset;      // the first dataset name, for quantize.imatrix.dataset ("" when unknown)
-  int64_t chunk_count = 0;  // for quantize.imatrix.chunks_count (0: not recorded)
+  ImportanceMatrix matrix;
+  std::optional<ImatrixRecord> record;  // empty when no entry is left: then no imatrix is used at all
 };
 
+// Reads request.imatrix_path (GGUF imatrix, else legacy .dat) and applies the include/exclude filters.
 Result<LoadedImportance> load_importance(const ConvertRequest& request);
+
+// The quantize.imatrix.* overrides, in the order llama-quantize appends them after the user's overrides.
+std::vector<KvOverride> imatrix_overrides(const ImatrixRecord& record);
+
+// The importance vector for a tensor, checked as llama-quantize checks it: ne0 x n_expert values. A tensor with
+// no entry gets none; a mismatched size is an error except for the token embeddings, which then get none.
+Result<const float*> importance_for(const LoadedImportance& importance, const GgufFile& input,
+                                    const TensorInfo& tensor);
 
 }  // namespace quant::convert_internal

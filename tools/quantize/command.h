@@ -39,6 +39,7 @@ struct Command {
 // The main job's options live on the top-level app: `quantize INPUT --to TYPE`.
 Command add_convert_options(CLI::App& app, GlobalOptions& globals);
 Command add_info_command(CLI::App& parent, GlobalOptions& globals);
+Command add_imatrix_command(CLI::App& parent, GlobalOptions& globals);
 Command add_calibrate_command(CLI::App& parent, GlobalOptions& globals);
 
 }  // namespace quant::cli

@@ -53,6 +53,7 @@ int run(int argc, char** argv) {
   const Command convert_job = add_convert_options(app, globals);
   std::vector<Command> commands;
   commands.push_back(add_info_command(app, globals));
+  commands.push_back(add_imatrix_command(app, globals));
   commands.push_back(add_calibrate_command(app, globals));
 
   try {
