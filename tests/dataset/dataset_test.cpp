@@ -329,3 +329,46 @@ TEST(DamagedFiles, MissingFileIsAnIoError) {
 
 }  // namespace
 }  // namespace quant
+
+namespace quant {
+namespace {
+
+// Flips random bytes (and cuts random lengths) of every test file: each must read fully or fail with an
+// invalid_input error, never crash or fail another way. Run under -DQUANT_SANITIZE=ON to catch bad reads.
+TEST(DamagedFiles, RandomlyMutatedFilesFailCleanly) {
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto random = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (const char* name : {"npy/blk.0.attn_q.weight.npy", "npy/v2.npy", "npy/stored.npz", "npy/deflated.npz",
+                           "safetensors/imatrix-batch2.safetensors"}) {
+    const std::vector<uint8_t> original = read_bytes(data_path(name));
+    for (int round = 0; round < 300; ++round) {
+      std::vector<uint8_t> bytes = original;
+      const int flips = 1 + int(random() % 4);
+      for (int k = 0; k < flips; ++k) bytes[random() % bytes.size()] ^= uint8_t(1u << (random() % 8));
+      if (round % 5 == 0) bytes.resize(random() % bytes.size());
+      TempFile file(std::filesystem::path(name).filename().string(), bytes);
+      auto reader = open_dataset({file.path()});
+      if (!reader) {
+        EXPECT_EQ(reader.error().kind(), ErrorKind::invalid_input) << name << " round " << round << ": " << reader.error().message();
+        continue;
+      }
+      Batch batch;
+      for (;;) {
+        auto more = reader->next(batch);
+        if (!more) {
+          EXPECT_EQ(more.error().kind(), ErrorKind::invalid_input) << name << " round " << round << ": " << more.error().message();
+          break;
+        }
+        if (!*more) break;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace quant
