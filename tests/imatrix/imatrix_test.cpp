@@ -366,3 +366,40 @@ TEST(DamagedGguf, TruncatedGgufReportsTheGgufError) {
 
 }  // namespace
 }  // namespace quant
+
+namespace quant {
+namespace {
+
+// Flips random bytes (and cuts random lengths) of the real imatrix files: each must read or fail with an
+// invalid_input error, never crash. Run under -DQUANT_SANITIZE=ON to catch bad reads.
+TEST(DamagedFiles, RandomlyMutatedImatrixFilesFailCleanly) {
+  uint64_t state = 0x2545f4914f6cdd1dull;
+  auto random = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (const char* name : {"imatrix/stories260K.imatrix.dat", "imatrix/stories260K.imatrix.gguf"}) {
+    const std::vector<uint8_t> original = read_bytes(data_path(name));
+    for (int round = 0; round < 300; ++round) {
+      std::vector<uint8_t> bytes = original;
+      const int flips = 1 + int(random() % 4);
+      for (int k = 0; k < flips; ++k) {
+        // Aim half the flips at the header, where the counts and lengths are.
+        const size_t limit = k % 2 == 0 ? std::min<size_t>(bytes.size(), 4500) : bytes.size();
+        bytes[random() % limit] ^= uint8_t(1u << (random() % 8));
+      }
+      if (round % 5 == 0) bytes.resize(random() % bytes.size());
+      const std::string path = temp_path("mutated.imatrix");
+      write_bytes(path, bytes);
+      auto m = read_imatrix(path);
+      if (!m) {
+        EXPECT_EQ(m.error().kind(), ErrorKind::invalid_input) << name << " round " << round << ": " << m.error().message();
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace quant
