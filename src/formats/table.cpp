@@ -9,6 +9,7 @@
 
 #include "core/checked_math.h"
 #include "formats/kernels.h"
+#include "formats/simd_kernels.h"
 
 namespace quant {
 namespace {
@@ -90,6 +91,9 @@ Table build_table() {
         info.validate = kernels.validate;
       }
     }
+    // Types with SIMD kernels get a trampoline that runs the kernel of the active level (quant/kernels.h).
+    info.quantize = formats::dispatched_quantize(meta.id, info.quantize);
+    info.dequantize = formats::dispatched_dequantize(meta.id, info.dequantize);
     table.index_by_id[static_cast<uint32_t>(meta.id)] = static_cast<int>(table.formats.size());
     table.formats.push_back(info);
   }

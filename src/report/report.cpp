@@ -7,26 +7,22 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "formats/simd_kernels.h"
+
 namespace quant {
 
 void ErrorStats::add(const float* reference, const float* reconstructed, int64_t n) {
-  double sum_sq_error = 0, sum_sq_reference = 0, sum_sq_reconstructed = 0, dot = 0, max_abs = max_abs_;
-  for (int64_t i = 0; i < n; ++i) {
-    const double x = reference[i];
-    const double y = reconstructed[i];
-    const double d = x - y;
-    sum_sq_error += d * d;
-    sum_sq_reference += x * x;
-    sum_sq_reconstructed += y * y;
-    dot += x * y;
-    max_abs = std::max(max_abs, std::fabs(d));
-  }
+  // Four interleaved double accumulators in a fixed order (formats/simd_kernels.h), so the sums are the same
+  // at every kernel level.
+  formats::ErrorSums sums;
+  sums.max_abs = max_abs_;
+  formats::accumulate_error_sums(reference, reconstructed, n, &sums);
   count_ += n;
-  sum_sq_error_ += sum_sq_error;
-  sum_sq_reference_ += sum_sq_reference;
-  sum_sq_reconstructed_ += sum_sq_reconstructed;
-  dot_ += dot;
-  max_abs_ = max_abs;
+  sum_sq_error_ += sums.sum_sq_error;
+  sum_sq_reference_ += sums.sum_sq_reference;
+  sum_sq_reconstructed_ += sums.sum_sq_reconstructed;
+  dot_ += sums.dot;
+  max_abs_ = sums.max_abs;
 }
 
 void ErrorStats::merge(const ErrorStats& other) {

@@ -1,10 +1,12 @@
 // Walks every entry of ggml's reference vectors (tests/data/ggml-vectors/MANIFEST.tsv): our quantized bytes
-// must hash to ggml's, and our dequantization of them must hash to ggml's floats.
+// must hash to ggml's, and our dequantization of them must hash to ggml's floats, at every kernel level this CPU
+// supports (quant/kernels.h).
 #include <gtest/gtest.h>
 
 #include <map>
 
 #include "quant/formats.h"
+#include "quant/kernels.h"
 #include "quant/sha256.h"
 #include "test_data.h"
 
@@ -42,10 +44,14 @@ std::vector<VectorCase> load_manifest() {
 // Keeps gtest from dumping the struct's bytes in test listings.
 void PrintTo(const VectorCase& c, std::ostream* os) { *os << c.type << "/" << c.input << "/" << c.imatrix; }
 
-class GgmlVectors : public ::testing::TestWithParam<VectorCase> {};
+class GgmlVectors : public ::testing::TestWithParam<std::tuple<VectorCase, KernelLevel>> {
+ protected:
+  void SetUp() override { ASSERT_TRUE(set_kernel_level(std::get<1>(GetParam())).ok()); }
+  void TearDown() override { (void)set_kernel_level(best_supported_level()); }
+};
 
 TEST_P(GgmlVectors, QuantizeAndDequantizeMatchGgml) {
-  const VectorCase& c = GetParam();
+  const VectorCase& c = std::get<0>(GetParam());
   const FormatInfo* format = find_format(c.type);
   ASSERT_NE(format, nullptr) << c.type;
   if (format->quantize == nullptr) GTEST_SKIP() << c.type << " is not implemented yet";
@@ -73,11 +79,15 @@ TEST_P(GgmlVectors, QuantizeAndDequantizeMatchGgml) {
       << "dequantized floats differ from ggml's";
 }
 
-std::string case_name(const ::testing::TestParamInfo<VectorCase>& info) {
-  return info.param.type + "_" + info.param.input + "_" + info.param.imatrix;
+std::string case_name(const ::testing::TestParamInfo<std::tuple<VectorCase, KernelLevel>>& info) {
+  const VectorCase& c = std::get<0>(info.param);
+  return c.type + "_" + c.input + "_" + c.imatrix + "_" + std::string(kernel_level_name(std::get<1>(info.param)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Manifest, GgmlVectors, ::testing::ValuesIn(load_manifest()), case_name);
+INSTANTIATE_TEST_SUITE_P(Manifest, GgmlVectors,
+                         ::testing::Combine(::testing::ValuesIn(load_manifest()),
+                                            ::testing::ValuesIn(supported_kernel_levels())),
+                         case_name);
 
 }  // namespace
 }  // namespace quant

@@ -1,0 +1,44 @@
+// The AVX2 (+F16C) build of the SIMD kernels. Everything between the target pragmas is compiled for AVX2 and
+// has internal linkage, so no AVX2 code can be merged into functions the scalar path calls; the exported
+// functions below the pragmas are plain x86-64 and only hand out pointers (or are called after the dispatcher
+// checked the CPU).
+#include <immintrin.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+#include "formats/kernels.h"
+#include "formats/kquant_search.h"
+#include "formats/simd_kernels.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,f16c")
+
+#include "formats/simd_ops_avx2.h"
+#include "formats/simd_error_sums.h"
+#include "formats/simd_float_legacy.h"
+
+namespace quant::formats {
+namespace {
+
+void error_sums_avx2_impl(const float* reference, const float* reconstructed, int64_t n, ErrorSums* sums) {
+  error_sums_four_lanes(reference, reconstructed, n, sums);
+}
+
+}  // namespace
+}  // namespace quant::formats
+
+#pragma GCC pop_options
+
+namespace quant::formats {
+
+std::span<const SimdKernels> avx2_kernels() { return kFloatLegacySimdKernels<Avx2Ops>; }
+
+void error_sums_avx2(const float* reference, const float* reconstructed, int64_t n, ErrorSums* sums) {
+  error_sums_avx2_impl(reference, reconstructed, n, sums);
+}
+
+}  // namespace quant::formats

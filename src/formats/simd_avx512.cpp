@@ -1,0 +1,48 @@
+// The AVX-512F build of the SIMD kernels. Everything between the target pragmas is compiled for AVX-512F and
+// has internal linkage, so no AVX-512 code can be merged into functions the scalar path calls; the exported
+// functions below the pragmas are plain x86-64 and only hand out pointers (or are called after the dispatcher
+// checked the CPU).
+#include <immintrin.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+#include "formats/kernels.h"
+#include "formats/kquant_search.h"
+#include "formats/simd_kernels.h"
+
+#pragma GCC push_options
+// GCC 12 warns inside its own avx512fintrin.h about _mm512_undefined_* (GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx512f,avx2,f16c")
+
+#include "formats/simd_ops_avx512.h"
+#include "formats/simd_error_sums.h"
+#include "formats/simd_float_legacy.h"
+
+namespace quant::formats {
+namespace {
+
+void error_sums_avx512_impl(const float* reference, const float* reconstructed, int64_t n, ErrorSums* sums) {
+  error_sums_four_lanes(reference, reconstructed, n, sums);
+}
+
+}  // namespace
+}  // namespace quant::formats
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+namespace quant::formats {
+
+std::span<const SimdKernels> avx512_kernels() { return kFloatLegacySimdKernels<Avx512Ops>; }
+
+void error_sums_avx512(const float* reference, const float* reconstructed, int64_t n, ErrorSums* sums) {
+  error_sums_avx512_impl(reference, reconstructed, n, sums);
+}
+
+}  // namespace quant::formats
