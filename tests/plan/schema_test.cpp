@@ -1,6 +1,9 @@
 // Table-driven check of the plan against llama.cpp's golden quant-type snapshots: for every model and every
 // file type, each listed tensor must get the listed type and every other quantizable tensor the default type.
+#include <algorithm>
+#include <filesystem>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -8,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "plan/schema_models.h"
+#include "plan/schema_moe_models.h"
 #include "quant/plan.h"
 #include "test_data.h"
 
@@ -22,10 +26,14 @@ struct SnapshotCase {
   std::function<SnapshotModel(const Snapshot&)> build;
 };
 
+// GoogleTest prints a failing parameter with this instead of its raw bytes.
+void PrintTo(const SnapshotCase& snapshot_case, std::ostream* out) { *out << snapshot_case.file; }
+
 // How each snapshot model is laid out (from the architectures' tensor lists in llama.cpp and the models'
 // configurations: head sizes, tied embeddings).
 std::vector<SnapshotCase> snapshot_cases() {
   using testing::build_dense_model;
+  using testing::build_qwen_hybrid_model;
   using testing::DenseLayout;
   return {
       {"qwen3-0.6b.schema",
@@ -37,7 +45,37 @@ std::vector<SnapshotCase> snapshot_cases() {
       {"gemma-3-4b-it.schema",
        [](const Snapshot& s) { return build_dense_model(s, {"gemma3", 256, true, true, true, false}); }},
       {"gpt-oss-120b.schema", [](const Snapshot& s) { return testing::build_gpt_oss_model(s); }},
+      {"deepseek-v3.1.schema", [](const Snapshot& s) { return testing::build_deepseek_v3_model(s); }},
+      {"glm-4.6v.schema", [](const Snapshot& s) { return testing::build_glm4_moe_model(s); }},
+      {"qwen3-coder-next.schema",
+       [](const Snapshot& s) {
+         return build_qwen_hybrid_model(s, {"qwen3next", {16, 32, 128, 128, 4, false}, 256, 512});
+       }},
+      {"qwen3.5-397b-a17b.schema",
+       [](const Snapshot& s) {
+         return build_qwen_hybrid_model(s, {"qwen35moe", {16, 64, 128, 128, 4, true}, 256, 1024});
+       }},
+      {"qwen3.6-27b.schema",  // the file llama.cpp names qwen3.6-27b holds Qwen3.5-27B (its "# Model" line)
+       [](const Snapshot& s) {
+         return build_qwen_hybrid_model(s, {"qwen35", {16, 48, 128, 128, 4, true}, 256, 0});
+       }},
+      {"nemotron-nano-3-30b-a3b.schema", [](const Snapshot& s) { return testing::build_nemotron_h_moe_model(s); }},
+      {"step-3.5-flash.schema", [](const Snapshot& s) { return testing::build_step35_model(s); }},
   };
+}
+
+// A snapshot added to tests/data without a layout here would otherwise go unchecked.
+TEST(SnapshotCases, EverySnapshotFileHasAModelLayout) {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(testing::data_path("quant-type-snapshots"))) {
+    if (entry.path().extension() == ".schema") files.push_back(entry.path().filename().string());
+  }
+  std::vector<std::string> covered;
+  for (const SnapshotCase& snapshot_case : snapshot_cases()) covered.push_back(snapshot_case.file);
+  std::sort(files.begin(), files.end());
+  std::sort(covered.begin(), covered.end());
+  EXPECT_EQ(files, covered);
+  EXPECT_EQ(files.size(), 12u);  // llama.cpp's tests/snapshots at the reference commit
 }
 
 class SnapshotTest : public ::testing::TestWithParam<SnapshotCase> {};
