@@ -20,6 +20,8 @@
 #include "formats/simd_ops_avx2.h"
 #include "formats/simd_error_sums.h"
 #include "formats/simd_float_legacy.h"
+#include "formats/simd_kquants.h"
+#include "formats/simd_kernel_list.h"
 
 namespace quant::formats {
 namespace {
@@ -35,7 +37,7 @@ void error_sums_avx2_impl(const float* reference, const float* reconstructed, in
 
 namespace quant::formats {
 
-std::span<const SimdKernels> avx2_kernels() { return kFloatLegacySimdKernels<Avx2Ops>; }
+std::span<const SimdKernels> avx2_kernels() { return kSimdKernelList<Avx2Ops>; }
 
 void error_sums_avx2(const float* reference, const float* reconstructed, int64_t n, ErrorSums* sums) {
   error_sums_avx2_impl(reference, reconstructed, n, sums);

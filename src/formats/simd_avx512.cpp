@@ -18,11 +18,14 @@
 // GCC 12 warns inside its own avx512fintrin.h about _mm512_undefined_* (GCC bug 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC target("avx512f,avx2,f16c")
 
 #include "formats/simd_ops_avx512.h"
 #include "formats/simd_error_sums.h"
 #include "formats/simd_float_legacy.h"
+#include "formats/simd_kquants.h"
+#include "formats/simd_kernel_list.h"
 
 namespace quant::formats {
 namespace {
@@ -39,7 +42,7 @@ void error_sums_avx512_impl(const float* reference, const float* reconstructed, 
 
 namespace quant::formats {
 
-std::span<const SimdKernels> avx512_kernels() { return kFloatLegacySimdKernels<Avx512Ops>; }
+std::span<const SimdKernels> avx512_kernels() { return kSimdKernelList<Avx512Ops>; }
 
 void error_sums_avx512(const float* reference, const float* reconstructed, int64_t n, ErrorSums* sums) {
   error_sums_avx512_impl(reference, reconstructed, n, sums);

@@ -385,17 +385,5 @@ void dequantize_q8_0_simd(const void* src, float* dst, int64_t n) {
   }
 }
 
-// The table rows of this file's kernels for one instruction set.
-template <class V>
-constexpr SimdKernels kFloatLegacySimdKernels[] = {
-    {TypeId::f16, quantize_f16_simd<V>, dequantize_f16_simd<V>},
-    {TypeId::bf16, quantize_bf16_simd<V>, dequantize_bf16_simd<V>},
-    {TypeId::q4_0, quantize_q4_0_simd<V>, dequantize_nibble_blocks<V, 18, false, false>},
-    {TypeId::q4_1, quantize_q4_1_simd<V>, dequantize_nibble_blocks<V, 20, true, false>},
-    {TypeId::q5_0, quantize_q5_0_simd<V>, dequantize_nibble_blocks<V, 22, false, true>},
-    {TypeId::q5_1, quantize_q5_1_simd<V>, dequantize_nibble_blocks<V, 24, true, true>},
-    {TypeId::q8_0, quantize_q8_0_simd<V>, dequantize_q8_0_simd<V>},
-};
-
 }  // namespace
 }  // namespace quant::formats

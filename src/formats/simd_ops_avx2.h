@@ -51,6 +51,9 @@ struct Avx2Ops {
   static I iselect(M m, I if_true, I if_false) { return _mm256_blendv_epi8(if_false, if_true, m); }
 
   // ---- int32 lanes
+  static I iload(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static void istore(int32_t* p, I a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), a); }
+  static I ixor(I a, I b) { return _mm256_xor_si256(a, b); }
   static I iset1(int32_t v) { return _mm256_set1_epi32(v); }
   static I iota() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
   static I iadd(I a, I b) { return _mm256_add_epi32(a, b); }

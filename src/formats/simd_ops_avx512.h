@@ -47,6 +47,9 @@ struct Avx512Ops {
   static I iselect(M m, I if_true, I if_false) { return _mm512_mask_blend_epi32(m, if_false, if_true); }
 
   // ---- int32 lanes
+  static I iload(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static void istore(int32_t* p, I a) { _mm512_storeu_si512(p, a); }
+  static I ixor(I a, I b) { return _mm512_xor_epi32(a, b); }
   static I iset1(int32_t v) { return _mm512_set1_epi32(v); }
   static I iota() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
   static I iadd(I a, I b) { return _mm512_add_epi32(a, b); }

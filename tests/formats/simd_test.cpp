@@ -137,7 +137,7 @@ TEST(KernelLevels, FastPathsExistWhereTheCpuHasThem) {
   if (fast_levels().empty()) GTEST_SKIP() << "this CPU has no AVX2";
   std::vector<std::string> names;
   for (const FormatInfo* format : formats_with_fast_paths()) names.emplace_back(format->name);
-  for (const char* expected : {"f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"}) {
+  for (const char* expected : {"f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q5_K", "q6_K"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected;
   }
 }

@@ -1,0 +1,488 @@
+// SIMD kernels for the k-quants q4_K, q5_K (the affine types) and q6_K, written over a vector-operations struct
+// V (simd_ops_avx2.h, simd_ops_avx512.h).
+//
+// The expensive part of these quantizers is the per-group scale search (kquant_search.cpp): a grid of
+// candidate scales, each scored by float sums over the group's 16 or 32 values. Those sums must be taken in
+// index order, so here one SIMD lane carries one group through exactly the scalar sequence of operations:
+// the groups of W consecutive groups are transposed (lane g = group g, step i = value i of every group), and
+// every branch of the scalar search becomes a per-lane select. The super-block stage (quantizing the 8 or 16
+// group scales, a few dozen operations) stays scalar, calling the same kquant:: searches; the final
+// requantization against the stored scales is element-wise and runs in natural order. The block layouts and
+// packing mirror kquants.cpp (docs/formats/kquants.md). Include after the instruction-set pragma, the ops
+// header and simd_float_legacy.h; everything here has internal linkage.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "formats/kernels.h"
+#include "formats/kquant_search.h"
+#include "formats/simd_kernels.h"
+
+namespace quant::formats {
+namespace {
+
+constexpr int kKSuperBlock = 256;
+
+template <class V>
+struct GroupLanes {
+  using F = typename V::F;
+  using I = typename V::I;
+  using M = typename V::M;
+  static constexpr int kWidth = V::kWidth;
+
+  static I clamp(I level, int lowest, int highest) {
+    return V::imax(V::iset1(lowest), V::imin(V::iset1(highest), level));
+  }
+};
+
+// C's unary minus in every lane: flips the sign bit (so -(+0) is -0, unlike 0 - x).
+template <class V>
+typename V::F negate_lanes(typename V::F v) {
+  return V::from_bits(V::ixor(V::float_bits(v), V::iset1(static_cast<int32_t>(0x80000000u))));
+}
+
+template <class V>
+typename V::F error_term(typename V::F diff, kquant::ErrorNorm norm) {
+  return norm == kquant::ErrorNorm::absolute ? V::abs(diff) : V::mul(diff, diff);
+}
+
+// kquant::search_affine_scale for W groups at once. xt and wt hold the groups transposed (value i of group g
+// at [i * W + g]); writes each group's scale and negated minimum and its levels, transposed, to levels_t.
+template <class V>
+void search_affine_scale_lanes(int n, int nmax, const float* xt, const float* wt, kquant::ScaleGrid grid,
+                               kquant::ErrorNorm norm, kquant::LevelClamp clamp, float* scales, float* negated_mins,
+                               int32_t* levels_t) {
+  using L = Lanes<V>;
+  using G = GroupLanes<V>;
+  constexpr int W = V::kWidth;
+  using F = typename V::F;
+  using I = typename V::I;
+  const F zero = V::set1(0.0f);
+  F min = V::load(xt);
+  F max = min;
+  F sum_w = V::load(wt);
+  F sum_x = V::mul(sum_w, min);
+  for (int i = 1; i < n; ++i) {
+    const F x = V::load(xt + i * W);
+    const F w = V::load(wt + i * W);
+    min = V::select(V::lt(x, min), x, min);
+    max = V::select(V::gt(x, max), x, max);
+    sum_w = V::add(sum_w, w);
+    sum_x = V::add(sum_x, V::mul(w, x));
+  }
+  min = V::select(V::gt(min, zero), zero, min);
+  const auto flat = V::le(max, min);  // the scalar search returns early for these groups
+  const F flat_negated_min = negate_lanes<V>(min);
+
+  const F nmax_f = V::set1(static_cast<float>(nmax));
+  F iscale = V::div(nmax_f, V::sub(max, min));
+  F scale = V::div(V::set1(1.0f), iscale);
+  F best_error = zero;
+  for (int i = 0; i < n; ++i) {
+    const F x = V::load(xt + i * W);
+    const I level = G::clamp(L::nearest_int(V::mul(iscale, V::sub(x, min))), 0, nmax);
+    V::istore(levels_t + i * W, level);
+    const F diff = V::sub(V::add(V::mul(scale, V::to_float(level)), min), x);
+    best_error = V::add(best_error, V::mul(V::load(wt + i * W), error_term<V>(diff, norm)));
+  }
+
+  alignas(64) float candidate[32 * W];
+  for (int step = 0; step <= grid.steps && grid.steps >= 1; ++step) {
+    const float offset = grid.first_offset + grid.step * static_cast<float>(step) + static_cast<float>(nmax);
+    iscale = V::div(V::set1(offset), V::sub(max, min));
+    F sum_l = zero, sum_ll = zero, sum_xl = zero;
+    for (int i = 0; i < n; ++i) {
+      const F x = V::load(xt + i * W);
+      const F w = V::load(wt + i * W);
+      const F scaled = V::mul(iscale, V::sub(x, min));
+      I level;
+      if (clamp == kquant::LevelClamp::round_then_clamp) {
+        level = G::clamp(L::nearest_int(scaled), 0, nmax);
+      } else {
+        const F capped = V::select(V::lt(scaled, nmax_f), scaled, nmax_f);
+        level = V::iselect(V::gt(scaled, zero), L::nearest_int(capped), V::iset1(0));
+      }
+      const F l = V::to_float(level);
+      V::store(candidate + i * W, l);
+      const F wl = V::mul(w, l);
+      sum_l = V::add(sum_l, wl);
+      sum_ll = V::add(sum_ll, V::mul(wl, l));
+      sum_xl = V::add(sum_xl, V::mul(wl, x));
+    }
+    const F determinant = V::sub(V::mul(sum_w, sum_ll), V::mul(sum_l, sum_l));
+    const auto solvable = V::gt(determinant, zero);
+    if (!V::any(solvable)) continue;
+    F this_scale = V::div(V::sub(V::mul(sum_w, sum_xl), V::mul(sum_x, sum_l)), determinant);
+    F this_min = V::div(V::sub(V::mul(sum_ll, sum_x), V::mul(sum_l, sum_xl)), determinant);
+    const auto positive_min = V::gt(this_min, zero);
+    this_min = V::select(positive_min, zero, this_min);
+    this_scale = V::select(positive_min, V::div(sum_xl, sum_ll), this_scale);
+    F error = zero;
+    for (int i = 0; i < n; ++i) {
+      const F diff = V::sub(V::add(V::mul(this_scale, V::load(candidate + i * W)), this_min), V::load(xt + i * W));
+      error = V::add(error, V::mul(V::load(wt + i * W), error_term<V>(diff, norm)));
+    }
+    const auto better = V::mand(solvable, V::lt(error, best_error));
+    if (!V::any(better)) continue;
+    for (int i = 0; i < n; ++i) {
+      const I chosen = V::truncate_to_int(V::load(candidate + i * W));
+      V::istore(levels_t + i * W, V::iselect(better, chosen, V::iload(levels_t + i * W)));
+    }
+    best_error = V::select(better, error, best_error);
+    scale = V::select(better, this_scale, scale);
+    min = V::select(better, this_min, min);
+  }
+  V::store(scales, V::select(flat, zero, scale));
+  V::store(negated_mins, V::select(flat, flat_negated_min, negate_lanes<V>(min)));
+  for (int i = 0; i < n; ++i) {
+    V::istore(levels_t + i * W, V::iselect(flat, V::iset1(0), V::iload(levels_t + i * W)));
+  }
+}
+
+// kquant::search_symmetric_scale for W groups at once (weights wt, or x^2 when null), transposed as above.
+// Levels are written as l + nmax.
+template <class V>
+void search_symmetric_scale_lanes(int n, int nmax, const float* xt, const float* wt, float* scales, int32_t* levels_t) {
+  using L = Lanes<V>;
+  using G = GroupLanes<V>;
+  constexpr int W = V::kWidth;
+  using F = typename V::F;
+  using I = typename V::I;
+  const F zero = V::set1(0.0f);
+  F magnitude = zero;
+  F value = zero;
+  for (int i = 0; i < n; ++i) {
+    const F x = V::load(xt + i * W);
+    const auto larger = V::gt(V::abs(x), magnitude);
+    magnitude = V::select(larger, V::abs(x), magnitude);
+    value = V::select(larger, x, value);
+  }
+  const auto all_zero = V::lt(magnitude, V::set1(kquant::kGroupMaxEps));
+
+  // Levels (biased by nmax) and the fit sums for one inverse scale.
+  auto fit = [&](F iscale, int32_t* levels, F* sum_xl, F* sum_ll) {
+    *sum_xl = zero;
+    *sum_ll = zero;
+    for (int i = 0; i < n; ++i) {
+      const F x = V::load(xt + i * W);
+      const I level = G::clamp(L::nearest_int(V::mul(iscale, x)), -nmax, nmax - 1);
+      V::istore(levels + i * W, V::iadd(level, V::iset1(nmax)));
+      const F l = V::to_float(level);
+      const F w = wt != nullptr ? V::load(wt + i * W) : V::mul(x, x);
+      *sum_xl = V::add(*sum_xl, V::mul(V::mul(w, x), l));
+      *sum_ll = V::add(*sum_ll, V::mul(V::mul(w, l), l));
+    }
+  };
+  F sum_xl, sum_ll;
+  fit(V::div(V::set1(static_cast<float>(-nmax)), value), levels_t, &sum_xl, &sum_ll);
+  F scale = V::select(V::neq(sum_ll, zero), V::div(sum_xl, sum_ll), zero);
+  F best = V::mul(scale, sum_xl);
+  alignas(64) int32_t candidate[32 * W];
+  for (int step = -9; step <= 9; ++step) {
+    if (step == 0) continue;
+    const float numerator = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(step));
+    fit(V::div(V::set1(numerator), value), candidate, &sum_xl, &sum_ll);
+    const auto better = V::mand(V::gt(sum_ll, zero), V::gt(V::mul(sum_xl, sum_xl), V::mul(best, sum_ll)));
+    if (!V::any(better)) continue;
+    for (int i = 0; i < n; ++i) {
+      V::istore(levels_t + i * W, V::iselect(better, V::iload(candidate + i * W), V::iload(levels_t + i * W)));
+    }
+    scale = V::select(better, V::div(sum_xl, sum_ll), scale);
+    best = V::select(better, V::mul(scale, sum_xl), best);
+  }
+  V::store(scales, V::select(all_zero, zero, scale));
+  for (int i = 0; i < n; ++i) {
+    V::istore(levels_t + i * W, V::iselect(all_zero, V::iset1(0), V::iload(levels_t + i * W)));
+  }
+}
+
+// Copies `groups` groups of n values (at x, one after another) into lanes: out[i * W + g] = x[n * g + i]; lanes
+// past `groups` get zeros.
+template <int W>
+void transpose_groups(const float* x, int n, int groups, float* out) {
+  for (int i = 0; i < n; ++i) {
+    for (int g = 0; g < W; ++g) out[i * W + g] = g < groups ? x[n * g + i] : 0.0f;
+  }
+}
+
+// ------------------------------------------------------------------------------------- super-block stage
+
+// The mean square of a super-block times `factor`, summed in index order (kquants.cpp super_block_sigma2).
+inline float super_block_sigma2_k(const float* x, float factor) {
+  float sum_x2 = 0;
+  for (int i = 0; i < kKSuperBlock; ++i) sum_x2 += x[i] * x[i];
+  return factor * sum_x2 / kKSuperBlock;
+}
+
+// q4_K/q5_K's 12-byte field of eight 6-bit scales and mins, as kquants.cpp packs it (groups 0-3 in the low
+// six bits of bytes 0-7, groups 4-7 in the nibbles of bytes 8-11 plus the top bits of bytes 0-7).
+inline void pack_scale_min_k(uint8_t* packed, int j, uint8_t scale, uint8_t min) {
+  if (j < 4) {
+    packed[j] = scale;
+    packed[j + 4] = min;
+  } else {
+    packed[j + 4] = static_cast<uint8_t>((scale & 0xF) | ((min & 0xF) << 4));
+    packed[j - 4] = static_cast<uint8_t>(packed[j - 4] | ((scale >> 4) << 6));
+    packed[j] = static_cast<uint8_t>(packed[j] | ((min >> 4) << 6));
+  }
+}
+
+inline void unpack_scale_min_k(const uint8_t* packed, int j, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = packed[j] & 63;
+    *min = packed[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((packed[j + 4] >> 4) | ((packed[j] >> 6) << 4));
+  }
+}
+
+// What differs between q4_K and q5_K (kquants.cpp AffineSearch and the block layouts).
+struct AffineKind {
+  TypeId id;
+  int nmax;
+  kquant::ScaleGrid reference_grid;
+  bool clamp_weighted_scales;
+  bool five_bit;
+  size_t block_bytes;
+};
+constexpr AffineKind kQ4KKind{TypeId::q4_K, 15, {-1.f, 0.1f, 20}, false, false, 144};
+constexpr AffineKind kQ5KKind{TypeId::q5_K, 31, {-0.5f, 0.1f, 15}, true, true, 176};
+
+// Quantizes the group scales and mins of one q4_K/q5_K super-block (searched already), requantizes its values
+// against them as stored, and packs the block. `levels` holds the search's levels (kept for groups whose
+// stored scale is zero).
+template <class V>
+void finish_affine_block(const AffineKind& kind, const float* x, const float* scales, const float* mins,
+                         const float* group_weight, bool weighted, uint8_t* levels, uint8_t* block) {
+  using L = Lanes<V>;
+  using G = GroupLanes<V>;
+  constexpr int W = V::kWidth;
+  uint8_t* d_field = block;
+  uint8_t* dmin_field = block + 2;
+  uint8_t* packed_scales = block + 4;
+  std::memset(packed_scales, 0, 12);
+  if (!weighted) {
+    float max_scale = 0;
+    float max_min = 0;
+    for (int j = 0; j < 8; ++j) {
+      if (scales[j] > max_scale) max_scale = scales[j];
+      if (mins[j] > max_min) max_min = mins[j];
+    }
+    const float inverse_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    const float inverse_min = max_min > 0 ? 63.f / max_min : 0.f;
+    for (int j = 0; j < 8; ++j) {
+      uint8_t scale_level = static_cast<uint8_t>(nearest_int(inverse_scale * scales[j]));
+      uint8_t min_level = static_cast<uint8_t>(nearest_int(inverse_min * mins[j]));
+      scale_level = scale_level < 63 ? scale_level : 63;
+      min_level = min_level < 63 ? min_level : 63;
+      pack_scale_min_k(packed_scales, j, scale_level, min_level);
+    }
+    store_f16(d_field, max_scale / 63.f);
+    store_f16(dmin_field, max_min / 63.f);
+  } else {
+    uint8_t scale_levels[8];
+    uint8_t min_levels[8];
+    const float d = kquant::search_positive_scale(8, 63, scales, scale_levels, group_weight);
+    const float dmin = kquant::search_positive_scale(8, 63, mins, min_levels, group_weight);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t scale_level = scale_levels[j];
+      uint8_t min_level = min_levels[j];
+      if (kind.clamp_weighted_scales) {
+        scale_level = scale_level < 63 ? scale_level : 63;
+        min_level = min_level < 63 ? min_level : 63;
+      }
+      pack_scale_min_k(packed_scales, j, scale_level, min_level);
+    }
+    store_f16(d_field, d);
+    store_f16(dmin_field, dmin);
+  }
+
+  const float d = load_f16(d_field);
+  const float dmin = load_f16(dmin_field);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t scale_level, min_level;
+    unpack_scale_min_k(packed_scales, j, &scale_level, &min_level);
+    const float group_scale = d * scale_level;
+    if (group_scale == 0) continue;
+    const float group_min = dmin * min_level;
+    for (int k = 0; k < 32 / W; ++k) {
+      const auto value = V::load(x + 32 * j + k * W);
+      const auto level = L::nearest_int(V::div(V::add(value, V::set1(group_min)), V::set1(group_scale)));
+      V::store_low_bytes(levels + 32 * j + k * W, G::clamp(level, 0, kind.nmax));
+    }
+  }
+
+  if (!kind.five_bit) {
+    uint8_t* qs = block + 16;
+    for (int chunk = 0; chunk < 4; ++chunk) {
+      const uint8_t* chunk_levels = levels + 64 * chunk;
+      for (int l = 0; l < 32; ++l) {
+        qs[32 * chunk + l] = static_cast<uint8_t>(chunk_levels[l] | (chunk_levels[l + 32] << 4));
+      }
+    }
+    return;
+  }
+  uint8_t* qh = block + 16;
+  uint8_t* qs = block + 48;
+  std::memset(qh, 0, 32);
+  for (int chunk = 0; chunk < 4; ++chunk) {
+    const uint8_t* chunk_levels = levels + 64 * chunk;
+    for (int l = 0; l < 32; ++l) {
+      const int first = chunk_levels[l];
+      const int second = chunk_levels[l + 32];
+      qh[l] = static_cast<uint8_t>(qh[l] | ((first >> 4) << (2 * chunk)) | ((second >> 4) << (2 * chunk + 1)));
+      qs[32 * chunk + l] = static_cast<uint8_t>((first & 0xF) | ((second & 0xF) << 4));
+    }
+  }
+}
+
+// q4_K / q5_K: the groups of W/8 super-blocks fill the lanes of one search (padding lanes are zeros).
+template <class V>
+void quantize_affine_k_simd(const AffineKind& kind, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                            const float* importance) {
+  constexpr int W = V::kWidth;
+  constexpr int kBlocksPerSearch = W / 8;
+  using F = typename V::F;
+  const int64_t blocks_per_row = n_per_row / kKSuperBlock;
+  const int64_t nblocks = nrows * blocks_per_row;
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  alignas(64) float xt[32 * W];
+  alignas(64) float wt[32 * W];
+  alignas(64) float scales[W];
+  alignas(64) float negated_mins[W];
+  alignas(64) float group_weight[W];
+  alignas(64) int32_t levels_t[32 * W];
+  for (int64_t first = 0; first < nblocks; first += kBlocksPerSearch) {
+    const int blocks = static_cast<int>(nblocks - first < kBlocksPerSearch ? nblocks - first : kBlocksPerSearch);
+    const float* x = src + first * kKSuperBlock;
+    transpose_groups<W>(x, 32, 8 * blocks, xt);
+    if (importance == nullptr) {
+      // Reference weights: rms of the group + |x|.
+      F sum_x2 = V::set1(0.0f);
+      for (int i = 0; i < 32; ++i) sum_x2 = V::add(sum_x2, V::mul(V::load(xt + i * W), V::load(xt + i * W)));
+      const F rms = V::sqrt(V::div(sum_x2, V::set1(32.0f)));
+      for (int i = 0; i < 32; ++i) V::store(wt + i * W, V::add(rms, V::abs(V::load(xt + i * W))));
+      search_affine_scale_lanes<V>(32, kind.nmax, xt, wt, kind.reference_grid, kquant::ErrorNorm::squared,
+                                   kquant::LevelClamp::round_then_clamp, scales, negated_mins, levels_t);
+    } else {
+      // Weighted: importance * sqrt(sigma2 + x^2), sigma2 twice the super-block's mean square.
+      alignas(64) float sigma2[W];
+      alignas(64) float importance_t[32 * W];
+      for (int g = 0; g < W; ++g) {
+        const bool real = g < 8 * blocks;
+        if (g % 8 == 0) sigma2[g] = real ? super_block_sigma2_k(x + kKSuperBlock * (g / 8), 2.0f) : 0.0f;
+        else sigma2[g] = sigma2[g - 1];  // every group of a super-block shares its sigma2
+        const int64_t block_in_row = (first + g / 8) % blocks_per_row;
+        const float* qw = importance + kKSuperBlock * block_in_row + 32 * (g % 8);
+        for (int i = 0; i < 32; ++i) importance_t[i * W + g] = real ? qw[i] : 0.0f;
+      }
+      F sum = V::set1(0.0f);
+      for (int i = 0; i < 32; ++i) {
+        const F v = V::load(xt + i * W);
+        const F w = V::mul(V::load(importance_t + i * W), V::sqrt(V::add(V::load(sigma2), V::mul(v, v))));
+        V::store(wt + i * W, w);
+        sum = V::add(sum, w);
+      }
+      V::store(group_weight, sum);
+      search_affine_scale_lanes<V>(32, kind.nmax, xt, wt, kquant::ScaleGrid{-0.9f, 0.05f, 36},
+                                   kquant::ErrorNorm::squared, kquant::LevelClamp::clamp_then_round, scales,
+                                   negated_mins, levels_t);
+    }
+    for (int b = 0; b < blocks; ++b) {
+      uint8_t levels[kKSuperBlock];
+      for (int j = 0; j < 8; ++j) {
+        for (int i = 0; i < 32; ++i) levels[32 * j + i] = static_cast<uint8_t>(levels_t[i * W + 8 * b + j]);
+      }
+      finish_affine_block<V>(kind, x + kKSuperBlock * b, scales + 8 * b, negated_mins + 8 * b, group_weight + 8 * b,
+                             importance != nullptr, levels, out + static_cast<size_t>(first + b) * kind.block_bytes);
+    }
+  }
+}
+
+template <class V>
+void quantize_q4_k_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
+  quantize_affine_k_simd<V>(kQ4KKind, src, dst, nrows, n_per_row, importance);
+}
+
+template <class V>
+void quantize_q5_k_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
+  quantize_affine_k_simd<V>(kQ5KKind, src, dst, nrows, n_per_row, importance);
+}
+
+// q6_K: the 16 groups of 16 values of a super-block fill 16 / W searches; weights are the importance alone
+// (ggml adds no sigma2 term for q6_K) or x^2.
+template <class V>
+void quantize_q6_k_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
+  using L = Lanes<V>;
+  using G = GroupLanes<V>;
+  constexpr int W = V::kWidth;
+  const int64_t blocks_per_row = n_per_row / kKSuperBlock;
+  uint8_t* block = static_cast<uint8_t*>(dst);
+  alignas(64) float xt[16 * W];
+  alignas(64) float wt[16 * W];
+  alignas(64) int32_t levels_t[16 * W];
+  for (int64_t s = 0; s < nrows * blocks_per_row; ++s, block += 210) {
+    const float* x = src + s * kKSuperBlock;
+    const float* qw = importance != nullptr ? importance + kKSuperBlock * (s % blocks_per_row) : nullptr;
+    alignas(64) int8_t levels[kKSuperBlock];
+    alignas(64) float scales[16];
+    for (int chunk = 0; chunk < 16 / W; ++chunk) {
+      transpose_groups<W>(x + 16 * W * chunk, 16, W, xt);
+      if (qw != nullptr) transpose_groups<W>(qw + 16 * W * chunk, 16, W, wt);
+      search_symmetric_scale_lanes<V>(16, 32, xt, qw != nullptr ? wt : nullptr, scales + W * chunk, levels_t);
+      for (int g = 0; g < W; ++g) {
+        for (int i = 0; i < 16; ++i) levels[16 * (W * chunk + g) + i] = static_cast<int8_t>(levels_t[i * W + g]);
+      }
+    }
+    float max_scale = 0;
+    float max_magnitude = 0;
+    for (int j = 0; j < 16; ++j) {
+      const float magnitude = std::fabs(scales[j]);
+      if (magnitude > max_magnitude) {
+        max_magnitude = magnitude;
+        max_scale = scales[j];
+      }
+    }
+    if (max_magnitude < kquant::kGroupMaxEps) {
+      std::memset(block, 0, 210);
+      continue;
+    }
+    uint8_t* ql = block;
+    uint8_t* qh = block + 128;
+    int8_t* block_scales = reinterpret_cast<int8_t*>(block + 192);
+    uint8_t* d_field = block + 208;
+    const float iscale = -128.f / max_scale;
+    store_f16(d_field, 1 / iscale);
+    for (int j = 0; j < 16; ++j) {
+      const int rounded = nearest_int(iscale * scales[j]);
+      block_scales[j] = static_cast<int8_t>(rounded < 127 ? rounded : 127);
+    }
+    const float d = load_f16(d_field);
+    for (int j = 0; j < 16; ++j) {
+      const float group_scale = d * block_scales[j];
+      if (group_scale == 0) continue;
+      for (int k = 0; k < 16 / W; ++k) {
+        const auto level = L::nearest_int(V::div(V::load(x + 16 * j + k * W), V::set1(group_scale)));
+        V::store_low_bytes(reinterpret_cast<uint8_t*>(levels + 16 * j + k * W),
+                           V::iadd(G::clamp(level, -32, 31), V::iset1(32)));
+      }
+    }
+    for (int half = 0; half < 2; ++half) {
+      const int8_t* half_levels = levels + 128 * half;
+      uint8_t* half_ql = ql + 64 * half;
+      uint8_t* half_qh = qh + 32 * half;
+      for (int l = 0; l < 32; ++l) {
+        half_ql[l] = static_cast<uint8_t>((half_levels[l] & 0xF) | ((half_levels[l + 64] & 0xF) << 4));
+        half_ql[l + 32] = static_cast<uint8_t>((half_levels[l + 32] & 0xF) | ((half_levels[l + 96] & 0xF) << 4));
+        half_qh[l] = static_cast<uint8_t>((half_levels[l] >> 4) | ((half_levels[l + 32] >> 4) << 2) |
+                                          ((half_levels[l + 64] >> 4) << 4) | ((half_levels[l + 96] >> 4) << 6));
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace quant::formats
