@@ -49,6 +49,10 @@ struct ConvertRequest {
 
   std::vector<KvOverride> kv_overrides;  // --override-kv, applied after the standard keys
 
+  // A calibration table (`quantize calibrate -o`, JSON) to embed as quantize.calibration.* keys after every
+  // other key (docs/calibration.md); empty: none.
+  std::string calibration_table;
+
   bool dry_run = false;           // plan and size only; nothing is written
   bool overwrite = false;         // replace an existing output (otherwise an I/O error)
   bool fsync = false;             // flush output to disk before renaming it into place

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 
+#include "convert/calibration_metadata.h"
 #include "convert/importance.h"
 #include "convert/model_params.h"
 #include "convert/output_metadata.h"
@@ -75,7 +76,7 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
 }
 
 Status open_writer(Target& target, const GgufFile& input, const std::vector<KvOverride>& overrides,
-                   const ConvertRequest& request) {
+                   const std::vector<KeyValue>& calibration_keys, const ConvertRequest& request) {
   QUANT_TRY(check_output_path(request.input, target.output_path, request.overwrite));
   auto stale = remove_stale_temp_files(target.output_path);
   if (!stale) return std::move(stale).error();
@@ -85,7 +86,9 @@ Status open_writer(Target& target, const GgufFile& input, const std::vector<KvOv
     options.alignment = alignment->as<uint32_t>();
   }
   QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(target.output_path, options));
-  for (KeyValue& kv : convert_internal::output_metadata(input, target.plan.file_type, overrides)) {
+  std::vector<KeyValue> metadata = convert_internal::output_metadata(input, target.plan.file_type, overrides);
+  convert_internal::append_calibration_metadata(metadata, calibration_keys);
+  for (KeyValue& kv : metadata) {
     QUANT_TRY(writer.add_metadata(std::move(kv.key), std::move(kv.value)));
   }
   for (const TensorPlan& t : target.plan.tensors) QUANT_TRY(writer.add_tensor(t.name, t.target_type, t.shape));
@@ -156,6 +159,10 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   if (has_imatrix) {
     for (KvOverride& o : convert_internal::imatrix_overrides(*importance->record)) overrides.push_back(std::move(o));
   }
+  std::vector<KeyValue> calibration_keys;
+  if (!request.calibration_table.empty()) {
+    QUANT_ASSIGN_OR_RETURN(calibration_keys, convert_internal::load_calibration_metadata(request));
+  }
   if (!request.dry_run) {
     for (size_t i = 0; i < targets.size(); ++i) {
       for (size_t j = 0; j < i; ++j) {
@@ -163,7 +170,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
           return usage_error(fmt::format("two targets write the same output '{}'", targets[i].output_path));
         }
       }
-      QUANT_TRY(open_writer(targets[i], input, overrides, request));
+      QUANT_TRY(open_writer(targets[i], input, overrides, calibration_keys, request));
     }
   }
 

@@ -48,6 +48,7 @@ struct ConvertArgs {
   std::vector<std::string> tensor_types;
   std::string tensor_type_file;
   std::vector<std::string> override_kv;
+  std::string calibration;
   bool pure = false, allow_requantize = false, leave_output_tensor = false, dry_run = false, force = false;
   bool fsync = false, allow_non_finite = false;
   int threads = 0;
@@ -77,6 +78,7 @@ Result<ConvertRequest> build_request(const ConvertArgs& args) {
   request.pure = args.pure;
   request.allow_requantize = args.allow_requantize;
   request.leave_output_tensor = args.leave_output_tensor;
+  request.calibration_table = args.calibration;
   request.dry_run = args.dry_run;
   request.overwrite = args.force;
   request.fsync = args.fsync;
@@ -163,6 +165,9 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
       ->group("Conversion");
   app.add_option("--override-kv", args->override_kv,
                  "KEY=TYPE:VALUE metadata to set in the output, TYPE one of int, float, bool, str (repeatable)")
+      ->group("Conversion");
+  app.add_option("--calibration", args->calibration,
+                 "Calibration table (JSON from `quantize calibrate -o`) to embed as quantize.calibration.* keys")
       ->group("Conversion");
   app.add_flag("--dry-run", args->dry_run, "Print the per-tensor plan and sizes; write nothing")->group("Conversion");
   app.add_option("-t,--threads", args->threads, "Worker threads (default 0: all cores); output is identical for any N")
