@@ -21,6 +21,7 @@
 #include "formats/simd_error_sums.h"
 #include "formats/simd_float_legacy.h"
 #include "formats/simd_kquants.h"
+#include "formats/simd_legacy_weighted.h"
 #include "formats/simd_kernel_list.h"
 
 namespace quant::formats {

@@ -1,9 +1,10 @@
 // The formats with SIMD kernels and the kernels themselves, for one instruction set V: the rows of
-// avx2_kernels() / avx512_kernels() (simd_kernels.h). Include after simd_float_legacy.h and simd_kquants.h.
+// avx2_kernels() / avx512_kernels() (simd_kernels.h). Include after the kernel headers it lists.
 #pragma once
 
 #include "formats/simd_float_legacy.h"
 #include "formats/simd_kquants.h"
+#include "formats/simd_legacy_weighted.h"
 
 namespace quant::formats {
 namespace {
@@ -12,10 +13,10 @@ template <class V>
 constexpr SimdKernels kSimdKernelList[] = {
     {TypeId::f16, quantize_f16_simd<V>, dequantize_f16_simd<V>},
     {TypeId::bf16, quantize_bf16_simd<V>, dequantize_bf16_simd<V>},
-    {TypeId::q4_0, quantize_q4_0_simd<V>, dequantize_nibble_blocks<V, 18, false, false>},
-    {TypeId::q4_1, quantize_q4_1_simd<V>, dequantize_nibble_blocks<V, 20, true, false>},
-    {TypeId::q5_0, quantize_q5_0_simd<V>, dequantize_nibble_blocks<V, 22, false, true>},
-    {TypeId::q5_1, quantize_q5_1_simd<V>, dequantize_nibble_blocks<V, 24, true, true>},
+    {TypeId::q4_0, quantize_q4_0_any_simd<V>, dequantize_nibble_blocks<V, 18, false, false>},
+    {TypeId::q4_1, quantize_q4_1_any_simd<V>, dequantize_nibble_blocks<V, 20, true, false>},
+    {TypeId::q5_0, quantize_q5_0_any_simd<V>, dequantize_nibble_blocks<V, 22, false, true>},
+    {TypeId::q5_1, quantize_q5_1_any_simd<V>, dequantize_nibble_blocks<V, 24, true, true>},
     {TypeId::q8_0, quantize_q8_0_simd<V>, dequantize_q8_0_simd<V>},
     {TypeId::q4_K, quantize_q4_k_simd<V>, nullptr},
     {TypeId::q5_K, quantize_q5_k_simd<V>, nullptr},
