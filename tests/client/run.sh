@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The llama.cpp client test: quantize tests/data/models/tiny-llama-f16.gguf with our binary to a spread of
+# types, then load every output in llama.cpp (node-llama-cpp 3.22.1's prebuilt CPU build, llama.cpp release
+# v0.5.0) and generate 16 tokens greedily. Every file must load and generate, and Q8_0's continuation must
+# equal the f16 input's token for token.
+#
+# usage: tests/client/run.sh QUANTIZE_BINARY
+# Exit codes: 0 passed, 1 failed, 77 skipped (Node.js or tests/client/node_modules missing; ctest reports it
+# as skipped). With QUANT_REQUIRE_CLIENT=1 (scripts/test.sh sets it) a missing client is a failure instead.
+set -euo pipefail
+
+client_dir="$(cd "$(dirname "$0")" && pwd)"
+data_dir="$(cd "$client_dir/../data" && pwd)"
+quantize="${1:?usage: run.sh QUANTIZE_BINARY}"
+quantize="$(cd "$(dirname "$quantize")" && pwd)/$(basename "$quantize")"
+model="$data_dir/models/tiny-llama-f16.gguf"
+imatrix="$data_dir/imatrix/tiny-llama.imatrix.gguf"
+
+missing=""
+command -v node >/dev/null 2>&1 || missing="Node.js (node) is not installed"
+[ -n "$missing" ] || [ -d "$client_dir/node_modules/@node-llama-cpp/linux-x64" ] ||
+  missing="tests/client/node_modules is missing (cd tests/client && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci)"
+if [ -n "$missing" ]; then
+  if [ "${QUANT_REQUIRE_CLIENT:-0}" = "1" ]; then
+    echo "client test: $missing, and QUANT_REQUIRE_CLIENT=1" >&2
+    exit 1
+  fi
+  echo "client test: skipped: $missing" >&2
+  exit 77
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/quantize-client-XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+# One read of the input for the plain mixes, each to <TYPE>.gguf.
+mixes=(Q8_0 Q6_K Q5_K_M Q4_K_M Q4_0 Q3_K_M Q2_K IQ4_NL IQ4_XS TQ2_0 Q1_0)
+outputs=()
+for type in "${mixes[@]}"; do outputs+=(-o "$work/$type.gguf"); done
+"$quantize" "$model" --to "$(IFS=,; echo "${mixes[*]}")" "${outputs[@]}" -q
+
+# Types that only some tensors get under a mix, forced onto every weight with --pure: MXFP4_MOE gives
+# dense tensors q8_0, and NVFP4 has no mix name (llama-quantize's --tensor-type spelling).
+"$quantize" "$model" --pure --to MXFP4_MOE -o "$work/MXFP4-pure.gguf" -q
+"$quantize" "$model" --pure --tensor-type '.*=nvfp4' --to Q8_0 -o "$work/NVFP4-pure.gguf" -q
+
+# A type that needs an importance matrix, from inside the imatrix's folder as llama-quantize users do.
+(cd "$(dirname "$imatrix")" &&
+  "$quantize" "$model" --imatrix "$(basename "$imatrix")" --to IQ2_XS -o "$work/IQ2_XS-imat.gguf" -q)
+
+others=()
+for file in "$work"/*.gguf; do
+  [ "$file" = "$work/Q8_0.gguf" ] || others+=("$file")
+done
+cd "$client_dir"
+node generate.mjs --reference "$model" --same-as-reference "$work/Q8_0.gguf" "${others[@]}"
