@@ -1,12 +1,19 @@
 #include "convert/work_pool.h"
 
 #include <algorithm>
+#include <system_error>
 
 namespace quant::convert_internal {
 
 WorkPool::WorkPool(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 1; i < threads; ++i) {
+    try {
+      workers_.emplace_back([this] { worker_loop(); });
+    } catch (const std::system_error&) {
+      break;  // the system refused another thread (process limit): work with the ones we have
+    }
+  }
 }
 
 WorkPool::~WorkPool() {
@@ -58,6 +65,57 @@ void WorkPool::worker_loop() {
       lock.lock();
       if (--unfinished_ == 0) work_done_.notify_all();
     }
+  }
+}
+
+IoThread::IoThread() : thread_([this] { loop(); }) {}
+
+IoThread::~IoThread() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  posted_.notify_all();
+  thread_.join();
+}
+
+IoThread::Ticket IoThread::post(std::function<Status()> job) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  jobs_.push_back(std::move(job));
+  posted_.notify_one();
+  return ++posted_count_;
+}
+
+Status IoThread::wait(Ticket ticket) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  finished_.wait(lock, [&] { return finished_count_ >= ticket; });
+  if (error_) return *error_;
+  return Status::success();
+}
+
+Status IoThread::wait_all() {
+  Ticket last;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last = posted_count_;
+  }
+  return wait(last);
+}
+
+void IoThread::loop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    posted_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    if (jobs_.empty()) return;  // stopping, and everything posted has run
+    std::function<Status()> job = std::move(jobs_.front());
+    jobs_.pop_front();
+    const bool skip = error_.has_value();
+    lock.unlock();
+    Status status = skip ? Status::success() : job();
+    lock.lock();
+    if (!status && !error_) error_ = std::move(status).error();
+    ++finished_count_;
+    finished_.notify_all();
   }
 }
 
