@@ -188,7 +188,7 @@ std::string reference_test_name(const ::testing::TestParamInfo<ReferenceOutput>&
 INSTANTIATE_TEST_SUITE_P(LlamaQuantize, ReferenceOutputTest, ::testing::ValuesIn(reference_outputs()),
                          reference_test_name);
 
-TEST(ReferenceTable, CoversEveryReferenceFolder) {
+TEST(ConvertReferenceTable, CoversEveryReferenceFolder) {
   // The table is the spec: a row lost by accident would silently drop a check.
   std::map<std::string, int> per_folder;
   for (const ReferenceOutput& r : reference_outputs()) ++per_folder[r.reference.substr(0, r.reference.find('/'))];
@@ -208,7 +208,7 @@ struct Refusal {
   std::vector<std::string> message_parts;  // each must appear in stderr
 };
 
-TEST(Refusals, ImpossibleConversionsWriteNothing) {
+TEST(ConvertRefusals, ImpossibleConversionsWriteNothing) {
   // stories260K's ffn_down rows hold 172 values; Q8_0 and Q4_0 have no shape fallback in llama-quantize.
   const std::vector<Refusal> refusals = {
       {"gguf/stories260K.gguf", "Q8_0", {}, {"blk.0.ffn_down.weight", "172", "32"}},
@@ -234,7 +234,7 @@ TEST(Refusals, ImpossibleConversionsWriteNothing) {
 // ---------------------------------------------------------------------------------------------------------
 // Several targets, threads, dry run, default names.
 
-TEST(Targets, SeveralOutputsFromOneReadEqualSeparateRuns) {
+TEST(ConvertTargets, SeveralOutputsFromOneReadEqualSeparateRuns) {
   ScratchDir dir;
   const std::vector<std::string> types = {"F16", "Q4_K_M", "Q6_K"};
   std::vector<std::string> args = {data_path("gguf/stories260K.gguf"), "--to", "F16,Q4_K_M,Q6_K", "-q"};
@@ -254,7 +254,7 @@ TEST(Targets, SeveralOutputsFromOneReadEqualSeparateRuns) {
   }
 }
 
-TEST(Targets, OutputCountMustMatchTypeCount) {
+TEST(ConvertTargets, OutputCountMustMatchTypeCount) {
   ScratchDir dir;
   const ProgramRun run =
       run_quantize({data_path("gguf/stories260K.gguf"), "--to", "F16,Q6_K", "-o", dir / "only-one.gguf"});
@@ -262,7 +262,7 @@ TEST(Targets, OutputCountMustMatchTypeCount) {
   EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
-TEST(Targets, ThreadCountDoesNotChangeTheBytes) {
+TEST(ConvertTargets, ThreadCountDoesNotChangeTheBytes) {
   ScratchDir dir;
   const ReferenceOutput& ref = reference_named("tiny-llama/tiny-llama-Q4_K_M.gguf");
   for (const char* threads : {"1", "2"}) {
@@ -284,7 +284,7 @@ std::map<std::string, std::string> reference_tensor_types(const std::string& out
   return types;
 }
 
-TEST(DryRun, WritesNothingAndPrintsThePlan) {
+TEST(ConvertDryRun, WritesNothingAndPrintsThePlan) {
   ScratchDir dir;
   const std::string output = dir / "out.gguf";
   const std::string input = data_path("gguf/stories260K.gguf");
@@ -323,7 +323,7 @@ TEST(DryRun, WritesNothingAndPrintsThePlan) {
   EXPECT_LT(planned, written["totals"]["output_bytes"].get<uint64_t>());
 }
 
-TEST(DefaultOutput, IsInputStemDashTypeBesideTheInput) {
+TEST(ConvertDefaultOutput, IsInputStemDashTypeBesideTheInput) {
   ScratchDir dir;
   const std::string input = dir / "stories260K.gguf";
   fs::copy_file(data_path("gguf/stories260K.gguf"), input);
@@ -338,7 +338,7 @@ TEST(DefaultOutput, IsInputStemDashTypeBesideTheInput) {
 // ---------------------------------------------------------------------------------------------------------
 // Protection of existing files, and usage errors.
 
-TEST(Overwrite, ExistingOutputNeedsForce) {
+TEST(ConvertOverwrite, ExistingOutputNeedsForce) {
   ScratchDir dir;
   const std::string output = dir / "out.gguf";
   std::ofstream(output) << "precious";
@@ -354,7 +354,7 @@ TEST(Overwrite, ExistingOutputNeedsForce) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator{}), 1);
 }
 
-TEST(Overwrite, OutputSameAsInputIsRefused) {
+TEST(ConvertOverwrite, OutputSameAsInputIsRefused) {
   ScratchDir dir;
   const std::string input = dir / "model.gguf";
   fs::copy_file(data_path("gguf/stories260K.gguf"), input);
@@ -376,7 +376,7 @@ TEST(Overwrite, OutputSameAsInputIsRefused) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator{}), 2);
 }
 
-TEST(Usage, UnknownTypeAndMissingInput) {
+TEST(ConvertUsage, UnknownTypeAndMissingInput) {
   ScratchDir dir;
   const std::string output = dir / "out.gguf";
   const ProgramRun unknown = run_quantize({data_path("gguf/stories260K.gguf"), "--to", "Q4_K_X", "-o", output});
@@ -399,7 +399,7 @@ TEST(Usage, UnknownTypeAndMissingInput) {
 // ---------------------------------------------------------------------------------------------------------
 // The --json report.
 
-TEST(JsonReport, EveryTensorWithMetricsTotalsAndTheFilesDigest) {
+TEST(ConvertJsonReport, EveryTensorWithMetricsTotalsAndTheFilesDigest) {
   ScratchDir dir;
   const std::string output = dir / "out.gguf";
   const std::string input = data_path("gguf/stories260K.gguf");
@@ -452,7 +452,7 @@ TEST(JsonReport, EveryTensorWithMetricsTotalsAndTheFilesDigest) {
   }
 }
 
-TEST(JsonReport, SeveralTargetsGiveAnOutputsArray) {
+TEST(ConvertJsonReport, SeveralTargetsGiveAnOutputsArray) {
   ScratchDir dir;
   const ProgramRun run = run_quantize({"--json", data_path("gguf/stories260K.gguf"), "--to", "Q6_K,F16", "-o",
                                        dir / "a.gguf", "-o", dir / "b.gguf"});
@@ -480,7 +480,7 @@ std::map<std::string, std::string> tensor_types(const quant::GgufFile& file) {
   return types;
 }
 
-TEST(OverrideKv, WritesLlamaQuantizesTypesAfterTheStandardKeys) {
+TEST(ConvertOverrideKv, WritesLlamaQuantizesTypesAfterTheStandardKeys) {
   ScratchDir dir;
   const std::string output = dir / "out.gguf";
   const ProgramRun run = run_quantize({data_path("gguf/stories260K.gguf"), "--to", "Q6_K", "-o", output, "-q",
@@ -518,7 +518,7 @@ TEST(OverrideKv, WritesLlamaQuantizesTypesAfterTheStandardKeys) {
   EXPECT_FALSE(fs::exists(dir / "bad.gguf"));
 }
 
-TEST(TypeOptions, OutputAndTokenEmbeddingTypes) {
+TEST(ConvertTypeOptions, OutputAndTokenEmbeddingTypes) {
   ScratchDir dir;
   const std::string input = data_path("models/tiny-llama-f16.gguf");
   const std::string output = dir / "out.gguf";
@@ -538,7 +538,7 @@ TEST(TypeOptions, OutputAndTokenEmbeddingTypes) {
   }
 }
 
-TEST(TypeOptions, TensorTypeFileFirstMatchWinsAndYieldsToTheNamedOptions) {
+TEST(ConvertTypeOptions, TensorTypeFileFirstMatchWinsAndYieldsToTheNamedOptions) {
   ScratchDir dir;
   const std::string input = data_path("models/tiny-llama-f16.gguf");
   const std::string list = dir / "types.txt";
