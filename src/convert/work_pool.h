@@ -1,13 +1,19 @@
-// A fixed set of worker threads that run one parallel loop at a time. Work is split into contiguous ranges in
-// a fixed way, so results that are merged in range order do not depend on the number of threads.
+// The conversion's threads: a WorkPool of compute threads that run one parallel loop at a time, and an IoThread
+// that reads ahead and writes behind in the order asked, so file I/O overlaps the computing. Work is split
+// into contiguous ranges in a fixed way, so results that are merged in range order do not depend on the number
+// of threads.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
+
+#include "quant/error.h"
 
 namespace quant::convert_internal {
 
@@ -35,6 +41,37 @@ class WorkPool {
   int unfinished_ = 0;
   uint64_t generation_ = 0;
   bool stopping_ = false;
+};
+
+// One background thread running jobs strictly in the order they were posted. After a job fails, the later
+// ones are skipped, and every wait reports that first error.
+class IoThread {
+ public:
+  using Ticket = uint64_t;
+
+  IoThread();
+  ~IoThread();  // runs (or skips, after an error) what was posted, then stops
+  IoThread(const IoThread&) = delete;
+  IoThread& operator=(const IoThread&) = delete;
+
+  // Queues a job; the ticket names it for wait().
+  Ticket post(std::function<Status()> job);
+  // Blocks until the job `ticket` and every job posted before it have finished; the first error so far, if any.
+  Status wait(Ticket ticket);
+  // Blocks until every posted job has finished.
+  Status wait_all();
+
+ private:
+  void loop();
+
+  std::mutex mutex_;
+  std::condition_variable posted_, finished_;
+  std::deque<std::function<Status()>> jobs_;
+  Ticket posted_count_ = 0;    // tickets are 1, 2, ... in posting order
+  Ticket finished_count_ = 0;  // jobs 1..finished_count_ are done
+  std::optional<Error> error_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: starts after the members it uses exist
 };
 
 }  // namespace quant::convert_internal
