@@ -55,13 +55,13 @@ Status TensorStreamer::stream(const TensorInfo& tensor, std::span<TensorOutput> 
   return drained;
 }
 
-IoThread::Ticket TensorStreamer::post_read(const TensorInfo& tensor, Chunk chunk, int buffer) {
-  return io_.post([this, &tensor, chunk, buffer]() -> Status {
+IoThread::Ticket TensorStreamer::post_read(const TensorInfo& tensor, Chunk chunk, int buffer, bool check) {
+  return io_.post([this, &tensor, chunk, buffer, check]() -> Status {
     const uint64_t in_row_bytes = *row_bytes(format_of(tensor.type), tensor.row_length());
     std::vector<uint8_t>& raw = raw_[buffer];
     raw.resize(size_t(uint64_t(chunk.rows) * in_row_bytes));
     QUANT_TRY(input_.read_tensor(tensor, uint64_t(chunk.first_row) * in_row_bytes, std::span<uint8_t>(raw)));
-    return check_input(tensor, raw.data(), uint64_t(chunk.first_row), chunk.rows);
+    return check ? check_input(tensor, raw.data(), uint64_t(chunk.first_row), chunk.rows) : Status::success();
   });
 }
 
@@ -93,13 +93,16 @@ Status TensorStreamer::stream_chunks(const TensorInfo& tensor, std::span<TensorO
   }
   for (int b = 0; b < 2; ++b) quantized_[b].resize(outputs.size());
 
-  IoThread::Ticket read_ticket = chunks.empty() ? 0 : post_read(tensor, chunks[0], 0);
+  // Copies are checked by the I/O thread as they are read; conversions by the pool's tasks (in parallel, and
+  // while the rows are in cache).
+  const bool check_on_read = all_copies;
+  IoThread::Ticket read_ticket = chunks.empty() ? 0 : post_read(tensor, chunks[0], 0, check_on_read);
   for (size_t k = 0; k < chunks.size(); ++k) {
     const int buffer = int(k % 2);
     // Once chunk k is read, every job before it is done too: the writes of chunk k - 2 no longer use the
     // buffers chunk k is about to fill.
     QUANT_TRY(io_.wait(read_ticket));
-    if (k + 1 < chunks.size()) read_ticket = post_read(tensor, chunks[k + 1], 1 - buffer);
+    if (k + 1 < chunks.size()) read_ticket = post_read(tensor, chunks[k + 1], 1 - buffer, check_on_read);
     if (!all_copies) QUANT_TRY(quantize_chunk(tensor, outputs, chunks[k], buffer));
     for (size_t o = 0; o < outputs.size(); ++o) {
       if (outputs[o].writer == nullptr) continue;
@@ -151,12 +154,18 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
   // sums merge in task order, so the report does not depend on the thread count either.
   const int64_t task_rows = rows_per_task(n_per_row);
   const int tasks = int((rows + task_rows - 1) / task_rows);
+  std::vector<std::optional<Error>> input_errors(static_cast<size_t>(tasks));
   std::vector<std::optional<Error>> errors(jobs.size() * size_t(tasks));
   std::vector<ErrorStats> stats(jobs.size() * size_t(tasks));
   const uint8_t* raw = raw_[buffer].data();
   pool_.run(tasks, [&](int task) {
     const int64_t first = int64_t(task) * task_rows;
     const int64_t count = std::min(task_rows, rows - first);
+    Status checked = check_input(tensor, raw + uint64_t(first) * in_row_bytes, uint64_t(chunk.first_row + first), count);
+    if (!checked) {
+      input_errors[size_t(task)] = std::move(checked).error();
+      return;
+    }
     float* values = floats_.data() + first * n_per_row;
     if (source.id == TypeId::f32) {
       std::memcpy(values, raw + uint64_t(first) * in_row_bytes, size_t(count * n_per_row) * sizeof(float));
@@ -179,6 +188,10 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
       }
     }
   });
+  // The first bad input row wins over any output error, as when the whole chunk was checked first.
+  for (std::optional<Error>& error : input_errors) {
+    if (error) return std::move(*error);
+  }
   for (size_t j = 0; j < jobs.size(); ++j) {
     for (int task = 0; task < tasks; ++task) {
       const size_t slot = j * size_t(tasks) + size_t(task);

@@ -41,7 +41,8 @@ class TensorStreamer {
     int64_t rows;
   };
   Status stream_chunks(const TensorInfo& tensor, std::span<TensorOutput> outputs);
-  IoThread::Ticket post_read(const TensorInfo& tensor, Chunk chunk, int buffer);
+  // Queues the read of `chunk` into raw_[buffer], checked as it arrives when `check`.
+  IoThread::Ticket post_read(const TensorInfo& tensor, Chunk chunk, int buffer, bool check);
   Status check_input(const TensorInfo& tensor, const uint8_t* data, uint64_t first_row, int64_t rows) const;
   Status quantize_chunk(const TensorInfo& tensor, std::span<TensorOutput> outputs, Chunk chunk, int buffer);
   Status progress_and_cancel(uint64_t bytes, const std::string& tensor);
