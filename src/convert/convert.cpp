@@ -2,6 +2,7 @@
 #include "quant/convert.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -139,6 +140,14 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
 
   // 1. Open and validate the input; read what the plan needs.
   QUANT_ASSIGN_OR_RETURN(GgufFile input, GgufFile::open(request.input));
+  if (const Value* splits = input.find("split.count"); splits != nullptr) {
+    uint64_t count = 0;
+    if (splits->to_uint64(&count) && count > 1) {
+      return Error(impossible(fmt::format("this is one of {} shards of a split model; converting split models is not "
+                                          "supported yet (merge the shards first)", count)))
+          .in_file(input.path());
+    }
+  }
   QUANT_ASSIGN_OR_RETURN(ModelParams model, convert_internal::read_model_params(input));
   const std::vector<PlanTensor> tensors = convert_internal::plan_tensors(input);
 
@@ -153,6 +162,10 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   std::vector<Target> targets;
   for (const ConvertTarget& wanted : request.targets) {
     QUANT_ASSIGN_OR_RETURN(Target target, plan_target(request, wanted, input, model, tensors, has_imatrix));
+    if (request.dry_run && target.plan.imatrix_required && !has_imatrix) {
+      spdlog::warn("{}: a real conversion to {} needs an importance matrix (--imatrix)", request.input,
+                   target.type_name);
+    }
     targets.push_back(std::move(target));
   }
   std::vector<KvOverride> overrides = request.kv_overrides;

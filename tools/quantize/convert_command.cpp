@@ -137,24 +137,28 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   app.add_option("INPUT", args->input, "GGUF model to convert");
   app.add_option("--to", args->to,
                  "Target type(s), llama-quantize's names (Q4_K_M, q8_0, IQ2_XS, COPY...; case-insensitive); "
-                 "comma-separated for several outputs from one read: Q8_0,Q4_K_M. See `quantize types`")
+                 "comma-separated for several outputs from one read: Q8_0,Q4_K_M (docs/cli.md lists every name)")
       ->group("Conversion");
   app.add_option("-o,--output", args->outputs,
                  "Output path, one per target (default: <input stem>-<TYPE>.gguf beside the input)")
+      ->allow_extra_args(false)
       ->group("Conversion");
   app.add_flag("--pure", args->pure, "Give every quantizable tensor the one type: no mix rules")->group("Conversion");
   app.add_option("--imatrix", args->imatrix, "Importance matrix (llama.cpp GGUF imatrix or legacy .dat)")
       ->group("Conversion");
   app.add_option("--include-weights", args->include_weights,
-                 "Use importance data only for tensors whose name contains this (repeatable)")->group("Conversion");
+                 "Use importance data only for tensors whose name contains this (repeatable)")->allow_extra_args(false)
+      ->group("Conversion");
   app.add_option("--exclude-weights", args->exclude_weights,
-                 "Do not use importance data for tensors whose name contains this (repeatable)")->group("Conversion");
+                 "Do not use importance data for tensors whose name contains this (repeatable)")->allow_extra_args(false)
+      ->group("Conversion");
   app.add_option("--output-tensor-type", args->output_tensor_type, "ggml type for output.weight (e.g. q8_0)")
       ->group("Conversion");
   app.add_option("--token-embedding-type", args->token_embedding_type, "ggml type for token_embd.weight")
       ->group("Conversion");
   app.add_option("--tensor-type", args->tensor_types,
                  "REGEX=TYPE: ggml type for tensors whose name matches (repeatable; first match wins)")
+      ->allow_extra_args(false)
       ->group("Conversion");
   app.add_option("--tensor-type-file", args->tensor_type_file, "File of whitespace-separated REGEX=TYPE entries")
       ->group("Conversion");
@@ -165,6 +169,7 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
       ->group("Conversion");
   app.add_option("--override-kv", args->override_kv,
                  "KEY=TYPE:VALUE metadata to set in the output, TYPE one of int, float, bool, str (repeatable)")
+      ->allow_extra_args(false)
       ->group("Conversion");
   app.add_option("--calibration", args->calibration,
                  "Calibration table (JSON from `quantize calibrate -o`) to embed as quantize.calibration.* keys")

@@ -61,15 +61,27 @@ void print_report(std::ostream& out, const ConversionReport& r, bool all_tensors
     return a->error.sqnr_db() < b->error.sqnr_db();
   });
   const size_t shown = all_tensors || r.dry_run ? rows.size() : std::min(rows.size(), kCompactTensorRows);
-  out << fmt::format("\n  {:<32} {:>13} {:>7} {:>7} {:>11} {:>11} {:>10} {:>10} {:>9}\n", "tensor", "shape", "in",
-                     "out", "bytes in", "bytes out", "RMSE", "SQNR dB", "cosine");
+  if (r.dry_run) {
+    // The plan: which rule chose each type.
+    out << fmt::format("\n  {:<32} {:>13} {:>7} {:>7} {:>11} {:>11}  {}\n", "tensor", "shape", "in", "out", "bytes in",
+                       "bytes out", "why");
+  } else {
+    out << fmt::format("\n  {:<32} {:>13} {:>7} {:>7} {:>11} {:>11} {:>10} {:>10} {:>9}\n", "tensor", "shape", "in",
+                       "out", "bytes in", "bytes out", "RMSE", "SQNR dB", "cosine");
+  }
   for (size_t i = 0; i < shown; ++i) {
     const TensorReport& t = *rows[i];
-    const bool measured = t.converted && !r.dry_run;
-    out << fmt::format("  {:<32} {:>13} {:>7} {:>7} {:>11} {:>11} {:>10} {:>10} {:>9}\n", t.name, shape_text(t.shape),
-                       format_of(t.type_in).name, format_of(t.type_out).name, human_bytes(t.bytes_in),
-                       human_bytes(t.bytes_out), measured ? fmt::format("{:.3g}", t.error.rmse()) : "-",
-                       measured ? sqnr_text(t.error) : "-", measured ? fmt::format("{:.5f}", t.error.cosine()) : "-");
+    const std::string common = fmt::format("  {:<32} {:>13} {:>7} {:>7} {:>11} {:>11}", t.name, shape_text(t.shape),
+                                           format_of(t.type_in).name, format_of(t.type_out).name,
+                                           human_bytes(t.bytes_in), human_bytes(t.bytes_out));
+    if (r.dry_run) {
+      out << common << "  " << t.reason << "\n";
+      continue;
+    }
+    out << common
+        << fmt::format(" {:>10} {:>10} {:>9}\n", t.converted ? fmt::format("{:.3g}", t.error.rmse()) : "-",
+                       t.converted ? sqnr_text(t.error) : "-",
+                       t.converted ? fmt::format("{:.5f}", t.error.cosine()) : "-");
   }
   if (shown < rows.size()) {
     out << fmt::format("  ... {} more tensors (-v lists all; --json gives every tensor)\n", rows.size() - shown);
