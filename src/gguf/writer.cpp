@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdlib>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -47,6 +50,53 @@ Status sync_directory(const std::string& path) {
   ::close(fd);
   if (rc != 0) return io_error(fmt::format("fsync of directory failed: {}", std::strerror(saved))).in_file(dir);
   return {};
+}
+
+// Fault injection for the whole-program fault tests (tests/cli/faults_test.cpp, docs/reliability.md). With
+// QUANT_FAULT_KILL_AFTER_BYTES=N the process sends itself SIGKILL once N bytes of GGUF output have been written
+// (counted over every writer of the process); with QUANT_FAULT_STOP_AFTER_BYTES=N it stops itself (SIGSTOP)
+// once at that point, so a test can act on a paused conversion at a reproducible place and then continue it.
+// Outside tests the variables are unset and this costs one branch per write.
+struct FaultPoint {
+  uint64_t after_bytes = 0;
+  int signal = 0;  // 0: no fault injection
+  bool fired = false;
+  uint64_t written = 0;
+};
+
+FaultPoint& fault_point() {
+  static FaultPoint point = [] {
+    FaultPoint p;
+    for (const auto& [name, signal] : {std::pair{"QUANT_FAULT_KILL_AFTER_BYTES", SIGKILL},
+                                       std::pair{"QUANT_FAULT_STOP_AFTER_BYTES", SIGSTOP}}) {
+      const char* value = std::getenv(name);
+      if (value == nullptr || *value == '\0') continue;
+      p.after_bytes = std::strtoull(value, nullptr, 10);
+      p.signal = signal;
+      break;
+    }
+    return p;
+  }();
+  return point;
+}
+
+// How many of the next `size` bytes may be written before the fault point fires (all of them when none is set
+// or it already fired).
+size_t bytes_before_fault(size_t size) {
+  const FaultPoint& point = fault_point();
+  if (point.signal == 0 || point.fired || point.written + size < point.after_bytes) return size;
+  return size_t(point.after_bytes - point.written);
+}
+
+// Counts written bytes and fires the fault once its point is reached.
+void after_write(size_t size) {
+  FaultPoint& point = fault_point();
+  if (point.signal == 0) return;
+  point.written += size;
+  if (!point.fired && point.written >= point.after_bytes) {
+    point.fired = true;
+    std::raise(point.signal);
+  }
 }
 
 }  // namespace
@@ -216,8 +266,13 @@ Status GgufWriter::begin() {
 }
 
 Status GgufWriter::write_bytes(const uint8_t* data, size_t size) {
-  Status status = write_all_fd(fd_, temp_path_, data, size);
-  if (!status) return fail(std::move(status).error().in_file(final_path_));
+  // Split at the fault point (tests only), so the fault fires after exactly that many bytes.
+  for (size_t part; size > 0; data += part, size -= part) {
+    part = bytes_before_fault(size);
+    Status status = write_all_fd(fd_, temp_path_, data, part);
+    if (!status) return fail(std::move(status).error().in_file(final_path_));
+    after_write(part);
+  }
   return {};
 }
 

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (fuzz/) with ASan + UBSan and runs them; the one command behind
+# docs/reliability.md.
+#   scripts/fuzz.sh --regressions [--seconds N]   replay every regression input (tests/data/fuzz-regressions/),
+#                                                 then fuzz each target for N seconds (default 30) from its seeds
+#   scripts/fuzz.sh --long [--runs N] [--seconds N]
+#                                                 the long campaign: the GGUF target for N executions (default
+#                                                 10,000,000), every other target for --seconds (default 1800)
+# Options: --targets "gguf dequantize"  only these targets;  --no-build  use the binaries already built;
+#          --jobs N  parallel libFuzzer jobs per target (default 1: the machine is shared).
+# Environment: BUILD_DIR (default build-fuzz). Seed corpora are made at run time from tests/data (nothing is
+# committed twice); new corpus inputs and crash files go to $BUILD_DIR/fuzz-work/<target>/.
+# Exit status: 0 when every replay and run finished with no crash, leak, timeout, sanitizer report or
+# over-limit allocation; 1 otherwise (the offending inputs are listed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+mode=""
+seconds=""
+runs=10000000
+targets="gguf dequantize dataset imatrix"
+build=1
+jobs=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --regressions) mode=regressions ;;
+    --long) mode=long ;;
+    --seconds) seconds="$2"; shift ;;
+    --runs) runs="$2"; shift ;;
+    --targets) targets="$2"; shift ;;
+    --no-build) build=0 ;;
+    --jobs) jobs="$2"; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "fuzz.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -z "$mode" ]; then
+  echo "fuzz.sh: give --regressions or --long (see --help)" >&2
+  exit 2
+fi
+[ -n "$seconds" ] || { [ "$mode" = regressions ] && seconds=30 || seconds=1800; }
+
+build_dir="${BUILD_DIR:-build-fuzz}"
+case "$build_dir" in /*) build_abs="$build_dir" ;; *) build_abs="$root/$build_dir" ;; esac
+work="$build_abs/fuzz-work"
+regressions="tests/data/fuzz-regressions"
+
+# Resource limits every run is held to (docs/reliability.md): any single allocation above the malloc limit,
+# or a process above the RSS limit, is a finding; so is one input taking more than the timeout.
+limits=(-rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=20)
+# Longest input libFuzzer builds, per target: GGUF headers and dataset files need room; blocks do not.
+declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536)
+
+if [ "$build" = 1 ]; then
+  if ! command -v clang++ >/dev/null 2>&1; then
+    echo "fuzz.sh: clang++ is needed (apt-get install clang libclang-rt-14-dev)" >&2
+    exit 1
+  fi
+  if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+    CC=clang CXX=clang++ cmake -S . -B "$build_dir" -DQUANT_FUZZ=ON -DQUANT_BUILD_TESTS=OFF \
+      -DQUANT_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+  build_targets=(make_gguf_seeds)
+  for t in $targets; do build_targets+=("${t}_fuzzer"); done
+  cmake --build "$build_dir" -j "$(nproc)" --target "${build_targets[@]}"
+fi
+
+# Copies the first max_len bytes of each file into the seed directory (libFuzzer would cut them anyway).
+add_seeds() {
+  local target="$1"; shift
+  local dir="$work/$target/seeds"
+  for file in "$@"; do
+    [ -f "$file" ] || continue
+    head -c "${max_len[$target]}" "$file" > "$dir/$(echo "$file" | tr '/' '_')"
+  done
+}
+
+# Seed corpora from the real files in tests/data, plus the regression inputs.
+make_seeds() {
+  local target="$1"
+  rm -rf "$work/$target/seeds"
+  mkdir -p "$work/$target/seeds" "$work/$target/corpus" "$work/$target/crashes"
+  case "$target" in
+    gguf)
+      mapfile -t files < <(find tests/data -name '*.gguf' | sort)
+      add_seeds gguf "${files[@]}"
+      "$build_dir/fuzz/make_gguf_seeds" "$work/gguf/seeds" "${files[@]}" 2>/dev/null || true
+      ;;
+    dequantize)
+      # For every selector byte (covering every format): all-zero blocks, and blocks cut from the reference
+      # input floats (arbitrary bit patterns to the block layouts).
+      local floats
+      floats=$(find tests/data/ggml-vectors/inputs -type f -name "gauss*" | sort | head -n 1)
+      for ((b = 0; b < 64; b++)); do
+        { printf "\\x$(printf %02x "$b")"; head -c 1024 /dev/zero; } > "$work/dequantize/seeds/zeros-$b"
+        { printf "\\x$(printf %02x "$b")"; tail -c +$((b * 64 + 1)) "$floats" | head -c 2048; } \
+          > "$work/dequantize/seeds/floats-$b"
+      done
+      ;;
+    dataset)
+      mapfile -t files < <(find tests/data/safetensors tests/data/npy -type f \( -name '*.safetensors' -o -name '*.npy' -o -name '*.npz' \) | sort)
+      add_seeds dataset "${files[@]}"
+      ;;
+    imatrix)
+      mapfile -t files < <(find tests/data/imatrix -type f \( -name '*.gguf' -o -name '*.dat' \) | sort)
+      add_seeds imatrix "${files[@]}"
+      ;;
+  esac
+  if [ -d "$regressions/$target" ]; then
+    find "$regressions/$target" -type f ! -name 'README.md' ! -name '.gitkeep' -exec cp {} "$work/$target/seeds/" \;
+  fi
+}
+
+failed=0
+
+# Runs each regression input once; any crash, leak or sanitizer report fails.
+replay() {
+  local target="$1"
+  local dir="$regressions/$target"
+  mapfile -t inputs < <(find "$dir" -type f ! -name 'README.md' ! -name '.gitkeep' 2>/dev/null | sort)
+  if [ ${#inputs[@]} -eq 0 ]; then
+    echo "fuzz.sh: $target: no regression inputs"
+    return
+  fi
+  if "$build_dir/fuzz/${target}_fuzzer" "${limits[@]}" "${inputs[@]}" > "$work/$target/replay.log" 2>&1; then
+    echo "fuzz.sh: $target: ${#inputs[@]} regression inputs replayed, no findings"
+  else
+    echo "fuzz.sh: $target: FAILED replaying regression inputs (see $work/$target/replay.log)" >&2
+    failed=1
+  fi
+}
+
+# Fuzzes one target from its seeds and corpus; `$@` says how long (-max_total_time or -runs).
+fuzz() {
+  local target="$1"; shift
+  local log="$work/$target/$mode.log"
+  local fuzzer="$build_abs/fuzz/${target}_fuzzer"
+  echo "fuzz.sh: $target: fuzzing ($*), log $log"
+  local status=0
+  local parallel=()
+  [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
+  # Run inside the target's work directory: with -jobs, libFuzzer writes fuzz-<n>.log files to the current one.
+  (cd "$work/$target" && ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+    UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
+    "$fuzzer" "${limits[@]}" -max_len="${max_len[$target]}" -print_final_stats=1 "${parallel[@]}" \
+      -artifact_prefix=crashes/ "$@" corpus seeds) > "$log" 2>&1 || status=$?
+  # With -jobs, libFuzzer writes each job's output to fuzz-<n>.log in the working directory.
+  local execs corpus
+  execs=$(cat "$log" "$work/$target"/fuzz-*.log 2>/dev/null | grep 'stat::number_of_executed_units' |
+          awk '{s += $2} END {print s + 0}')
+  corpus=$(find "$work/$target/corpus" -type f | wc -l)
+  if [ "$status" -ne 0 ] || [ -n "$(ls -A "$work/$target/crashes")" ]; then
+    echo "fuzz.sh: $target: FINDING after $execs executions (exit $status); inputs:" >&2
+    ls "$work/$target/crashes" >&2 || true
+    failed=1
+  else
+    echo "fuzz.sh: $target: $execs executions, corpus $corpus inputs, no findings"
+  fi
+}
+
+for target in $targets; do
+  make_seeds "$target"
+  if [ "$mode" = regressions ]; then
+    replay "$target"
+    fuzz "$target" -max_total_time="$seconds"
+  elif [ "$target" = gguf ]; then
+    fuzz "$target" -runs="$runs"
+  else
+    fuzz "$target" -max_total_time="$seconds"
+  fi
+done
+exit "$failed"
