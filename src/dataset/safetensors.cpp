@@ -94,7 +94,10 @@ Result<std::vector<ArraySource>> read_safetensors_arrays(const InputFile& file, 
       }
       continue;
     }
-    auto fail = [&](std::string reason) { return invalid_input(std::move(reason)).in_file(path).in_tensor(name); };
+    // Named capture: clang 14 (the fuzz build) cannot capture a structured binding implicitly.
+    auto fail = [&, &tensor_name = name](std::string reason) {
+      return invalid_input(std::move(reason)).in_file(path).in_tensor(tensor_name);
+    };
     if (name.empty() || name.size() > limits.max_name_bytes) {
       return fail(fmt::format("tensor name length {} is outside 1..{}", name.size(), limits.max_name_bytes));
     }

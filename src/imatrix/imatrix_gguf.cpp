@@ -86,7 +86,10 @@ Result<ImportanceMatrix> imatrix::imatrix_from_gguf(const GgufFile& file, const 
   if (pairs.size() > limits.max_entries) return fail(fmt::format("{} entries, over the cap of {}", pairs.size(), limits.max_entries));
   for (const auto& [name, pair] : pairs) {
     const auto [sums_info, counts_info] = pair;
-    auto entry_error = [&](std::string reason) { return invalid_input(std::move(reason)).in_file(path).in_tensor(name); };
+    // Named capture: clang 14 (the fuzz build) cannot capture a structured binding implicitly.
+    auto entry_error = [&, &entry_name = name](std::string reason) {
+      return invalid_input(std::move(reason)).in_file(path).in_tensor(entry_name);
+    };
     if (sums_info == nullptr || counts_info == nullptr) {
       return entry_error(fmt::format("mismatched sums and counts: {}{} has no {}{}", name,
                                      sums_info ? kSumsSuffix : kCountsSuffix, name, sums_info ? kCountsSuffix : kSumsSuffix));
