@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!quant::dequantize_values(format, exact.data(), values.data(), n)) return 0;
 
   // Re-quantize as one row (importance from the same values, so importance-requiring types run too).
-  if (format.quantize == nullptr || n > 4096) return 0;
+  if (format.quantize == nullptr || n > 1024) return 0;
   std::vector<float> importance(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) importance[size_t(i)] = std::fabs(values[size_t(i)]);
   std::vector<uint8_t> out(size_t(block_count) * format.block_bytes);
