@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ccache pkg-config libcli11-dev libspdlog-dev libfmt-dev libeigen3-dev
-          nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev)
+          nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
+          clang libclang-rt-14-dev)  # clang + libFuzzer runtime: scripts/fuzz.sh
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up, build and run the whole test suite:
 #   1. every test (unit, whole-program, llama.cpp client) on the release build;
-#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/).
-# Set QUANT_SKIP_ASAN=1 to skip step 2 on a quick local run.
+#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/);
+#   3. the fuzz regression corpora and 30 s of fuzzing per target (build-fuzz/, docs/reliability.md).
+# Set QUANT_SKIP_ASAN=1 / QUANT_SKIP_FUZZ=1 to skip step 2 / 3 on a quick local run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="$(nproc)"
@@ -26,4 +27,8 @@ if [ "${QUANT_SKIP_ASAN:-0}" != "1" ]; then
     CMAKE_EXTRA_ARGS="-DQUANT_SANITIZE=ON -DQUANT_BUILD_BENCH=OFF" scripts/setup.sh
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure -j "$jobs" -L unit)
+fi
+
+if [ "${QUANT_SKIP_FUZZ:-0}" != "1" ]; then
+  scripts/fuzz.sh --regressions --seconds 30
 fi
