@@ -1,5 +1,7 @@
 // Kernel levels (quant/kernels.h) and the trampolines through which the format table calls the kernel of the
 // active level (simd_kernels.h).
+#include <cpuid.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -18,15 +20,22 @@ namespace {
 
 constexpr int kLevelCount = 3;
 
+// F16C is CPUID leaf 1, ECX bit 29. Asked directly because clang 14 (the fuzz build) does not know
+// __builtin_cpu_supports("f16c").
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+
 bool cpu_has(KernelLevel level) {
   switch (level) {
     case KernelLevel::scalar:
       return true;
     case KernelLevel::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && cpu_has_f16c();
     case KernelLevel::avx512:
       // The AVX-512 kernels use only AVX-512F instructions (plus the AVX2 and F16C ones it implies).
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && cpu_has_f16c();
   }
   return false;
 }
