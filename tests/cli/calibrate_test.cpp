@@ -6,12 +6,9 @@
 // gave for the same batches. The default convention, which has no outside reference, must agree with the
 // library run in-process on the same batches, and its MSE / SQNR are recomputed here from the data.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_harness.h"
 #include "quant/calibrate.h"
 #include "test_data.h"
 
@@ -27,51 +25,13 @@ namespace {
 
 using nlohmann::json;
 using quant::testing::data_path;
+using quant::testing::empty_dir;
+using quant::testing::ProgramRun;
+using quant::testing::run_quantize_line;
+using quant::testing::read_text;
+using quant::testing::temp_dir;
+using quant::testing::write_text;
 namespace fs = std::filesystem;
-
-struct RunResult {
-  int exit_code;
-  std::string out;
-  std::string err;
-};
-
-std::string read_text(const std::string& path) {
-  const std::vector<uint8_t> bytes = quant::testing::read_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw std::runtime_error("cannot write " + path);
-}
-
-std::string temp_dir() {
-  const auto dir = fs::temp_directory_path() / ("cli_calibrate_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-// A fresh empty folder under temp_dir(), for tests that look at every file an output step leaves.
-std::string empty_dir(const std::string& name) {
-  const fs::path dir = fs::path(temp_dir()) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-// Runs the built binary with `args`, capturing stdout and stderr.
-RunResult run_quantize(const std::string& args) {
-  const std::string err_path = temp_dir() + "/stderr.txt";
-  const std::string command = std::string(QUANTIZE_BINARY) + " " + args + " 2>" + err_path;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("popen failed");
-  std::string out;
-  char buffer[65536];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, read_text(err_path)};
-}
 
 // A NumPy .npy file, format 1.0, little-endian float32 in C order (the layout numpy.save writes).
 void write_npy(const std::string& path, const std::vector<int64_t>& shape, const float* values, size_t count) {
@@ -141,7 +101,7 @@ Dataset prepare(const std::string& name) {
 
 // Runs `calibrate --json` over the dataset and returns the table's methods for its tensor.
 json calibrate_json(const Dataset& d, const std::string& options) {
-  const RunResult run = run_quantize("--json calibrate --data " + d.files + " " + options);
+  const ProgramRun run = run_quantize_line("--json calibrate --data " + d.files + " " + options);
   EXPECT_EQ(run.exit_code, 0) << options << "\n" << run.err;
   const json doc = json::parse(run.out, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.contains("tensors") || !doc["tensors"].contains(d.tensor)) {
@@ -446,8 +406,9 @@ TEST(CalibrateCommand, EveryMethodAndDtypeRunsAndAgreesWithTheLibrary) {
 TEST(CalibrateCommand, PrintedTableListsMseAndSqnrPerMethod) {
   const Dataset d = prepare("student_t3");
   const std::string table = temp_dir() + "/printed.json";
-  const RunResult run = run_quantize("calibrate --data " + d.files + " --symmetric -o " + table +
-                                     " --method minmax --method ema --method entropy --method percentile --method mse");
+  const ProgramRun run =
+      run_quantize_line("calibrate --data " + d.files + " --symmetric -o " + table +
+                        " --method minmax --method ema --method entropy --method percentile --method mse");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json methods = json::parse(read_text(table))["tensors"][d.tensor];
   std::istringstream lines(run.out);
@@ -502,9 +463,9 @@ void expect_formula_channels(const json& m, int64_t batches, int64_t tokens, int
 }
 
 TEST(CalibrateCommand, ReadsNpyAndNpzFilesPerFeature) {
-  const RunResult npy = run_quantize("--json calibrate --per-channel 1 --method minmax --method ema --data " +
-                                     data_path("npy/blk.0.attn_q.weight.npy") + " " +
-                                     data_path("npy/blk.0.ffn_down.weight.npy"));
+  const ProgramRun npy =
+      run_quantize_line("--json calibrate --per-channel 1 --method minmax --method ema --data " +
+                        data_path("npy/blk.0.attn_q.weight.npy") + " " + data_path("npy/blk.0.ffn_down.weight.npy"));
   ASSERT_EQ(npy.exit_code, 0) << npy.err;
   const json npy_table = json::parse(npy.out)["tensors"];
   expect_formula_channels(npy_table["blk.0.attn_q.weight"]["minmax"], 1, 20, 8);     // 2-D float32
@@ -513,7 +474,8 @@ TEST(CalibrateCommand, ReadsNpyAndNpzFilesPerFeature) {
   json stored_tensors;
   for (const char* archive : {"npy/stored.npz", "npy/deflated.npz"}) {
     SCOPED_TRACE(archive);
-    const RunResult run = run_quantize("--json calibrate --per-channel 1 --method minmax --data " + data_path(archive));
+    const ProgramRun run =
+        run_quantize_line("--json calibrate --per-channel 1 --method minmax --data " + data_path(archive));
     ASSERT_EQ(run.exit_code, 0) << run.err;
     const json doc = json::parse(run.out);
     EXPECT_EQ(doc["sources"], json::array({data_path(archive)}));
@@ -559,7 +521,8 @@ TEST(CalibrateCommand, ReadsRealSafetensorsEmbeddings) {
   for (const auto& [file, half] : {std::pair<const char*, bool>{"safetensors/model2vec-float32.safetensors", false},
                                    {"safetensors/model2vec-float16.safetensors", true}}) {
     SCOPED_TRACE(file);
-    const RunResult run = run_quantize("--json calibrate --per-channel 1 --method minmax --data " + data_path(file));
+    const ProgramRun run =
+        run_quantize_line("--json calibrate --per-channel 1 --method minmax --data " + data_path(file));
     ASSERT_EQ(run.exit_code, 0) << run.err;
     const json m = json::parse(run.out)["tensors"]["embeddings"]["minmax"];
     const auto [lo, hi] = embedding_columns(data_path(file), half);
@@ -569,8 +532,8 @@ TEST(CalibrateCommand, ReadsRealSafetensorsEmbeddings) {
       EXPECT_EQ(json_bits(m["observed_max"][c]), bits(hi[c])) << "column " << c;
     }
     // Every histogram method runs on the real file too (per tensor).
-    const RunResult all = run_quantize("--json calibrate --method entropy --method percentile --method mse --data " +
-                                       data_path(file));
+    const ProgramRun all = run_quantize_line(
+        "--json calibrate --method entropy --method percentile --method mse --data " + data_path(file));
     ASSERT_EQ(all.exit_code, 0) << all.err;
     const json methods = json::parse(all.out)["tensors"]["embeddings"];
     for (const char* method : {"entropy", "percentile", "mse"}) {
@@ -605,7 +568,7 @@ TEST(CalibrateCommand, ExitCodesNameTheProblem) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.options);
-    const RunResult run = run_quantize("calibrate " + c.options);
+    const ProgramRun run = run_quantize_line("calibrate " + c.options);
     EXPECT_EQ(run.exit_code, c.exit_code) << run.err;
     EXPECT_NE(run.err.find(c.message), std::string::npos) << run.err;
     EXPECT_TRUE(run.out.empty()) << run.out;
@@ -626,7 +589,7 @@ TEST(CalibrateCommand, MalformedDataFilesExitThreeNamingTheFile) {
   write_text(header, bad_header);
   for (const std::string& file : {truncated, text, header}) {
     SCOPED_TRACE(file);
-    const RunResult run = run_quantize("calibrate --method minmax --data " + file);
+    const ProgramRun run = run_quantize_line("calibrate --method minmax --data " + file);
     EXPECT_EQ(run.exit_code, 3) << run.err;
     EXPECT_NE(run.err.find(file + ":"), std::string::npos) << run.err;
   }
@@ -636,7 +599,8 @@ TEST(CalibrateCommand, OutputTableIsWrittenAtomically) {
   const Dataset d = prepare("gaussian_small");
   const std::string dir = empty_dir("atomic");
   const std::string table = dir + "/table.json";
-  const RunResult run = run_quantize("--json calibrate --data " + d.files + " --method minmax --method mse -o " + table);
+  const ProgramRun run =
+      run_quantize_line("--json calibrate --data " + d.files + " --method minmax --method mse -o " + table);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(read_text(table), run.out);  // the same document on stdout and in the file
   const json doc = json::parse(read_text(table));
@@ -648,11 +612,11 @@ TEST(CalibrateCommand, OutputTableIsWrittenAtomically) {
 
   // A failing run leaves the previous table as it was; a successful one replaces it whole.
   const std::string previous = read_text(table);
-  const RunResult failed = run_quantize("calibrate --method minmax -o " + table + " --data " +
-                                        data_path("safetensors/model2vec-int8.safetensors"));
+  const ProgramRun failed = run_quantize_line("calibrate --method minmax -o " + table + " --data " +
+                                              data_path("safetensors/model2vec-int8.safetensors"));
   EXPECT_EQ(failed.exit_code, 3);
   EXPECT_EQ(read_text(table), previous);
-  const RunResult replaced = run_quantize("calibrate --data " + d.files + " --method ema -o " + table);
+  const ProgramRun replaced = run_quantize_line("calibrate --data " + d.files + " --method ema -o " + table);
   ASSERT_EQ(replaced.exit_code, 0) << replaced.err;
   const json now = json::parse(read_text(table));
   EXPECT_TRUE(now["tensors"][d.tensor].contains("ema"));
@@ -661,7 +625,8 @@ TEST(CalibrateCommand, OutputTableIsWrittenAtomically) {
   for (const auto& entry : fs::directory_iterator(dir)) left.push_back(entry.path().filename().string());
   EXPECT_EQ(left, std::vector<std::string>{"table.json"});
 
-  const RunResult nowhere = run_quantize("calibrate --data " + d.files + " --method ema -o " + dir + "/no/such/t.json");
+  const ProgramRun nowhere =
+      run_quantize_line("calibrate --data " + d.files + " --method ema -o " + dir + "/no/such/t.json");
   EXPECT_EQ(nowhere.exit_code, 1);
   EXPECT_FALSE(fs::exists(dir + "/no"));
 }

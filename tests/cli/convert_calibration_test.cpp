@@ -3,11 +3,8 @@
 // standard key, with tensor bytes identical to a run without it; a new table replaces an inherited one; a bad
 // table fails before any output exists.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_harness.h"
 #include "quant/gguf.h"
 #include "test_data.h"
 
@@ -22,51 +20,12 @@ namespace {
 
 using nlohmann::json;
 using quant::testing::data_path;
+using quant::testing::empty_dir;
+using quant::testing::ProgramRun;
+using quant::testing::run_quantize_line;
+using quant::testing::read_text;
+using quant::testing::write_text;
 namespace fs = std::filesystem;
-
-struct RunResult {
-  int exit_code;
-  std::string out;
-  std::string err;
-};
-
-std::string read_text(const std::string& path) {
-  const std::vector<uint8_t> bytes = quant::testing::read_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw std::runtime_error("cannot write " + path);
-}
-
-std::string temp_dir() {
-  const auto dir = fs::temp_directory_path() / ("cli_convert_calibration_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-// A fresh empty folder under temp_dir(), for tests that look at every file a run leaves.
-std::string empty_dir(const std::string& name) {
-  const fs::path dir = fs::path(temp_dir()) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-// Runs the built binary with `args`, capturing stdout and stderr.
-RunResult run_quantize(const std::string& args) {
-  const std::string err_path = temp_dir() + "/stderr.txt";
-  const std::string command = std::string(QUANTIZE_BINARY) + " " + args + " 2>" + err_path;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("popen failed");
-  std::string out;
-  char buffer[65536];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, read_text(err_path)};
-}
 
 uint32_t bits(float f) {
   uint32_t u;
@@ -78,9 +37,9 @@ const std::string kModel = "gguf/stories260K-rows256-F32.gguf";
 
 // Calibrates the first two imatrix batches (tensor blk.0.attn_q.weight) into `path`; returns the table's text.
 std::string make_table(const std::string& path, const std::string& options) {
-  const RunResult run = run_quantize("calibrate -q --data " + data_path("safetensors/imatrix-batch0.safetensors") +
-                                     " " + data_path("safetensors/imatrix-batch1.safetensors") + " " + options +
-                                     " -o " + path);
+  const ProgramRun run =
+      run_quantize_line("calibrate -q --data " + data_path("safetensors/imatrix-batch0.safetensors") + " " +
+                        data_path("safetensors/imatrix-batch1.safetensors") + " " + options + " -o " + path);
   EXPECT_EQ(run.exit_code, 0) << run.err;
   return read_text(path);
 }
@@ -164,9 +123,9 @@ TEST(ConvertWithCalibration, EmbedsTheTableAfterTheStandardKeysAndLeavesTensorsU
   const std::string table_path = dir + "/table.json";
   const json table = json::parse(make_table(table_path, "--symmetric --method minmax --method percentile"));
   const std::string plain = dir + "/plain.gguf", calibrated = dir + "/calibrated.gguf";
-  RunResult run = run_quantize("-q " + data_path(kModel) + " --to Q8_0 -o " + plain);
+  ProgramRun run = run_quantize_line("-q " + data_path(kModel) + " --to Q8_0 -o " + plain);
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  run = run_quantize("-q " + data_path(kModel) + " --to Q8_0 --calibration " + table_path + " -o " + calibrated);
+  run = run_quantize_line("-q " + data_path(kModel) + " --to Q8_0 --calibration " + table_path + " -o " + calibrated);
   ASSERT_EQ(run.exit_code, 0) << run.err;
 
   auto without = quant::GgufFile::open(plain);
@@ -192,7 +151,8 @@ TEST(ConvertWithCalibration, PerChannelTableKeepsOneValuePerChannel) {
   const json table = json::parse(make_table(table_path, "--per-channel 1 --dtype uint8 --method minmax --method ema"));
   ASSERT_EQ(table["tensors"]["blk.0.attn_q.weight"]["minmax"]["scale"].size(), 64u);
   const std::string out = dir + "/out.gguf";
-  const RunResult run = run_quantize("-q " + data_path(kModel) + " --to Q8_0 --calibration " + table_path + " -o " + out);
+  const ProgramRun run =
+      run_quantize_line("-q " + data_path(kModel) + " --to Q8_0 --calibration " + table_path + " -o " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   auto file = quant::GgufFile::open(out);
   ASSERT_TRUE(file);
@@ -206,18 +166,19 @@ TEST(ConvertWithCalibration, ANewTableReplacesOneInheritedFromTheInput) {
   make_table(first_table, "--method minmax --method ema --method mse");
   const json second = json::parse(make_table(second_table, "--dtype int4 --symmetric --method entropy"));
   const std::string first = dir + "/first.gguf";
-  RunResult run = run_quantize("-q " + data_path(kModel) + " --to COPY --calibration " + first_table + " -o " + first);
+  ProgramRun run =
+      run_quantize_line("-q " + data_path(kModel) + " --to COPY --calibration " + first_table + " -o " + first);
   ASSERT_EQ(run.exit_code, 0) << run.err;
 
   // Without --calibration the inherited keys pass through like any other key.
   const std::string kept = dir + "/kept.gguf";
-  run = run_quantize("-q " + first + " --to COPY -o " + kept);
+  run = run_quantize_line("-q " + first + " --to COPY -o " + kept);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(quant::GgufFile::open(kept)->find("quantize.calibration.blk.0.attn_q.weight.mse.scale"), nullptr);
 
   // With it, none of the first table's keys survive beside the second's.
   const std::string replaced = dir + "/replaced.gguf";
-  run = run_quantize("-q " + first + " --to COPY --calibration " + second_table + " -o " + replaced);
+  run = run_quantize_line("-q " + first + " --to COPY --calibration " + second_table + " -o " + replaced);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   auto file = quant::GgufFile::open(replaced);
   ASSERT_TRUE(file);
@@ -258,17 +219,18 @@ TEST(ConvertWithCalibration, BadTablesFailBeforeAnyOutputExists) {
     SCOPED_TRACE(c.name);
     const std::string path = dir + "/" + c.name;
     write_text(path, c.text);
-    const RunResult run = run_quantize(data_path(kModel) + " --to Q8_0 --calibration " + path + " -o " + out);
+    const ProgramRun run = run_quantize_line(data_path(kModel) + " --to Q8_0 --calibration " + path + " -o " + out);
     EXPECT_EQ(run.exit_code, 3) << run.err;
     EXPECT_NE(run.err.find(path + ": "), std::string::npos) << run.err;
     EXPECT_NE(run.err.find(c.message), std::string::npos) << run.err;
     EXPECT_FALSE(fs::exists(out));
   }
-  const RunResult missing = run_quantize(data_path(kModel) + " --to Q8_0 --calibration " + dir + "/none.json -o " + out);
+  const ProgramRun missing =
+      run_quantize_line(data_path(kModel) + " --to Q8_0 --calibration " + dir + "/none.json -o " + out);
   EXPECT_EQ(missing.exit_code, 1) << missing.err;
   EXPECT_NE(missing.err.find(dir + "/none.json"), std::string::npos) << missing.err;
-  const RunResult conflict = run_quantize(data_path(kModel) + " --to Q8_0 --calibration " + good +
-                                          " --override-kv quantize.calibration.dtype=str:int4 -o " + out);
+  const ProgramRun conflict = run_quantize_line(data_path(kModel) + " --to Q8_0 --calibration " + good +
+                                                " --override-kv quantize.calibration.dtype=str:int4 -o " + out);
   EXPECT_EQ(conflict.exit_code, 2) << conflict.err;
   EXPECT_NE(conflict.err.find("conflicts with --calibration"), std::string::npos) << conflict.err;
   std::vector<std::string> left;

@@ -5,116 +5,31 @@
 // output for the same command must be byte-identical. The rest checks the CLI's own contract (docs/cli.md):
 // refusals, several targets from one read, thread-count independence, --dry-run, default names, overwrite
 // and same-file protection, the --json report, and llama-quantize's metadata and type options.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli/cli_harness.h"
 #include "quant/gguf.h"
-#include "quant/sha256.h"
 #include "test_data.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using quant::testing::data_path;
-
-struct ProgramRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it when the test ends.
-class ScratchDir {
- public:
-  ScratchDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/quantize-cli-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-// Runs the built binary with exactly `args` (no shell, so regexes and spaces need no quoting), in `cwd` when
-// given, and captures its exit code, stdout and stderr.
-ProgramRun run_quantize(const std::vector<std::string>& args, const std::string& cwd = "") {
-  ScratchDir capture;
-  const std::string out_path = capture / "stdout";
-  const std::string err_path = capture / "stderr";
-  std::vector<std::string> argv_strings = {QUANTIZE_BINARY};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (out_fd < 0 || err_fd < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) ::_exit(126);
-    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(126);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) throw std::runtime_error("waitpid failed");
-  ProgramRun run;
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  run.out = read_text(out_path);
-  run.err = read_text(err_path);
-  return run;
-}
-
-std::string file_sha256(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "(cannot open " + path + ")";
-  quant::Sha256 hash;
-  std::vector<char> buffer(1 << 16);
-  while (in) {
-    in.read(buffer.data(), std::streamsize(buffer.size()));
-    hash.update(buffer.data(), size_t(in.gcount()));
-  }
-  return hash.finish_hex();
-}
-
-std::vector<std::string> split_spaces(const std::string& text) {
-  std::vector<std::string> words;
-  std::istringstream in(text);
-  for (std::string word; in >> word;) words.push_back(word);
-  return words;
-}
+using quant::testing::file_sha256;
+using quant::testing::ProgramRun;
+using quant::testing::read_text;
+using quant::testing::run_quantize;
+using quant::testing::ScratchDir;
+using quant::testing::split_spaces;
 
 // One whole file llama-quantize wrote: `llama-quantize OPTIONS INPUT OUT TYPE`.
 struct ReferenceOutput {

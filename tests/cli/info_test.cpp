@@ -1,41 +1,20 @@
 // Whole-program tests of `quantize info`: exit codes, the text view, and the --json document (it must parse
 // and list every metadata key and every tensor). Expected counts come from tests/gguf/dump_gguf.py.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
+#include "cli/cli_harness.h"
 #include "quant/gguf.h"
 #include "test_data.h"
 
 namespace {
 
 using quant::testing::data_path;
-
-struct ProgramRun {
-  int exit_code;
-  std::string out;
-};
-
-// Runs the built binary with `args`, capturing stdout (stderr goes to stderr_path).
-ProgramRun run_quantize(const std::string& args, const std::string& stderr_path = "/dev/null") {
-  const std::string command = std::string(QUANTIZE_BINARY) + " " + args + " 2>" + stderr_path;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("popen failed");
-  std::string out;
-  char buffer[65536];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-std::string read_text(const std::string& path) {
-  const std::vector<uint8_t> bytes = quant::testing::read_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
-}
+using quant::testing::ProgramRun;
+using quant::testing::run_quantize_line;
 
 struct Expected {
   const char* path;
@@ -58,7 +37,7 @@ const Expected kFiles[] = {
 TEST(InfoCommand, JsonListsEveryKeyAndTensor) {
   for (const Expected& expected : kFiles) {
     SCOPED_TRACE(expected.path);
-    const ProgramRun run = run_quantize("--json info " + data_path(expected.path));
+    const ProgramRun run = run_quantize_line("--json info " + data_path(expected.path));
     ASSERT_EQ(run.exit_code, 0);
     const nlohmann::json doc = nlohmann::json::parse(run.out);
     EXPECT_EQ(doc["version"], expected.version);
@@ -78,7 +57,7 @@ TEST(InfoCommand, JsonListsEveryKeyAndTensor) {
 }
 
 TEST(InfoCommand, JsonValuesOfStories260K) {
-  const ProgramRun run = run_quantize("--json info " + data_path("gguf/stories260K.gguf"));
+  const ProgramRun run = run_quantize_line("--json info " + data_path("gguf/stories260K.gguf"));
   ASSERT_EQ(run.exit_code, 0);
   const nlohmann::json doc = nlohmann::json::parse(run.out);
   EXPECT_EQ(doc["data_offset"], 14176);
@@ -108,7 +87,7 @@ TEST(InfoCommand, JsonValuesOfStories260K) {
 }
 
 TEST(InfoCommand, TextView) {
-  const ProgramRun run = run_quantize("info " + data_path("gguf/mnist-fc-f32.gguf"));
+  const ProgramRun run = run_quantize_line("info " + data_path("gguf/mnist-fc-f32.gguf"));
   ASSERT_EQ(run.exit_code, 0);
   EXPECT_NE(run.out.find("GGUF version 3, alignment 32, 1590336 bytes"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("general.architecture  string \"mnist-fc\""), std::string::npos) << run.out;
@@ -118,19 +97,18 @@ TEST(InfoCommand, TextView) {
 }
 
 TEST(InfoCommand, ExitCodesAndErrorsOnStderr) {
-  const std::string err = ::testing::TempDir() + "info_test_stderr.txt";
-  const ProgramRun malformed = run_quantize("info " + data_path("gguf/malformed/unknown-value-type-13.gguf"), err);
+  const ProgramRun malformed = run_quantize_line("info " + data_path("gguf/malformed/unknown-value-type-13.gguf"));
   EXPECT_EQ(malformed.exit_code, 3);
   EXPECT_TRUE(malformed.out.empty());
-  EXPECT_NE(read_text(err).find("at offset 0xcc: key 'dict1': unknown value type 13"), std::string::npos)
-      << read_text(err);
+  EXPECT_NE(malformed.err.find("at offset 0xcc: key 'dict1': unknown value type 13"), std::string::npos)
+      << malformed.err;
 
-  const ProgramRun missing = run_quantize("--json info " + data_path("gguf/no-such-file.gguf"), err);
+  const ProgramRun missing = run_quantize_line("--json info " + data_path("gguf/no-such-file.gguf"));
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_TRUE(missing.out.empty());
-  EXPECT_NE(read_text(err).find("cannot open for reading"), std::string::npos);
+  EXPECT_NE(missing.err.find("cannot open for reading"), std::string::npos);
 
-  const ProgramRun no_file = run_quantize("info", err);
+  const ProgramRun no_file = run_quantize_line("info");
   EXPECT_EQ(no_file.exit_code, 2);
 }
 

@@ -1,0 +1,140 @@
+// Shared helpers of the whole-program tests (tests/cli/*_test.cpp): run the built `quantize` binary
+// (QUANTIZE_BINARY, set by tests/CMakeLists.txt) capturing its exit code, stdout and stderr; scratch folders
+// that are removed when done; whole-file text reads and writes; the sha256 of a file.
+//
+// The binary is started with fork/execv, never through a shell, so arguments need no quoting.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "quant/sha256.h"
+#include "test_data.h"
+
+namespace quant::testing {
+
+// What one run of the binary gave back.
+struct ProgramRun {
+  int exit_code = -1;  // -1 when the process did not exit normally (a signal)
+  std::string out;
+  std::string err;
+};
+
+// The whole file at `path` as text; throws when it cannot be opened.
+inline std::string read_text(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_bytes(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+// Writes `text` as the whole of the file at `path`, replacing what was there; throws when it cannot.
+inline void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it when the object goes.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/quantize-cli-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+    path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// One scratch directory for the whole test process (files several tests share), removed when the process exits.
+inline std::string temp_dir() {
+  static const ScratchDir process_dir;
+  return process_dir.path().string();
+}
+
+// A fresh empty folder `name` under temp_dir(), for tests that look at every file a run leaves.
+inline std::string empty_dir(const std::string& name) {
+  const std::filesystem::path dir = std::filesystem::path(temp_dir()) / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+// Runs the built binary with exactly `args`, in `cwd` when given, and captures its exit code, stdout and stderr.
+inline ProgramRun run_quantize(const std::vector<std::string>& args, const std::string& cwd = "") {
+  ScratchDir capture;
+  const std::string out_path = capture / "stdout";
+  const std::string err_path = capture / "stderr";
+  std::vector<std::string> argv_strings = {QUANTIZE_BINARY};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out_fd < 0 || err_fd < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) ::_exit(126);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(126);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) throw std::runtime_error("waitpid failed");
+  ProgramRun run;
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.out = read_text(out_path);
+  run.err = read_text(err_path);
+  return run;
+}
+
+// The words of `text`, split at white space.
+inline std::vector<std::string> split_spaces(const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream in(text);
+  for (std::string word; in >> word;) words.push_back(word);
+  return words;
+}
+
+// Runs the binary with `command_line` split at white space (for tests that build their arguments as one line;
+// an argument cannot hold a space).
+inline ProgramRun run_quantize_line(const std::string& command_line) {
+  return run_quantize(split_spaces(command_line));
+}
+
+// The lowercase hex sha256 of the file at `path`, or a "(cannot open ...)" text that matches no digest.
+inline std::string file_sha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "(cannot open " + path + ")";
+  Sha256 hash;
+  std::vector<char> buffer(1 << 16);
+  while (in) {
+    in.read(buffer.data(), std::streamsize(buffer.size()));
+    hash.update(buffer.data(), size_t(in.gcount()));
+  }
+  return hash.finish_hex();
+}
+
+}  // namespace quant::testing
