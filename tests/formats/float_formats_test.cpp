@@ -9,38 +9,19 @@
 #include <random>
 #include <vector>
 
+#include "formats/format_test_util.h"
 #include "quant/formats.h"
 #include "quant/half.h"
 
 namespace quant {
 namespace {
 
-// Deterministic standard normal values (Box-Muller over mt19937, whose output the standard fixes).
-std::vector<float> gaussian(size_t n, uint32_t seed) {
-  std::mt19937 engine(seed);
-  std::vector<float> values(n);
-  for (size_t i = 0; i < n; ++i) {
-    const double u1 = (static_cast<double>(engine()) + 1.0) / 4294967297.0;
-    const double u2 = static_cast<double>(engine()) / 4294967296.0;
-    values[i] = static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-  }
-  return values;
-}
-
-std::vector<float> round_trip(const char* type, const std::vector<float>& x, int64_t nrows) {
-  const FormatInfo& format = *find_format(type);
-  const int64_t n_per_row = static_cast<int64_t>(x.size()) / nrows;
-  std::vector<uint8_t> bytes(*row_bytes(format, n_per_row) * static_cast<uint64_t>(nrows));
-  const Status status = quantize_rows(format, x.data(), bytes.data(), nrows, n_per_row, nullptr);
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  std::vector<float> y(x.size());
-  EXPECT_TRUE(dequantize_values(format, bytes.data(), y.data(), static_cast<int64_t>(y.size())).ok());
-  return y;
-}
+using testing::gaussian;
+using testing::round_trip;
 
 TEST(FloatFormats, F32IsACopy) {
   const std::vector<float> x = gaussian(3 * 100, 1);
-  EXPECT_EQ(round_trip("f32", x, 3), x);
+  EXPECT_EQ(round_trip(*find_format("f32"), x, 3), x);
 }
 
 // A significand of p bits (implicit bit included) rounds to nearest within a relative 2^-p; below the smallest
@@ -48,7 +29,7 @@ TEST(FloatFormats, F32IsACopy) {
 void expect_rounding_within(const char* type, int significand_bits, float subnormal_half_step) {
   std::vector<float> x = gaussian(4 * 256, 2);
   x[3] = 1.0e-7f;  // an f16 subnormal
-  const std::vector<float> y = round_trip(type, x, 4);
+  const std::vector<float> y = round_trip(*find_format(type), x, 4);
   double sum_sq = 0.0, bound_sq = 0.0;
   for (size_t i = 0; i < x.size(); ++i) {
     const double allowed = std::max(std::ldexp(std::fabs(double(x[i])), -significand_bits), double(subnormal_half_step));

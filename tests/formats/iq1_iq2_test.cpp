@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "formats/format_test_util.h"
 #include "formats/iq_grid_search.h"
 #include "formats/iq_grids.h"
 #include "quant/formats.h"
@@ -21,23 +22,15 @@
 namespace quant {
 namespace {
 
+using testing::dequantize;
+using testing::gaussian;
+using testing::quantize;
+using testing::rmse;
 using formats::IqGrid;
 using formats::IqGridSearch;
 
 constexpr int64_t kBlock = 256;
 const char* const kTypes[] = {"iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "iq1_m"};
-
-// Deterministic standard normal values (Box-Muller over mt19937, whose output the standard fixes).
-std::vector<float> gaussian(size_t n, uint32_t seed, double sigma = 1.0) {
-  std::mt19937 engine(seed);
-  std::vector<float> values(n);
-  for (size_t i = 0; i < n; ++i) {
-    const double u1 = (static_cast<double>(engine()) + 1.0) / 4294967297.0;
-    const double u2 = static_cast<double>(engine()) / 4294967296.0;
-    values[i] = static_cast<float>(sigma * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-  }
-  return values;
-}
 
 // Positive importance weights of varying size, like an imatrix row.
 std::vector<float> importance_weights(size_t n, uint32_t seed) {
@@ -52,28 +45,6 @@ const FormatInfo& format_named(const std::string& name) {
   const FormatInfo* format = find_format(name);
   EXPECT_NE(format, nullptr) << name;
   return *format;
-}
-
-std::vector<uint8_t> quantize(const FormatInfo& format, const std::vector<float>& x, int64_t nrows,
-                              const float* importance) {
-  const int64_t n_per_row = static_cast<int64_t>(x.size()) / nrows;
-  std::vector<uint8_t> bytes(*row_bytes(format, n_per_row) * static_cast<uint64_t>(nrows));
-  const Status status = quantize_rows(format, x.data(), bytes.data(), nrows, n_per_row, importance);
-  EXPECT_TRUE(status.ok()) << format.name << ": " << status.error().message();
-  return bytes;
-}
-
-std::vector<float> dequantize(const FormatInfo& format, const std::vector<uint8_t>& bytes, size_t n) {
-  std::vector<float> values(n);
-  const Status status = dequantize_values(format, bytes.data(), values.data(), static_cast<int64_t>(n));
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return values;
-}
-
-double rmse(const std::vector<float>& a, const std::vector<float>& b) {
-  double sum = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) sum += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
-  return std::sqrt(sum / double(a.size()));
 }
 
 // The error of the best 1-bit quantizer with one scale per 256 values: x ~ sign(x) * mean |x| over the block.

@@ -11,39 +11,20 @@
 #include <thread>
 #include <vector>
 
+#include "formats/format_test_util.h"
 #include "formats/iq3_grids.h"
 #include "quant/formats.h"
 
 namespace quant {
 namespace {
 
+using testing::gaussian;
+using testing::rmse;
+using testing::round_trip;
 using formats::Iq3Grid;
 using formats::Iq3GridSearch;
 using formats::iq3_code_level;
 using formats::iq3_grid_codes;
-
-// Deterministic standard normal values (Box-Muller over mt19937, whose output the standard fixes).
-std::vector<float> gaussian(size_t n, uint32_t seed) {
-  std::mt19937 engine(seed);
-  std::vector<float> values(n);
-  for (size_t i = 0; i < n; ++i) {
-    const double u1 = (static_cast<double>(engine()) + 1.0) / 4294967297.0;
-    const double u2 = static_cast<double>(engine()) / 4294967296.0;
-    values[i] = static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-  }
-  return values;
-}
-
-std::vector<float> round_trip(const FormatInfo& format, const std::vector<float>& x, int64_t nrows,
-                              const float* importance = nullptr) {
-  const int64_t n_per_row = static_cast<int64_t>(x.size()) / nrows;
-  std::vector<uint8_t> bytes(*row_bytes(format, n_per_row) * static_cast<uint64_t>(nrows));
-  const Status status = quantize_rows(format, x.data(), bytes.data(), nrows, n_per_row, importance);
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  std::vector<float> y(x.size());
-  EXPECT_TRUE(dequantize_values(format, bytes.data(), y.data(), static_cast<int64_t>(y.size())).ok());
-  return y;
-}
 
 Iq3Grid grid_of(const std::string& type) { return type == "iq3_xxs" ? Iq3Grid::xxs : Iq3Grid::s; }
 
@@ -92,18 +73,13 @@ TEST_P(Iq3Format, GaussianRoundTripStaysNearTheCodebookFloor) {
   double floor_sq = 0.0;
   for (size_t b = 0; b < x.size() / 32; ++b) floor_sq += codebook_floor(x.data() + 32 * b, grid());
   const double bound = 1.5 * std::sqrt(floor_sq / double(x.size()));
-  auto rmse = [&](const std::vector<float>& y) {
-    double sum = 0.0;
-    for (size_t i = 0; i < x.size(); ++i) sum += (double(y[i]) - x[i]) * (double(y[i]) - x[i]);
-    return std::sqrt(sum / double(x.size()));
-  };
-  const double plain = rmse(round_trip(format(), x, 2));
+  const double plain = rmse(x, round_trip(format(), x, 2));
   EXPECT_LT(plain, bound) << GetParam();
   EXPECT_GT(plain, 0.0);
 
   std::vector<float> importance = gaussian(512, 32);
   for (float& w : importance) w = std::fabs(w) + 0.1f;
-  EXPECT_LT(rmse(round_trip(format(), x, 2, importance.data())), bound) << GetParam();
+  EXPECT_LT(rmse(x, round_trip(format(), x, 2, importance.data())), bound) << GetParam();
 }
 
 // Groups that are grid points (the odd values 2l + 1, signed) come back as the same points and signs, all

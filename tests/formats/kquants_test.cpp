@@ -10,10 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "formats/format_test_util.h"
 #include "quant/formats.h"
 
 namespace quant {
 namespace {
+
+using testing::round_trip;
 
 constexpr int64_t kSuperBlock = 256;
 
@@ -54,18 +57,6 @@ double uniform_quantizer_rmse(const KquantCase& c) {
   const double group_range = 2.0 * std::sqrt(2.0 * std::log(static_cast<double>(c.group_size)));
   const double levels = std::pow(2.0, c.level_bits) - 1.0;
   return group_range / levels / std::sqrt(12.0);
-}
-
-std::vector<float> round_trip(const FormatInfo& format, const std::vector<float>& x, int64_t nrows,
-                              const float* importance) {
-  const int64_t n_per_row = static_cast<int64_t>(x.size()) / nrows;
-  std::vector<uint8_t> quantized(*row_bytes(format, n_per_row) * static_cast<uint64_t>(nrows));
-  const Status status = quantize_rows(format, x.data(), quantized.data(), nrows, n_per_row, importance);
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  std::vector<float> y(x.size());
-  const Status deq = dequantize_values(format, quantized.data(), y.data(), static_cast<int64_t>(x.size()));
-  EXPECT_TRUE(deq.ok()) << deq.error().message();
-  return y;
 }
 
 double weighted_rmse(const std::vector<float>& x, const std::vector<float>& y, const std::vector<float>& weight) {

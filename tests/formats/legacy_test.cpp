@@ -9,47 +9,19 @@
 #include <random>
 #include <vector>
 
+#include "formats/format_test_util.h"
 #include "quant/formats.h"
 #include "quant/half.h"
 
 namespace quant {
 namespace {
 
+using testing::dequantize;
+using testing::gaussian;
+using testing::quantize;
+using testing::rmse;
+
 constexpr int64_t kBlock = 32;
-
-// Deterministic standard normal values (Box-Muller over mt19937, whose output the standard fixes).
-std::vector<float> gaussian(size_t n, uint32_t seed) {
-  std::mt19937 engine(seed);
-  std::vector<float> values(n);
-  for (size_t i = 0; i < n; ++i) {
-    const double u1 = (static_cast<double>(engine()) + 1.0) / 4294967297.0;
-    const double u2 = static_cast<double>(engine()) / 4294967296.0;
-    values[i] = static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-  }
-  return values;
-}
-
-std::vector<uint8_t> quantize(const FormatInfo& format, const std::vector<float>& x, int64_t nrows,
-                              const float* importance = nullptr) {
-  const int64_t n_per_row = static_cast<int64_t>(x.size()) / nrows;
-  std::vector<uint8_t> bytes(*row_bytes(format, n_per_row) * static_cast<uint64_t>(nrows));
-  const Status status = quantize_rows(format, x.data(), bytes.data(), nrows, n_per_row, importance);
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return bytes;
-}
-
-std::vector<float> dequantize(const FormatInfo& format, const std::vector<uint8_t>& bytes, size_t n) {
-  std::vector<float> values(n);
-  const Status status = dequantize_values(format, bytes.data(), values.data(), static_cast<int64_t>(n));
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return values;
-}
-
-double rmse(const std::vector<float>& a, const std::vector<float>& b) {
-  double sum = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) sum += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
-  return std::sqrt(sum / double(a.size()));
-}
 
 // The grid step of each block as the format defines it: symmetric types spread [-absmax, absmax] over their
 // levels (step absmax / 2^(bits-1), q8_0 absmax / 127), offset types spread [min, max] over 2^bits - 1 steps.

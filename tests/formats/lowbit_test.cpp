@@ -6,38 +6,16 @@
 #include <cmath>
 #include <random>
 
+#include "formats/format_test_util.h"
 #include "quant/formats.h"
 #include "quant/half.h"
 
 namespace quant {
 namespace {
 
-std::vector<float> gaussian_row(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
-  std::vector<float> values(n);
-  for (size_t i = 0; i < n; i += 2) {  // Box-Muller: independent of the library's normal_distribution
-    const float u1 = std::max(uniform(rng), 1e-7f), u2 = uniform(rng);
-    const float radius = std::sqrt(-2.0f * std::log(u1));
-    values[i] = radius * std::cos(6.2831853f * u2);
-    if (i + 1 < n) values[i + 1] = radius * std::sin(6.2831853f * u2);
-  }
-  return values;
-}
-
-std::vector<uint8_t> quantize(const FormatInfo& format, const std::vector<float>& row) {
-  std::vector<uint8_t> out(*row_bytes(format, static_cast<int64_t>(row.size())));
-  const Status status = quantize_rows(format, row.data(), out.data(), 1, static_cast<int64_t>(row.size()), nullptr);
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return out;
-}
-
-std::vector<float> dequantize(const FormatInfo& format, const std::vector<uint8_t>& bytes, size_t n) {
-  std::vector<float> out(n);
-  const Status status = dequantize_values(format, bytes.data(), out.data(), static_cast<int64_t>(n));
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return out;
-}
+using testing::dequantize;
+using testing::gaussian_pairs;
+using testing::quantize;
 
 float scale_of_block(const std::vector<uint8_t>& q, size_t block) {
   uint16_t bits;
@@ -49,7 +27,7 @@ float scale_of_block(const std::vector<uint8_t>& q, size_t block) {
 // the spread of the magnitudes around m, sqrt(mean(x^2) - m^2), plus the f16 rounding of m.
 TEST(Q1_0, GaussianRoundTripWithinMeanMagnitudeBound) {
   const FormatInfo& format = format_of(TypeId::q1_0);
-  const std::vector<float> x = gaussian_row(32 * 128, 31);
+  const std::vector<float> x = gaussian_pairs(32 * 128, 31);
   const std::vector<uint8_t> q = quantize(format, x);
   const std::vector<float> y = dequantize(format, q, x.size());
   for (size_t b = 0; b < x.size() / 128; ++b) {
@@ -75,7 +53,7 @@ TEST(Q1_0, GaussianRoundTripWithinMeanMagnitudeBound) {
 // (plus the scale's f16 rounding) away, and code 3 (+2d) never appears.
 TEST(Q2_0, GaussianRoundTripWithinGridBound) {
   const FormatInfo& format = format_of(TypeId::q2_0);
-  const std::vector<float> x = gaussian_row(32 * 64, 32);
+  const std::vector<float> x = gaussian_pairs(32 * 64, 32);
   const std::vector<uint8_t> q = quantize(format, x);
   const std::vector<float> y = dequantize(format, q, x.size());
   double squared_error = 0, squared_bound = 0;
@@ -173,7 +151,7 @@ TEST_P(LowBit, ValidationRejectsNonFiniteScale) {
 }
 
 TEST_P(LowBit, InfiniteInputRefusedThroughValidation) {
-  std::vector<float> x = gaussian_row(size_t(2 * format().block_size), 33);
+  std::vector<float> x = gaussian_pairs(size_t(2 * format().block_size), 33);
   x[size_t(format().block_size) + 3] = -INFINITY;
   std::vector<uint8_t> out(*row_bytes(format(), 2 * format().block_size));
   const Status status = quantize_rows(format(), x.data(), out.data(), 1, 2 * format().block_size, nullptr);
@@ -193,7 +171,7 @@ TEST_P(LowBit, RowsNotMultipleOfBlockRefused) {
 
 // ggml's quantize_q1_0 / quantize_q2_0 take importance weights and do not use them.
 TEST_P(LowBit, ImportanceWeightsDoNotChangeTheBytes) {
-  const std::vector<float> x = gaussian_row(512, 34);
+  const std::vector<float> x = gaussian_pairs(512, 34);
   std::vector<float> weights(512);
   for (size_t i = 0; i < weights.size(); ++i) weights[i] = float(i % 7);
   std::vector<uint8_t> with(*row_bytes(format(), 512));

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "formats/format_test_util.h"
 #include "formats/minifloat.h"
 #include "quant/formats.h"
 #include "quant/half.h"
@@ -20,6 +21,9 @@
 namespace quant {
 namespace {
 
+using testing::dequantize;
+using testing::gaussian_pairs;
+using testing::quantize;
 using formats::e8m0_floor_log2;
 using formats::e8m0_to_float;
 using formats::e8m0_to_float_half;
@@ -220,33 +224,6 @@ TEST(E8M0, FloorLog2MatchesHardwareRoundTowardZeroExceptLog2fRounding) {
 
 // --- mxfp4 and nvfp4 through the format table ---------------------------------------------------------------
 
-std::vector<float> gaussian_row(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
-  std::vector<float> values(n);
-  for (size_t i = 0; i < n; i += 2) {  // Box-Muller: independent of the library's normal_distribution
-    const float u1 = std::max(uniform(rng), 1e-7f), u2 = uniform(rng);
-    const float radius = std::sqrt(-2.0f * std::log(u1));
-    values[i] = radius * std::cos(6.2831853f * u2);
-    if (i + 1 < n) values[i + 1] = radius * std::sin(6.2831853f * u2);
-  }
-  return values;
-}
-
-std::vector<uint8_t> quantize(const FormatInfo& format, const std::vector<float>& row) {
-  std::vector<uint8_t> out(*row_bytes(format, static_cast<int64_t>(row.size())));
-  const Status status = quantize_rows(format, row.data(), out.data(), 1, static_cast<int64_t>(row.size()), nullptr);
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return out;
-}
-
-std::vector<float> dequantize(const FormatInfo& format, const std::vector<uint8_t>& bytes, size_t n) {
-  std::vector<float> out(n);
-  const Status status = dequantize_values(format, bytes.data(), out.data(), static_cast<int64_t>(n));
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return out;
-}
-
 float block_absmax(const float* x, int64_t n) {
   float amax = 0.0f;
   for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
@@ -270,7 +247,7 @@ float e2m1_error_bound(float amax, float unit) { return std::max(unit, amax - 6.
 
 TEST(Mxfp4, GaussianRoundTripWithinGridBound) {
   const FormatInfo& format = format_of(TypeId::mxfp4);
-  const std::vector<float> x = gaussian_row(4096, 7);
+  const std::vector<float> x = gaussian_pairs(4096, 7);
   const std::vector<uint8_t> q = quantize(format, x);
   const std::vector<float> y = dequantize(format, q, x.size());
   std::vector<float> bound(x.size());
@@ -286,7 +263,7 @@ TEST(Mxfp4, GaussianRoundTripWithinGridBound) {
 
 TEST(Nvfp4, GaussianRoundTripWithinGridBound) {
   const FormatInfo& format = format_of(TypeId::nvfp4);
-  const std::vector<float> x = gaussian_row(4096, 8);
+  const std::vector<float> x = gaussian_pairs(4096, 8);
   const std::vector<uint8_t> q = quantize(format, x);
   const std::vector<float> y = dequantize(format, q, x.size());
   std::vector<float> bound(x.size());
@@ -362,7 +339,7 @@ TEST(Microfloat, ImportanceWeightsAreIgnored) {
   for (TypeId id : {TypeId::mxfp4, TypeId::nvfp4}) {
     const FormatInfo& format = format_of(id);
     EXPECT_FALSE(format.reads_importance);
-    const std::vector<float> x = gaussian_row(256, 9);
+    const std::vector<float> x = gaussian_pairs(256, 9);
     std::vector<float> weights(256);
     for (size_t i = 0; i < weights.size(); ++i) weights[i] = float(i % 7);
     std::vector<uint8_t> with(*row_bytes(format, 256));

@@ -9,47 +9,19 @@
 #include <random>
 #include <vector>
 
+#include "formats/format_test_util.h"
 #include "quant/formats.h"
 
 namespace quant {
 namespace {
 
+using testing::dequantize;
+using testing::gaussian;
+using testing::quantize;
+using testing::rmse;
+
 // The 16 levels of the format (ggml-common.h, kvalues_iq4nl).
 constexpr int kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
-// Deterministic standard normal values (Box-Muller over mt19937, whose output the standard fixes).
-std::vector<float> gaussian(size_t n, uint32_t seed) {
-  std::mt19937 engine(seed);
-  std::vector<float> values(n);
-  for (size_t i = 0; i < n; ++i) {
-    const double u1 = (static_cast<double>(engine()) + 1.0) / 4294967297.0;
-    const double u2 = static_cast<double>(engine()) / 4294967296.0;
-    values[i] = static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-  }
-  return values;
-}
-
-std::vector<uint8_t> quantize(const FormatInfo& format, const std::vector<float>& x, int64_t nrows,
-                              const float* importance = nullptr) {
-  const int64_t n_per_row = static_cast<int64_t>(x.size()) / nrows;
-  std::vector<uint8_t> bytes(*row_bytes(format, n_per_row) * static_cast<uint64_t>(nrows));
-  const Status status = quantize_rows(format, x.data(), bytes.data(), nrows, n_per_row, importance);
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return bytes;
-}
-
-std::vector<float> dequantize(const FormatInfo& format, const std::vector<uint8_t>& bytes, size_t n) {
-  std::vector<float> values(n);
-  const Status status = dequantize_values(format, bytes.data(), values.data(), static_cast<int64_t>(n));
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return values;
-}
-
-double rmse(const std::vector<float>& a, const std::vector<float>& b) {
-  double sum = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) sum += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
-  return std::sqrt(sum / double(a.size()));
-}
 
 // The expected rounding error of a 32-value block on the table scaled so its largest-magnitude value lands on
 // -127 (values above the top level 113 round down to it): a value between two neighbouring levels g apart rounds with an error spread over [-g/2, g/2], an

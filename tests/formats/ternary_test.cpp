@@ -6,40 +6,18 @@
 #include <cmath>
 #include <random>
 
+#include "formats/format_test_util.h"
 #include "quant/formats.h"
 #include "quant/half.h"
 
 namespace quant {
 namespace {
 
+using testing::dequantize;
+using testing::gaussian_pairs;
+using testing::quantize;
+
 constexpr int64_t kBlock = 256;
-
-std::vector<float> gaussian_row(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
-  std::vector<float> values(n);
-  for (size_t i = 0; i < n; i += 2) {  // Box-Muller: independent of the library's normal_distribution
-    const float u1 = std::max(uniform(rng), 1e-7f), u2 = uniform(rng);
-    const float radius = std::sqrt(-2.0f * std::log(u1));
-    values[i] = radius * std::cos(6.2831853f * u2);
-    if (i + 1 < n) values[i + 1] = radius * std::sin(6.2831853f * u2);
-  }
-  return values;
-}
-
-std::vector<uint8_t> quantize(const FormatInfo& format, const std::vector<float>& row) {
-  std::vector<uint8_t> out(*row_bytes(format, static_cast<int64_t>(row.size())));
-  const Status status = quantize_rows(format, row.data(), out.data(), 1, static_cast<int64_t>(row.size()), nullptr);
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return out;
-}
-
-std::vector<float> dequantize(const FormatInfo& format, const std::vector<uint8_t>& bytes, size_t n) {
-  std::vector<float> out(n);
-  const Status status = dequantize_values(format, bytes.data(), out.data(), static_cast<int64_t>(n));
-  EXPECT_TRUE(status.ok()) << status.error().message();
-  return out;
-}
 
 size_t scale_offset(TypeId id) { return id == TypeId::tq1_0 ? 52 : 64; }
 
@@ -51,7 +29,7 @@ class Ternary : public ::testing::TestWithParam<TypeId> {
 // Each value becomes -d, 0 or +d with d the f16 block maximum: nearest of the three for the exact maximum, so
 // the error is at most half the maximum plus the f16 rounding of the scale.
 TEST_P(Ternary, GaussianRoundTripWithinTernaryBound) {
-  const std::vector<float> x = gaussian_row(8 * kBlock, 21);
+  const std::vector<float> x = gaussian_pairs(8 * kBlock, 21);
   const std::vector<uint8_t> q = quantize(format(), x);
   const std::vector<float> y = dequantize(format(), q, x.size());
   double squared_error = 0, squared_bound = 0;
@@ -122,7 +100,7 @@ TEST_P(Ternary, ValidationRejectsNonFiniteScale) {
 // A NaN or infinite input reaches the f16 scale (ggml's MAX keeps a NaN), so the output fails validation.
 TEST_P(Ternary, NonFiniteInputRefusedThroughValidation) {
   for (float bad : {std::nanf(""), INFINITY}) {
-    std::vector<float> x = gaussian_row(2 * kBlock, 22);
+    std::vector<float> x = gaussian_pairs(2 * kBlock, 22);
     x[kBlock + 255] = bad;  // last value of the second block: a NaN earlier would be replaced by later values
     std::vector<uint8_t> out(*row_bytes(format(), 2 * kBlock));
     const Status status = quantize_rows(format(), x.data(), out.data(), 1, 2 * kBlock, nullptr);
@@ -142,7 +120,7 @@ TEST_P(Ternary, RowsNotMultipleOfBlockRefused) {
 
 TEST_P(Ternary, ImportanceWeightsAreIgnored) {
   EXPECT_FALSE(format().reads_importance);
-  const std::vector<float> x = gaussian_row(kBlock, 23);
+  const std::vector<float> x = gaussian_pairs(kBlock, 23);
   std::vector<float> weights(kBlock);
   for (size_t i = 0; i < weights.size(); ++i) weights[i] = float(i % 5);
   std::vector<uint8_t> with(*row_bytes(format(), kBlock));
