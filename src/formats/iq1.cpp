@@ -8,6 +8,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "formats/block_io.h"
 #include "formats/iq_grid_search.h"
 #include "formats/kernels.h"
 
@@ -285,20 +286,6 @@ void quantize_block_iq1_m(const IqGridSearch& grid, const float* x, const float*
   for (int w = 0; w < 4; ++w) store_u16(block + 48 + 2 * w, scale_words[w]);
 }
 
-template <typename QuantizeBlock>
-void for_each_block(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
-                    int64_t block_bytes, QuantizeBlock quantize_block) {
-  uint8_t* out = static_cast<uint8_t*>(dst);
-  const int64_t blocks = n_per_row / kBlock;
-  for (int64_t row = 0; row < nrows; ++row) {
-    for (int64_t b = 0; b < blocks; ++b) {
-      quantize_block(src + row * n_per_row + b * kBlock, importance == nullptr ? nullptr : importance + b * kBlock,
-                     out);
-      out += block_bytes;
-    }
-  }
-}
-
 // Writes 8 dequantized values of one group: scale * (grid value + shift).
 inline void decode_iq1_group(const IqGridSearch& grid, int index, float scale, float shift, float* y) {
   const std::array<int8_t, 8>& levels = grid.levels(index);
@@ -315,14 +302,18 @@ uint16_t iq1_m_packed_scale(const uint8_t* block) {
 
 void quantize_rows_iq1_s(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   const IqGridSearch& grid = IqGridSearch::of(IqGrid::iq1);
-  for_each_block(src, dst, nrows, n_per_row, importance, kIq1SBlockBytes,
-                 [&](const float* x, const float* qw, uint8_t* block) { quantize_block_iq1_s(grid, x, qw, block); });
+  for_each_block<kBlock>(src, dst, nrows, n_per_row, importance, kIq1SBlockBytes,
+                         [&](const float* x, const float* qw, uint8_t* block) {
+                           quantize_block_iq1_s(grid, x, qw, block);
+                         });
 }
 
 void quantize_rows_iq1_m(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   const IqGridSearch& grid = IqGridSearch::of(IqGrid::iq1);
-  for_each_block(src, dst, nrows, n_per_row, importance, kIq1MBlockBytes,
-                 [&](const float* x, const float* qw, uint8_t* block) { quantize_block_iq1_m(grid, x, qw, block); });
+  for_each_block<kBlock>(src, dst, nrows, n_per_row, importance, kIq1MBlockBytes,
+                         [&](const float* x, const float* qw, uint8_t* block) {
+                           quantize_block_iq1_m(grid, x, qw, block);
+                         });
 }
 
 void dequantize_iq1_s(const void* src, float* dst, int64_t n) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "formats/block_io.h"
 #include "formats/iq_grid_search.h"
 #include "formats/kernels.h"
 
@@ -344,21 +345,6 @@ void quantize_block_iq2_xs_or_s(Iq2Variant variant, const IqGridSearch& grid, co
   }
 }
 
-// Calls quantize_block for every 256-value block of every row; the importance vector repeats per row.
-template <typename QuantizeBlock>
-void for_each_block(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance,
-                    int64_t block_bytes, QuantizeBlock quantize_block) {
-  uint8_t* out = static_cast<uint8_t*>(dst);
-  const int64_t blocks = n_per_row / kBlock;
-  for (int64_t row = 0; row < nrows; ++row) {
-    for (int64_t b = 0; b < blocks; ++b) {
-      quantize_block(src + row * n_per_row + b * kBlock, importance == nullptr ? nullptr : importance + b * kBlock,
-                     out);
-      out += block_bytes;
-    }
-  }
-}
-
 // Writes 8 dequantized values of one group: scale * magnitude, negated where the sign bit is set.
 inline void decode_iq2_group(const IqGridSearch& grid, int index, uint8_t signs, float scale, float* y) {
   const std::array<int8_t, 8>& levels = grid.levels(index);
@@ -371,24 +357,26 @@ inline void decode_iq2_group(const IqGridSearch& grid, int index, uint8_t signs,
 
 void quantize_rows_iq2_xxs(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   const IqGridSearch& grid = IqGridSearch::of(IqGrid::iq2_xxs);
-  for_each_block(src, dst, nrows, n_per_row, importance, kIq2XxsBlockBytes,
-                 [&](const float* x, const float* qw, uint8_t* block) { quantize_block_iq2_xxs(grid, x, qw, block); });
+  for_each_block<kBlock>(src, dst, nrows, n_per_row, importance, kIq2XxsBlockBytes,
+                         [&](const float* x, const float* qw, uint8_t* block) {
+                           quantize_block_iq2_xxs(grid, x, qw, block);
+                         });
 }
 
 void quantize_rows_iq2_xs(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   const IqGridSearch& grid = IqGridSearch::of(IqGrid::iq2_xs);
-  for_each_block(src, dst, nrows, n_per_row, importance, kIq2XsBlockBytes,
-                 [&](const float* x, const float* qw, uint8_t* block) {
-                   quantize_block_iq2_xs_or_s(Iq2Variant::xs, grid, x, qw, block);
-                 });
+  for_each_block<kBlock>(src, dst, nrows, n_per_row, importance, kIq2XsBlockBytes,
+                         [&](const float* x, const float* qw, uint8_t* block) {
+                           quantize_block_iq2_xs_or_s(Iq2Variant::xs, grid, x, qw, block);
+                         });
 }
 
 void quantize_rows_iq2_s(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   const IqGridSearch& grid = IqGridSearch::of(IqGrid::iq2_s);
-  for_each_block(src, dst, nrows, n_per_row, importance, kIq2SBlockBytes,
-                 [&](const float* x, const float* qw, uint8_t* block) {
-                   quantize_block_iq2_xs_or_s(Iq2Variant::s, grid, x, qw, block);
-                 });
+  for_each_block<kBlock>(src, dst, nrows, n_per_row, importance, kIq2SBlockBytes,
+                         [&](const float* x, const float* qw, uint8_t* block) {
+                           quantize_block_iq2_xs_or_s(Iq2Variant::s, grid, x, qw, block);
+                         });
 }
 
 void dequantize_iq2_xxs(const void* src, float* dst, int64_t n) {

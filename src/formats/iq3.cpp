@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "formats/block_io.h"
 #include "formats/iq3_grids.h"
 #include "formats/kernels.h"
 
@@ -37,18 +38,6 @@ struct BlockIq3S {
   uint8_t scales[kBlocksPerSuper / 2];   // 4-bit multipliers, block 2i in the low nibble
 };
 static_assert(sizeof(BlockIq3Xxs) == 98 && sizeof(BlockIq3S) == 110);
-
-template <typename Block>
-Block load_block(const void* src, int64_t index) {
-  Block block;
-  std::memcpy(&block, static_cast<const uint8_t*>(src) + index * static_cast<int64_t>(sizeof(Block)), sizeof(Block));
-  return block;
-}
-
-template <typename Block>
-void store_block(void* dst, int64_t index, const Block& block) {
-  std::memcpy(static_cast<uint8_t*>(dst) + index * static_cast<int64_t>(sizeof(Block)), &block, sizeof(Block));
-}
 
 // Where the two types' searches differ (ggml's quantize_row_iq3_xxs_impl and quantize_row_iq3_s_impl).
 struct Variant {
@@ -386,22 +375,9 @@ void dequantize_iq3_s(const void* src, float* dst, int64_t n) {
 }
 
 // ggml_validate_row_data: the f16 scale d of every super-block must be finite.
-template <typename Block>
-bool validate_scale(const void* data, int64_t nblocks, int64_t* bad_block, std::string* why) {
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const uint16_t d = load_block<Block>(data, b).d;
-    if ((d & 0x7c00u) == 0x7c00u) {
-      *bad_block = b;
-      *why = fmt::format("scale d is {} (f16 0x{:04x})", (d & 0x03ffu) != 0 ? "NaN" : "infinite", d);
-      return false;
-    }
-  }
-  return true;
-}
-
 constexpr FormatKernels kIq3Kernels[] = {
-    {TypeId::iq3_xxs, quantize_iq3_xxs, dequantize_iq3_xxs, validate_scale<BlockIq3Xxs>},
-    {TypeId::iq3_s, quantize_iq3_s, dequantize_iq3_s, validate_scale<BlockIq3S>},
+    {TypeId::iq3_xxs, quantize_iq3_xxs, dequantize_iq3_xxs, validate_scale_d<BlockIq3Xxs>},
+    {TypeId::iq3_s, quantize_iq3_s, dequantize_iq3_s, validate_scale_d<BlockIq3S>},
 };
 
 }  // namespace

@@ -9,16 +9,18 @@
 #include <string>
 
 #include "formats/kernels.h"
+#include "formats/kquant_layout.h"
 #include "formats/kquant_search.h"
 
 namespace quant::formats {
 namespace {
 
 using kquant::ErrorNorm;
+using kquant::kSuperBlock;
 using kquant::LevelClamp;
 using kquant::ScaleGrid;
-
-constexpr int kSuperBlock = 256;
+using kquant::super_block_sigma2;
+using kquant::unpack_scale_min;
 
 // Block layouts, byte for byte (f16 fields little-endian, read with load_f16/store_f16).
 struct BlockQ2K {
@@ -58,14 +60,6 @@ static_assert(sizeof(BlockQ2K) == 84 && sizeof(BlockQ3K) == 110 && sizeof(BlockQ
 int clamp_int(int value, int lowest, int highest) {
   const int upper = highest < value ? highest : value;
   return lowest > upper ? lowest : upper;
-}
-
-// The importance of each value of a super-block: importance * sqrt(sigma2 + x^2), with sigma2 the mean of x^2
-// over the super-block times `sigma_factor` (1 for q2_K, 2 for q3_K/q4_K/q5_K).
-float super_block_sigma2(const float* x, float sigma_factor) {
-  float sum_x2 = 0;
-  for (int i = 0; i < kSuperBlock; ++i) sum_x2 += x[i] * x[i];
-  return sigma_factor * sum_x2 / kSuperBlock;  // ggml: sum/256 (q2_K), 2*sum/256 (others); 1*sum is exact
 }
 
 // Packs 256 2-bit levels: byte l of each 32-byte half holds values l, l+32, l+64, l+96 of its 128.
@@ -270,30 +264,6 @@ void dequantize_block_q3_k(const BlockQ3K* block, float* y) {
 
 // ------------------------------------------------------------------------------------------------ q4_K, q5_K
 
-// q4_K and q5_K share their 12-byte scale field: eight 6-bit scales and eight 6-bit mins. Groups 0-3 keep
-// theirs in the low six bits of bytes 0-3 (scale) and 4-7 (min); groups 4-7 keep the low four bits in the
-// nibbles of bytes 8-11 and the top two bits in the spare top bits of bytes 0-3 (scale) and 4-7 (min).
-void unpack_scale_min(const uint8_t* packed, int j, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = packed[j] & 63;
-    *min = packed[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((packed[j + 4] >> 4) | ((packed[j] >> 6) << 4));
-  }
-}
-
-void pack_scale_min(uint8_t* packed, int j, uint8_t scale, uint8_t min) {
-  if (j < 4) {
-    packed[j] = scale;
-    packed[j + 4] = min;
-  } else {
-    packed[j + 4] = static_cast<uint8_t>((scale & 0xF) | ((min & 0xF) << 4));
-    packed[j - 4] = static_cast<uint8_t>(packed[j - 4] | ((scale >> 4) << 6));
-    packed[j] = static_cast<uint8_t>(packed[j] | ((min >> 4) << 6));
-  }
-}
-
 // Chooses levels 0..nmax for the 256 values of a q4_K (nmax 15) or q5_K (nmax 31) block and fills its d,
 // dmin and packed scales.
 struct AffineSearch {
@@ -309,8 +279,6 @@ void quantize_affine_32(const float* x, const float* importance, const AffineSea
   float weights[32];
   if (importance == nullptr) {
     // Reference procedure: weights rms(group) + |x|, scales and mins on linear 6-bit grids up to their maxima.
-    float max_scale = 0;
-    float max_min = 0;
     for (int j = 0; j < 8; ++j) {
       float sum_x2 = 0;
       for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
@@ -319,21 +287,9 @@ void quantize_affine_32(const float* x, const float* importance, const AffineSea
       scales[j] = kquant::search_affine_scale(32, search.nmax, x + 32 * j, weights, levels + 32 * j, &mins[j],
                                               search.reference_grid, ErrorNorm::squared,
                                               LevelClamp::round_then_clamp);
-      if (scales[j] > max_scale) max_scale = scales[j];
-      if (mins[j] > max_min) max_min = mins[j];
     }
-    const float inverse_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-    const float inverse_min = max_min > 0 ? 63.f / max_min : 0.f;
-    for (int j = 0; j < 8; ++j) {
-      // ggml narrows to a byte before clamping to 63.
-      uint8_t scale_level = static_cast<uint8_t>(nearest_int(inverse_scale * scales[j]));
-      uint8_t min_level = static_cast<uint8_t>(nearest_int(inverse_min * mins[j]));
-      scale_level = scale_level < 63 ? scale_level : 63;
-      min_level = min_level < 63 ? min_level : 63;
-      pack_scale_min(packed_scales, j, scale_level, min_level);
-    }
-    store_f16(d_field, max_scale / 63.f);
-    store_f16(dmin_field, max_min / 63.f);
+    kquant::quantize_scales_and_mins(scales, mins, nullptr, search.clamp_weighted_scales, d_field, dmin_field,
+                                     packed_scales);
   } else {
     const float sigma2 = super_block_sigma2(x, 2.0f);
     float group_weight[8];
@@ -347,21 +303,8 @@ void quantize_affine_32(const float* x, const float* importance, const AffineSea
                                               ScaleGrid{-0.9f, 0.05f, 36}, ErrorNorm::squared,
                                               LevelClamp::clamp_then_round);
     }
-    uint8_t scale_levels[8];
-    uint8_t min_levels[8];
-    const float d = kquant::search_positive_scale(8, 63, scales, scale_levels, group_weight);
-    const float dmin = kquant::search_positive_scale(8, 63, mins, min_levels, group_weight);
-    for (int j = 0; j < 8; ++j) {
-      uint8_t scale_level = scale_levels[j];
-      uint8_t min_level = min_levels[j];
-      if (search.clamp_weighted_scales) {
-        scale_level = scale_level < 63 ? scale_level : 63;
-        min_level = min_level < 63 ? min_level : 63;
-      }
-      pack_scale_min(packed_scales, j, scale_level, min_level);
-    }
-    store_f16(d_field, d);
-    store_f16(dmin_field, dmin);
+    kquant::quantize_scales_and_mins(scales, mins, group_weight, search.clamp_weighted_scales, d_field,
+                                     dmin_field, packed_scales);
   }
 
   const float d = load_f16(d_field);
@@ -385,28 +328,13 @@ constexpr AffineSearch kQ5KSearch{31, ScaleGrid{-0.5f, 0.1f, 15}, true};
 void quantize_block_q4_k(const float* x, const float* importance, BlockQ4K* block) {
   uint8_t levels[kSuperBlock];
   quantize_affine_32(x, importance, kQ4KSearch, block->d, block->dmin, block->scales, levels);
-  // Each 64 values fill 32 bytes: the first 32 in the low nibbles, the next 32 in the high nibbles.
-  for (int chunk = 0; chunk < 4; ++chunk) {
-    const uint8_t* L = levels + 64 * chunk;
-    for (int l = 0; l < 32; ++l) block->qs[32 * chunk + l] = static_cast<uint8_t>(L[l] | (L[l + 32] << 4));
-  }
+  kquant::pack_q4_k_levels(levels, block->qs);
 }
 
 void quantize_block_q5_k(const float* x, const float* importance, BlockQ5K* block) {
   uint8_t levels[kSuperBlock];
   quantize_affine_32(x, importance, kQ5KSearch, block->d, block->dmin, block->scales, levels);
-  // As q4_K for the low four bits; the fifth bit of value 64*chunk + l (+32) is bit 2*chunk (+1) of qh[l].
-  std::memset(block->qh, 0, sizeof block->qh);
-  for (int chunk = 0; chunk < 4; ++chunk) {
-    const uint8_t* L = levels + 64 * chunk;
-    for (int l = 0; l < 32; ++l) {
-      const int first = L[l];
-      const int second = L[l + 32];
-      block->qh[l] = static_cast<uint8_t>(block->qh[l] | ((first >> 4) << (2 * chunk)) |
-                                          ((second >> 4) << (2 * chunk + 1)));
-      block->qs[32 * chunk + l] = static_cast<uint8_t>((first & 0xF) | ((second & 0xF) << 4));
-    }
-  }
+  kquant::pack_q5_k_levels(levels, block->qh, block->qs);
 }
 
 void dequantize_block_q4_k(const BlockQ4K* block, float* y) {
@@ -448,27 +376,14 @@ void dequantize_block_q5_k(const BlockQ5K* block, float* y) {
 void quantize_block_q6_k(const float* x, const float* importance, BlockQ6K* block) {
   int8_t levels[kSuperBlock];
   float scales[16];
-  float max_scale = 0;
-  float max_magnitude = 0;
   for (int j = 0; j < 16; ++j) {
     // With an imatrix ggml weights the fit by the importance alone (no sigma2 term), else by x^2.
     scales[j] = kquant::search_symmetric_scale(16, 32, x + 16 * j, levels + 16 * j,
                                                importance != nullptr ? importance + 16 * j : nullptr);
-    const float magnitude = std::fabs(scales[j]);
-    if (magnitude > max_magnitude) {
-      max_magnitude = magnitude;
-      max_scale = scales[j];
-    }
   }
-  if (max_magnitude < kquant::kGroupMaxEps) {
+  if (!kquant::quantize_q6_k_scales(scales, block->d, block->scales)) {
     std::memset(block, 0, sizeof *block);
     return;
-  }
-  const float iscale = -128.f / max_scale;
-  store_f16(block->d, 1 / iscale);
-  for (int j = 0; j < 16; ++j) {
-    const int rounded = nearest_int(iscale * scales[j]);
-    block->scales[j] = static_cast<int8_t>(rounded < 127 ? rounded : 127);
   }
   const float d = load_f16(block->d);
   for (int j = 0; j < 16; ++j) {
@@ -478,19 +393,7 @@ void quantize_block_q6_k(const float* x, const float* importance, BlockQ6K* bloc
       levels[16 * j + l] = static_cast<int8_t>(clamp_int(nearest_int(x[16 * j + l] / group_scale), -32, 31) + 32);
     }
   }
-  // Per 128 values: ql[l] holds values l (low nibble) and l+64 (high), ql[l+32] values l+32 and l+96; qh[l]
-  // holds the top two bits of l, l+32, l+64, l+96 in bits 0-1, 2-3, 4-5, 6-7.
-  for (int half = 0; half < 2; ++half) {
-    const int8_t* L = levels + 128 * half;
-    uint8_t* ql = block->ql + 64 * half;
-    uint8_t* qh = block->qh + 32 * half;
-    for (int l = 0; l < 32; ++l) {
-      ql[l] = static_cast<uint8_t>((L[l] & 0xF) | ((L[l + 64] & 0xF) << 4));
-      ql[l + 32] = static_cast<uint8_t>((L[l + 32] & 0xF) | ((L[l + 96] & 0xF) << 4));
-      qh[l] = static_cast<uint8_t>((L[l] >> 4) | ((L[l + 32] >> 4) << 2) | ((L[l + 64] >> 4) << 4) |
-                                   ((L[l + 96] >> 4) << 6));
-    }
-  }
+  kquant::pack_q6_k_levels(levels, block->ql, block->qh);
 }
 
 void dequantize_block_q6_k(const BlockQ6K* block, float* y) {

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "formats/block_io.h"
 #include "formats/kernels.h"
 #include "formats/legacy_search.h"
 
@@ -48,18 +49,6 @@ struct BlockQ8_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 &&
               sizeof(BlockQ5_1) == 24 && sizeof(BlockQ8_0) == 34);
-
-template <typename Block>
-Block load_block(const void* src, int64_t index) {
-  Block block;
-  std::memcpy(&block, static_cast<const uint8_t*>(src) + index * static_cast<int64_t>(sizeof(Block)), sizeof(Block));
-  return block;
-}
-
-template <typename Block>
-void store_block(void* dst, int64_t index, const Block& block) {
-  std::memcpy(static_cast<uint8_t*>(dst) + index * static_cast<int64_t>(sizeof(Block)), &block, sizeof(Block));
-}
 
 // ggml stores quantized levels with C casts from float to (u)int8_t, which GCC compiles to x86's truncating
 // 32-bit conversion and keeps the low byte; that conversion gives INT32_MIN for NaN and out-of-range values.
@@ -354,27 +343,7 @@ void dequantize_q8_0(const void* src, float* dst, int64_t n) {
   }
 }
 
-// ---- validation: ggml_validate_row_data checks that d (and m) are finite f16 ----
-
-std::string describe_bad_f16(const char* field, uint16_t h) {
-  return fmt::format("{} is {} (f16 0x{:04x})", field, (h & 0x03ffu) != 0 ? "NaN" : "infinite", h);
-}
-
-bool f16_bits_finite(uint16_t h) { return (h & 0x7c00u) != 0x7c00u; }
-
-template <typename Block>
-bool validate_scale(const void* data, int64_t nblocks, int64_t* bad_block, std::string* why) {
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const auto block = load_block<Block>(data, b);
-    if (!f16_bits_finite(block.d)) {
-      *bad_block = b;
-      *why = describe_bad_f16("scale d", block.d);
-      return false;
-    }
-  }
-  return true;
-}
-
+// The validate of q4_1/q5_1: d and m of every block must be finite f16.
 template <typename Block>
 bool validate_scale_and_min(const void* data, int64_t nblocks, int64_t* bad_block, std::string* why) {
   for (int64_t b = 0; b < nblocks; ++b) {
@@ -388,12 +357,13 @@ bool validate_scale_and_min(const void* data, int64_t nblocks, int64_t* bad_bloc
   return true;
 }
 
+// ggml_validate_row_data checks that d (and, for q4_1/q5_1, m) are finite f16.
 constexpr FormatKernels kLegacyKernels[] = {
-    {TypeId::q4_0, quantize_q4_0, dequantize_q4_0, validate_scale<BlockQ4_0>},
+    {TypeId::q4_0, quantize_q4_0, dequantize_q4_0, validate_scale_d<BlockQ4_0>},
     {TypeId::q4_1, quantize_q4_1, dequantize_q4_1, validate_scale_and_min<BlockQ4_1>},
-    {TypeId::q5_0, quantize_q5_0, dequantize_q5_0, validate_scale<BlockQ5_0>},
+    {TypeId::q5_0, quantize_q5_0, dequantize_q5_0, validate_scale_d<BlockQ5_0>},
     {TypeId::q5_1, quantize_q5_1, dequantize_q5_1, validate_scale_and_min<BlockQ5_1>},
-    {TypeId::q8_0, quantize_q8_0, dequantize_q8_0, validate_scale<BlockQ8_0>},
+    {TypeId::q8_0, quantize_q8_0, dequantize_q8_0, validate_scale_d<BlockQ8_0>},
 };
 
 }  // namespace

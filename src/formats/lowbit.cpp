@@ -11,6 +11,7 @@
 // and without them are identical).
 #include <climits>
 
+#include "formats/block_io.h"
 #include "formats/kernels.h"
 
 namespace quant::formats {
@@ -94,25 +95,9 @@ void dequantize_q2_0(const void* src, float* dst, int64_t n) {
 }
 
 // Both formats: ggml checks only that the f16 scale (the first two bytes) is finite.
-template <size_t kBlockBytes>
-bool validate_scale(const void* data, int64_t nblocks, int64_t* bad_block, std::string* why) {
-  const auto* in = static_cast<const uint8_t*>(data);
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const uint8_t* scale = in + b * kBlockBytes;
-    if (!f16_is_finite(scale)) {
-      *bad_block = b;
-      uint16_t bits;
-      std::memcpy(&bits, scale, 2);
-      *why = (bits & 0x03ffu) != 0 ? "scale is NaN" : "scale is infinite";
-      return false;
-    }
-  }
-  return true;
-}
-
 constexpr FormatKernels kKernels[] = {
-    {TypeId::q1_0, quantize_q1_0, dequantize_q1_0, validate_scale<kQ1Bytes>},
-    {TypeId::q2_0, quantize_q2_0, dequantize_q2_0, validate_scale<kQ2Bytes>},
+    {TypeId::q1_0, quantize_q1_0, dequantize_q1_0, validate_scale_at<kQ1Bytes, 0>},
+    {TypeId::q2_0, quantize_q2_0, dequantize_q2_0, validate_scale_at<kQ2Bytes, 0>},
 };
 
 }  // namespace

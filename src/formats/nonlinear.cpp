@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "formats/block_io.h"
 #include "formats/kernels.h"
 
 namespace quant::formats {
@@ -38,18 +39,6 @@ struct BlockIq4Xs {
   uint8_t qs[kSuperBlock / 2];           // per 32-value block, packed as in iq4_nl
 };
 static_assert(sizeof(BlockIq4Nl) == 18 && sizeof(BlockIq4Xs) == 136);
-
-template <typename Block>
-Block load_block(const void* src, int64_t index) {
-  Block block;
-  std::memcpy(&block, static_cast<const uint8_t*>(src) + index * static_cast<int64_t>(sizeof(Block)), sizeof(Block));
-  return block;
-}
-
-template <typename Block>
-void store_block(void* dst, int64_t index, const Block& block) {
-  std::memcpy(static_cast<uint8_t*>(dst) + index * static_cast<int64_t>(sizeof(Block)), &block, sizeof(Block));
-}
 
 // Index of the table level nearest to x; halfway between two levels goes to the upper one (as ggml's
 // best_index_int8, whose float comparisons this repeats).
@@ -225,22 +214,9 @@ void dequantize_iq4_xs(const void* src, float* dst, int64_t n) {
 }
 
 // ggml_validate_row_data: the f16 scale d of every block must be finite.
-template <typename Block>
-bool validate_scale(const void* data, int64_t nblocks, int64_t* bad_block, std::string* why) {
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const uint16_t d = load_block<Block>(data, b).d;
-    if ((d & 0x7c00u) == 0x7c00u) {
-      *bad_block = b;
-      *why = fmt::format("scale d is {} (f16 0x{:04x})", (d & 0x03ffu) != 0 ? "NaN" : "infinite", d);
-      return false;
-    }
-  }
-  return true;
-}
-
 constexpr FormatKernels kNonlinearKernels[] = {
-    {TypeId::iq4_nl, quantize_iq4_nl, dequantize_iq4_nl, validate_scale<BlockIq4Nl>},
-    {TypeId::iq4_xs, quantize_iq4_xs, dequantize_iq4_xs, validate_scale<BlockIq4Xs>},
+    {TypeId::iq4_nl, quantize_iq4_nl, dequantize_iq4_nl, validate_scale_d<BlockIq4Nl>},
+    {TypeId::iq4_xs, quantize_iq4_xs, dequantize_iq4_xs, validate_scale_d<BlockIq4Xs>},
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <span>
 
 #include "formats/kernels.h"
+#include "formats/kquant_layout.h"
 #include "formats/kquant_search.h"
 #include "formats/simd_kernels.h"
 

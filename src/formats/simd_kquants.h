@@ -7,9 +7,10 @@
 // the groups of W consecutive groups are transposed (lane g = group g, step i = value i of every group), and
 // every branch of the scalar search becomes a per-lane select. The super-block stage (quantizing the 8 or 16
 // group scales, a few dozen operations) stays scalar, calling the same kquant:: searches; the final
-// requantization against the stored scales is element-wise and runs in natural order. The block layouts and
-// packing mirror kquants.cpp (docs/formats/kquants.md). Include after the instruction-set pragma, the ops
-// header and simd_float_legacy.h; everything here has internal linkage.
+// requantization against the stored scales is element-wise and runs in natural order. The super-block stage
+// and the packing into the block layouts are kquant_layout.h's, shared with kquants.cpp. Include after the
+// instruction-set pragma, the ops header and simd_float_legacy.h (and kquant_layout.h before the pragma);
+// everything here has internal linkage.
 #pragma once
 
 #include <cmath>
@@ -17,13 +18,14 @@
 #include <cstring>
 
 #include "formats/kernels.h"
+#include "formats/kquant_layout.h"
 #include "formats/kquant_search.h"
 #include "formats/simd_kernels.h"
 
 namespace quant::formats {
 namespace {
 
-constexpr int kKSuperBlock = 256;
+constexpr int kKSuperBlock = kquant::kSuperBlock;
 
 template <class V>
 struct GroupLanes {
@@ -209,36 +211,6 @@ void transpose_groups(const float* x, int n, int groups, float* out) {
 
 // ------------------------------------------------------------------------------------- super-block stage
 
-// The mean square of a super-block times `factor`, summed in index order (kquants.cpp super_block_sigma2).
-inline float super_block_sigma2_k(const float* x, float factor) {
-  float sum_x2 = 0;
-  for (int i = 0; i < kKSuperBlock; ++i) sum_x2 += x[i] * x[i];
-  return factor * sum_x2 / kKSuperBlock;
-}
-
-// q4_K/q5_K's 12-byte field of eight 6-bit scales and mins, as kquants.cpp packs it (groups 0-3 in the low
-// six bits of bytes 0-7, groups 4-7 in the nibbles of bytes 8-11 plus the top bits of bytes 0-7).
-inline void pack_scale_min_k(uint8_t* packed, int j, uint8_t scale, uint8_t min) {
-  if (j < 4) {
-    packed[j] = scale;
-    packed[j + 4] = min;
-  } else {
-    packed[j + 4] = static_cast<uint8_t>((scale & 0xF) | ((min & 0xF) << 4));
-    packed[j - 4] = static_cast<uint8_t>(packed[j - 4] | ((scale >> 4) << 6));
-    packed[j] = static_cast<uint8_t>(packed[j] | ((min >> 4) << 6));
-  }
-}
-
-inline void unpack_scale_min_k(const uint8_t* packed, int j, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = packed[j] & 63;
-    *min = packed[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((packed[j + 4] >> 4) | ((packed[j] >> 6) << 4));
-  }
-}
-
 // What differs between q4_K and q5_K (kquants.cpp AffineSearch and the block layouts).
 struct AffineKind {
   TypeId id;
@@ -264,47 +236,14 @@ void finish_affine_block(const AffineKind& kind, const float* x, const float* sc
   uint8_t* dmin_field = block + 2;
   uint8_t* packed_scales = block + 4;
   std::memset(packed_scales, 0, 12);
-  if (!weighted) {
-    float max_scale = 0;
-    float max_min = 0;
-    for (int j = 0; j < 8; ++j) {
-      if (scales[j] > max_scale) max_scale = scales[j];
-      if (mins[j] > max_min) max_min = mins[j];
-    }
-    const float inverse_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-    const float inverse_min = max_min > 0 ? 63.f / max_min : 0.f;
-    for (int j = 0; j < 8; ++j) {
-      uint8_t scale_level = static_cast<uint8_t>(nearest_int(inverse_scale * scales[j]));
-      uint8_t min_level = static_cast<uint8_t>(nearest_int(inverse_min * mins[j]));
-      scale_level = scale_level < 63 ? scale_level : 63;
-      min_level = min_level < 63 ? min_level : 63;
-      pack_scale_min_k(packed_scales, j, scale_level, min_level);
-    }
-    store_f16(d_field, max_scale / 63.f);
-    store_f16(dmin_field, max_min / 63.f);
-  } else {
-    uint8_t scale_levels[8];
-    uint8_t min_levels[8];
-    const float d = kquant::search_positive_scale(8, 63, scales, scale_levels, group_weight);
-    const float dmin = kquant::search_positive_scale(8, 63, mins, min_levels, group_weight);
-    for (int j = 0; j < 8; ++j) {
-      uint8_t scale_level = scale_levels[j];
-      uint8_t min_level = min_levels[j];
-      if (kind.clamp_weighted_scales) {
-        scale_level = scale_level < 63 ? scale_level : 63;
-        min_level = min_level < 63 ? min_level : 63;
-      }
-      pack_scale_min_k(packed_scales, j, scale_level, min_level);
-    }
-    store_f16(d_field, d);
-    store_f16(dmin_field, dmin);
-  }
+  kquant::quantize_scales_and_mins(scales, mins, weighted ? group_weight : nullptr, kind.clamp_weighted_scales,
+                                   d_field, dmin_field, packed_scales);
 
   const float d = load_f16(d_field);
   const float dmin = load_f16(dmin_field);
   for (int j = 0; j < 8; ++j) {
     uint8_t scale_level, min_level;
-    unpack_scale_min_k(packed_scales, j, &scale_level, &min_level);
+    kquant::unpack_scale_min(packed_scales, j, &scale_level, &min_level);
     const float group_scale = d * scale_level;
     if (group_scale == 0) continue;
     const float group_min = dmin * min_level;
@@ -315,27 +254,10 @@ void finish_affine_block(const AffineKind& kind, const float* x, const float* sc
     }
   }
 
-  if (!kind.five_bit) {
-    uint8_t* qs = block + 16;
-    for (int chunk = 0; chunk < 4; ++chunk) {
-      const uint8_t* chunk_levels = levels + 64 * chunk;
-      for (int l = 0; l < 32; ++l) {
-        qs[32 * chunk + l] = static_cast<uint8_t>(chunk_levels[l] | (chunk_levels[l + 32] << 4));
-      }
-    }
-    return;
-  }
-  uint8_t* qh = block + 16;
-  uint8_t* qs = block + 48;
-  std::memset(qh, 0, 32);
-  for (int chunk = 0; chunk < 4; ++chunk) {
-    const uint8_t* chunk_levels = levels + 64 * chunk;
-    for (int l = 0; l < 32; ++l) {
-      const int first = chunk_levels[l];
-      const int second = chunk_levels[l + 32];
-      qh[l] = static_cast<uint8_t>(qh[l] | ((first >> 4) << (2 * chunk)) | ((second >> 4) << (2 * chunk + 1)));
-      qs[32 * chunk + l] = static_cast<uint8_t>((first & 0xF) | ((second & 0xF) << 4));
-    }
+  if (kind.five_bit) {
+    kquant::pack_q5_k_levels(levels, block + 16, block + 48);
+  } else {
+    kquant::pack_q4_k_levels(levels, block + 16);
   }
 }
 
@@ -373,7 +295,7 @@ void quantize_affine_k_simd(const AffineKind& kind, const float* src, void* dst,
       alignas(64) float importance_t[32 * W];
       for (int g = 0; g < W; ++g) {
         const bool real = g < 8 * blocks;
-        if (g % 8 == 0) sigma2[g] = real ? super_block_sigma2_k(x + kKSuperBlock * (g / 8), 2.0f) : 0.0f;
+        if (g % 8 == 0) sigma2[g] = real ? kquant::super_block_sigma2(x + kKSuperBlock * (g / 8), 2.0f) : 0.0f;
         else sigma2[g] = sigma2[g - 1];  // every group of a super-block shares its sigma2
         const int64_t block_in_row = (first + g / 8) % blocks_per_row;
         const float* qw = importance + kKSuperBlock * block_in_row + 32 * (g % 8);
@@ -437,28 +359,13 @@ void quantize_q6_k_simd(const float* src, void* dst, int64_t nrows, int64_t n_pe
         for (int i = 0; i < 16; ++i) levels[16 * (W * chunk + g) + i] = static_cast<int8_t>(levels_t[i * W + g]);
       }
     }
-    float max_scale = 0;
-    float max_magnitude = 0;
-    for (int j = 0; j < 16; ++j) {
-      const float magnitude = std::fabs(scales[j]);
-      if (magnitude > max_magnitude) {
-        max_magnitude = magnitude;
-        max_scale = scales[j];
-      }
-    }
-    if (max_magnitude < kquant::kGroupMaxEps) {
-      std::memset(block, 0, 210);
-      continue;
-    }
     uint8_t* ql = block;
     uint8_t* qh = block + 128;
     int8_t* block_scales = reinterpret_cast<int8_t*>(block + 192);
     uint8_t* d_field = block + 208;
-    const float iscale = -128.f / max_scale;
-    store_f16(d_field, 1 / iscale);
-    for (int j = 0; j < 16; ++j) {
-      const int rounded = nearest_int(iscale * scales[j]);
-      block_scales[j] = static_cast<int8_t>(rounded < 127 ? rounded : 127);
+    if (!kquant::quantize_q6_k_scales(scales, d_field, block_scales)) {
+      std::memset(block, 0, 210);
+      continue;
     }
     const float d = load_f16(d_field);
     for (int j = 0; j < 16; ++j) {
@@ -470,17 +377,7 @@ void quantize_q6_k_simd(const float* src, void* dst, int64_t nrows, int64_t n_pe
                            V::iadd(G::clamp(level, -32, 31), V::iset1(32)));
       }
     }
-    for (int half = 0; half < 2; ++half) {
-      const int8_t* half_levels = levels + 128 * half;
-      uint8_t* half_ql = ql + 64 * half;
-      uint8_t* half_qh = qh + 32 * half;
-      for (int l = 0; l < 32; ++l) {
-        half_ql[l] = static_cast<uint8_t>((half_levels[l] & 0xF) | ((half_levels[l + 64] & 0xF) << 4));
-        half_ql[l + 32] = static_cast<uint8_t>((half_levels[l + 32] & 0xF) | ((half_levels[l + 96] & 0xF) << 4));
-        half_qh[l] = static_cast<uint8_t>((half_levels[l] >> 4) | ((half_levels[l + 32] >> 4) << 2) |
-                                          ((half_levels[l + 64] >> 4) << 4) | ((half_levels[l + 96] >> 4) << 6));
-      }
-    }
+    kquant::pack_q6_k_levels(levels, ql, qh);
   }
 }
 

@@ -12,6 +12,7 @@
 // tq2_0: 66 bytes = 2.0625 bits per weight, four 2-bit codes (value + 1) per byte.
 //   bytes  0..63  in two halves of 32 bytes; byte m of half h holds value 128h + m + 32n in bits 2n..2n+1
 //   bytes 64..65  f16 scale
+#include "formats/block_io.h"
 #include "formats/kernels.h"
 
 namespace quant::formats {
@@ -141,25 +142,9 @@ void dequantize_tq2_0(const void* src, float* dst, int64_t n) {
 }
 
 // Both formats: ggml checks only that the f16 scale is finite.
-template <size_t kBlockBytes, size_t kScaleOffset>
-bool validate_scale(const void* data, int64_t nblocks, int64_t* bad_block, std::string* why) {
-  const auto* in = static_cast<const uint8_t*>(data);
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const uint8_t* scale = in + b * kBlockBytes + kScaleOffset;
-    if (!f16_is_finite(scale)) {
-      *bad_block = b;
-      uint16_t bits;
-      std::memcpy(&bits, scale, 2);
-      *why = (bits & 0x03ffu) != 0 ? "scale is NaN" : "scale is infinite";
-      return false;
-    }
-  }
-  return true;
-}
-
 constexpr FormatKernels kKernels[] = {
-    {TypeId::tq1_0, quantize_tq1_0, dequantize_tq1_0, validate_scale<kTq1Bytes, kTq1ScaleOffset>},
-    {TypeId::tq2_0, quantize_tq2_0, dequantize_tq2_0, validate_scale<kTq2Bytes, kTq2ScaleOffset>},
+    {TypeId::tq1_0, quantize_tq1_0, dequantize_tq1_0, validate_scale_at<kTq1Bytes, kTq1ScaleOffset>},
+    {TypeId::tq2_0, quantize_tq2_0, dequantize_tq2_0, validate_scale_at<kTq2Bytes, kTq2ScaleOffset>},
 };
 
 }  // namespace
