@@ -2,13 +2,14 @@
 // (QUANTIZE_BINARY, set by tests/CMakeLists.txt) capturing its exit code, stdout and stderr; scratch folders
 // that are removed when done; whole-file text reads and writes; the sha256 of a file.
 //
-// The binary is started with fork/execv, never through a shell, so arguments need no quoting.
+// The binary is started with fork/execve, never through a shell, so arguments need no quoting.
 #pragma once
 
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,8 @@
 
 #include "quant/sha256.h"
 #include "test_data.h"
+
+extern char** environ;
 
 namespace quant::testing {
 
@@ -80,29 +83,46 @@ inline std::string empty_dir(const std::string& name) {
   return dir.string();
 }
 
-// Runs the built binary with exactly `args`, in `cwd` when given, and captures its exit code, stdout and stderr.
-inline ProgramRun run_quantize(const std::vector<std::string>& args, const std::string& cwd = "") {
-  ScratchDir capture;
-  const std::string out_path = capture / "stdout";
-  const std::string err_path = capture / "stderr";
+// Starts the built binary with exactly `args` and the "NAME=value" strings of `extra_env` added to this
+// process's environment, its stdout and stderr going to the files named (created or truncated), in `cwd` when
+// given; returns its pid for waitpid. A child that cannot set itself up exits 126 (127 if exec fails).
+inline pid_t spawn_quantize(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
+                            const std::string& stdout_path, const std::string& stderr_path,
+                            const std::string& cwd = "") {
   std::vector<std::string> argv_strings = {QUANTIZE_BINARY};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& s : argv_strings) argv.push_back(s.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env_strings = extra_env;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  std::vector<char*> envp;
+  for (std::string& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
 
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
-    const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int out_fd = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err_fd = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (out_fd < 0 || err_fd < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) ::_exit(126);
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(126);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+// Runs the built binary with exactly `args`, in `cwd` when given, and captures its exit code, stdout and stderr.
+inline ProgramRun run_quantize(const std::vector<std::string>& args, const std::string& cwd = "") {
+  ScratchDir capture;
+  const std::string out_path = capture / "stdout";
+  const std::string err_path = capture / "stderr";
+  const pid_t pid = spawn_quantize(args, {}, out_path, err_path, cwd);
   int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) throw std::runtime_error("waitpid failed");
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw std::runtime_error("waitpid failed");
+  }
   ProgramRun run;
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   run.out = read_text(out_path);

@@ -5,7 +5,6 @@
 // (QUANT_FAULT_KILL_AFTER_BYTES / QUANT_FAULT_STOP_AFTER_BYTES, src/gguf/writer.cpp), so each is reproducible.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -23,16 +22,17 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_harness.h"
 #include "quant/gguf.h"
 #include "test_data.h"
-
-extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
 using quant::testing::data_path;
 using quant::testing::read_bytes;
+using quant::testing::read_text;
+using quant::testing::spawn_quantize;
 
 // How a child process ended.
 struct Outcome {
@@ -41,36 +41,6 @@ struct Outcome {
   int signal = 0;    // the terminating signal when !exited
   std::string err;   // its stderr
 };
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Starts `quantize args...` with `extra_env` added, stdout discarded and stderr to `stderr_path`.
-pid_t spawn_quantize(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
-                     const std::string& stderr_path) {
-  std::vector<std::string> argv_strings = {QUANTIZE_BINARY};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_strings = extra_env;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-  std::vector<char*> envp;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, QUANTIZE_BINARY, &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error(std::string("posix_spawn failed: ") + std::strerror(rc));
-  return pid;
-}
 
 Outcome wait_for(pid_t pid, const std::string& stderr_path) {
   int status = 0;
@@ -158,7 +128,7 @@ class Faults : public ::testing::Test {
 
   Outcome run(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
     const std::string err = dir_ + "/stderr.txt";
-    return wait_for(spawn_quantize(args, env, err), err);
+    return wait_for(spawn_quantize(args, env, "/dev/null", err), err);
   }
 
   std::string mount_tmpfs(const std::string& name, const std::string& options) {
@@ -216,7 +186,7 @@ TEST_F(Faults, SigkillDuringForcedReplaceLeavesThePreviousOutputUntouched) {
 void expect_interrupt_cleans_up(Faults* test, const std::string& dir, const std::vector<std::string>& args,
                                 const std::string& output, int signal) {
   const std::string err = dir + "/stderr.txt";
-  const pid_t pid = spawn_quantize(args, {"QUANT_FAULT_STOP_AFTER_BYTES=50000"}, err);
+  const pid_t pid = spawn_quantize(args, {"QUANT_FAULT_STOP_AFTER_BYTES=50000"}, "/dev/null", err);
   ASSERT_TRUE(wait_until_stopped(pid));
   EXPECT_EQ(temp_files_for(output).size(), 1u) << "paused mid-write";
   ::kill(pid, signal);
@@ -346,7 +316,7 @@ TEST_F(Faults, InputTruncatedWhileBeingReadIsAnErrorNotSigbus) {
   check_input_ = false;  // the test truncates it on purpose
   const std::string err = dir_ + "/stderr.txt";
   // Paused once the header and the first tensor are out; most tensor data is still to be read.
-  const pid_t pid = spawn_quantize(convert_args(output_), {"QUANT_FAULT_STOP_AFTER_BYTES=40000"}, err);
+  const pid_t pid = spawn_quantize(convert_args(output_), {"QUANT_FAULT_STOP_AFTER_BYTES=40000"}, "/dev/null", err);
   ASSERT_TRUE(wait_until_stopped(pid));
   ASSERT_EQ(::truncate(input_.c_str(), 300000), 0);
   ::kill(pid, SIGCONT);
