@@ -304,6 +304,9 @@ class GgufParser {
         return tensor_error(dims_at, fmt::format("{} dimensions (at most {})", n_dims, kMaxTensorDims));
       }
       int64_t elements = 1;
+      // The product with zero-sized dimensions counted as 1 bounds every partial product (rows() multiplies
+      // ne1..ne3): a zero ne0 must not hide overflowing other dimensions (found by fuzz/gguf_fuzzer).
+      int64_t extent = 1;
       for (uint32_t d = 0; d < n_dims; ++d) {
         const uint64_t dim_at = pos_;
         int64_t ne;
@@ -316,7 +319,10 @@ class GgufParser {
         if (ne < 0) return tensor_error(dim_at, fmt::format("dimension {} is negative ({})", d, ne));
         const auto product = checked_mul_signed(elements, ne);
         if (!product) return tensor_error(dim_at, "element count overflows 64 bits");
+        const auto bound = checked_mul_signed(extent, std::max<int64_t>(ne, 1));
+        if (!bound) return tensor_error(dim_at, "product of the non-zero dimensions overflows 64 bits");
         elements = *product;
+        extent = *bound;
         info.shape.push_back(ne);
       }
       const uint64_t type_at = pos_;
