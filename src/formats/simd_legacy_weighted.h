@@ -97,26 +97,49 @@ constexpr LegacyLayout kQ4_1Layout{16, true, 20};
 constexpr LegacyLayout kQ5_0Layout{32, false, 22};
 constexpr LegacyLayout kQ5_1Layout{32, true, 24};
 
+// Rows holding a NaN or an infinity (in the values or the weights) take the scalar kernel: their weights are
+// not finite, and what the searches then produce hangs on how the compiler evaluates float-to-int conversions
+// of non-finite values, which the lanes cannot promise to mirror. Finite rows take the lanes.
+template <class V, TypeId kId>
+void quantize_legacy_weighted_rows(const LegacyLayout& layout, const float* src, void* dst, int64_t nrows,
+                                   int64_t n_per_row, const float* importance) {
+  const QuantizeRowsFn scalar = scalar_quantize(kId);
+  bool importance_finite = true;
+  for (int64_t j = 0; j < n_per_row; ++j) importance_finite &= std::isfinite(importance[j]);
+  const size_t row_bytes = static_cast<size_t>(n_per_row / 32) * layout.block_bytes;
+  for (int64_t row = 0; row < nrows; ++row) {
+    const float* x = src + row * n_per_row;
+    uint8_t* out = static_cast<uint8_t*>(dst) + static_cast<size_t>(row) * row_bytes;
+    bool finite = importance_finite;
+    for (int64_t j = 0; j < n_per_row && finite; ++j) finite = std::isfinite(x[j]);
+    if (finite) {
+      quantize_legacy_weighted<V>(layout, x, out, 1, n_per_row, importance);
+    } else {
+      scalar(x, out, 1, n_per_row, importance);
+    }
+  }
+}
+
 // The table entries: the reference rule without importance weights, the weighted searches with them.
 template <class V>
 void quantize_q4_0_any_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   if (importance == nullptr) return quantize_q4_0_simd<V>(src, dst, nrows, n_per_row, nullptr);
-  quantize_legacy_weighted<V>(kQ4_0Layout, src, dst, nrows, n_per_row, importance);
+  quantize_legacy_weighted_rows<V, TypeId::q4_0>(kQ4_0Layout, src, dst, nrows, n_per_row, importance);
 }
 template <class V>
 void quantize_q4_1_any_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   if (importance == nullptr) return quantize_q4_1_simd<V>(src, dst, nrows, n_per_row, nullptr);
-  quantize_legacy_weighted<V>(kQ4_1Layout, src, dst, nrows, n_per_row, importance);
+  quantize_legacy_weighted_rows<V, TypeId::q4_1>(kQ4_1Layout, src, dst, nrows, n_per_row, importance);
 }
 template <class V>
 void quantize_q5_0_any_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   if (importance == nullptr) return quantize_q5_0_simd<V>(src, dst, nrows, n_per_row, nullptr);
-  quantize_legacy_weighted<V>(kQ5_0Layout, src, dst, nrows, n_per_row, importance);
+  quantize_legacy_weighted_rows<V, TypeId::q5_0>(kQ5_0Layout, src, dst, nrows, n_per_row, importance);
 }
 template <class V>
 void quantize_q5_1_any_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   if (importance == nullptr) return quantize_q5_1_simd<V>(src, dst, nrows, n_per_row, nullptr);
-  quantize_legacy_weighted<V>(kQ5_1Layout, src, dst, nrows, n_per_row, importance);
+  quantize_legacy_weighted_rows<V, TypeId::q5_1>(kQ5_1Layout, src, dst, nrows, n_per_row, importance);
 }
 
 }  // namespace
