@@ -12,6 +12,7 @@
 #   BUILD=build-bench          build directory holding quantize and bench/make_synthetic_model
 #   WORK=/tmp/quant-bench      where the model, imatrix and outputs go (needs ~2x the model size free)
 #   PARAMS=861M                synthetic model size in parameters (the 1.7 GB f16 model)
+#   SHAPE="--n-embd 2048 ..."  other make_synthetic_model options (widths, vocabulary, seed)
 #   THREADS=2                  threads for both tools
 #   RUNS=3                     runs per tool and case; medians are quoted
 #   CASES="q8_0 q4_0 Q4_K_M Q4_K_M+imatrix"
@@ -21,6 +22,7 @@ set -euo pipefail
 BUILD=${BUILD:-build-bench}
 WORK=${WORK:-/tmp/quant-bench}
 PARAMS=${PARAMS:-861M}
+SHAPE=${SHAPE:-}
 THREADS=${THREADS:-2}
 RUNS=${RUNS:-3}
 CASES=${CASES:-"q8_0 q4_0 Q4_K_M Q4_K_M+imatrix"}
@@ -35,11 +37,13 @@ done
 [[ -z $LLAMA_QUANTIZE || -x $LLAMA_QUANTIZE ]] || { echo "error: LLAMA_QUANTIZE=$LLAMA_QUANTIZE is not executable" >&2; exit 2; }
 
 mkdir -p "$WORK/out" "$WORK/logs"
-MODEL=$WORK/synthetic-$PARAMS-f16.gguf
-IMATRIX=$WORK/synthetic-$PARAMS.imatrix.gguf
+NAME=synthetic-$PARAMS$(echo "$SHAPE" | tr -c 'A-Za-z0-9\n' '_' | tr -s '_')
+MODEL=$WORK/$NAME-f16.gguf
+IMATRIX=$WORK/$NAME.imatrix.gguf
 if [[ ! -f $MODEL || ! -f $IMATRIX ]]; then
   echo "generating $MODEL and $IMATRIX" >&2
-  "$GENERATOR" --params-size "$PARAMS" -o "$MODEL" --imatrix "$IMATRIX" --force
+  # shellcheck disable=SC2086  # SHAPE is a list of options
+  "$GENERATOR" --params-size "$PARAMS" $SHAPE -o "$MODEL" --imatrix "$IMATRIX" --force
 fi
 RESULTS=$WORK/logs/results.tsv
 : > "$RESULTS"
