@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (fuzz/) with ASan + UBSan and runs them; the one command behind
 # docs/reliability.md.
-#   scripts/fuzz.sh --regressions [--seconds N]   replay every regression input (tests/data/fuzz-regressions/),
-#                                                 then fuzz each target for N seconds (default 30) from its seeds
+#   scripts/fuzz.sh --regressions [--runs N | --seconds N]
+#                                                 replay every regression input (tests/data/fuzz-regressions/),
+#                                                 then fuzz each target from its seeds for a fixed number of
+#                                                 executions with a fixed seed (default: per-target counts below,
+#                                                 seed 1), so a run gives the same verdict on every machine that
+#                                                 has the same clang; --seconds N fuzzes by time instead
 #   scripts/fuzz.sh --long [--runs N] [--seconds N]
 #                                                 the long campaign: the GGUF target for N executions (default
 #                                                 10,000,000), every other target for --seconds (default 1800)
 # Options: --targets "gguf dequantize"  only these targets;  --no-build  use the binaries already built;
-#          --jobs N  parallel libFuzzer jobs per target (default 1: the machine is shared).
+#          --jobs N  parallel libFuzzer jobs per target (default 1: the machine is shared);
+#          --seed N  libFuzzer's random seed for the --regressions runs (default 1).
 # Environment: BUILD_DIR (default build-fuzz). Seed corpora are made at run time from tests/data (nothing is
 # committed twice); new corpus inputs and crash files go to $BUILD_DIR/fuzz-work/<target>/.
 # Exit status: 0 when every replay and run finished with no crash, leak, timeout, sanitizer report or
@@ -18,7 +23,8 @@ root="$PWD"
 
 mode=""
 seconds=""
-runs=10000000
+runs=""
+seed=1
 targets="gguf dequantize dataset imatrix"
 build=1
 jobs=1
@@ -31,7 +37,8 @@ while [ $# -gt 0 ]; do
     --targets) targets="$2"; shift ;;
     --no-build) build=0 ;;
     --jobs) jobs="$2"; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --seed) seed="$2"; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "fuzz.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -40,7 +47,10 @@ if [ -z "$mode" ]; then
   echo "fuzz.sh: give --regressions or --long (see --help)" >&2
   exit 2
 fi
-[ -n "$seconds" ] || { [ "$mode" = regressions ] && seconds=30 || seconds=1800; }
+if [ "$mode" = long ]; then
+  [ -n "$seconds" ] || seconds=1800
+  [ -n "$runs" ] || runs=10000000
+fi
 
 build_dir="${BUILD_DIR:-build-fuzz}"
 case "$build_dir" in /*) build_abs="$build_dir" ;; *) build_abs="$root/$build_dir" ;; esac
@@ -52,6 +62,10 @@ regressions="tests/data/fuzz-regressions"
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=20)
 # Longest input libFuzzer builds, per target: GGUF headers and dataset files need room; blocks do not.
 declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536)
+# Executions per target in the CI (--regressions) runs: about 30-60 s each on a loaded 2-core machine. A fixed
+# count and seed make the run reproducible: a clean local run means a clean CI run. Finding new bugs is the long
+# campaign's job; CI guards against regressions and shallow bugs on changed code.
+declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000)
 
 if [ "$build" = 1 ]; then
   if ! command -v clang++ >/dev/null 2>&1; then
@@ -80,7 +94,9 @@ add_seeds() {
 # Seed corpora from the real files in tests/data, plus the regression inputs.
 make_seeds() {
   local target="$1"
-  rm -rf "$work/$target/seeds"
+  rm -rf "$work/$target/seeds" "$work/$target/crashes"
+  # The CI run starts from the seeds alone, as on a clean clone; the long campaign keeps growing its corpus.
+  [ "$mode" = regressions ] && rm -rf "$work/$target/corpus"
   mkdir -p "$work/$target/seeds" "$work/$target/corpus" "$work/$target/crashes"
   case "$target" in
     gguf)
@@ -164,7 +180,11 @@ for target in $targets; do
   make_seeds "$target"
   if [ "$mode" = regressions ]; then
     replay "$target"
-    fuzz "$target" -max_total_time="$seconds"
+    if [ -n "$seconds" ]; then
+      fuzz "$target" -max_total_time="$seconds"
+    else
+      fuzz "$target" -seed="$seed" -runs="${runs:-${ci_runs[$target]}}"
+    fi
   elif [ "$target" = gguf ]; then
     fuzz "$target" -runs="$runs"
   else

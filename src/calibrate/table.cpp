@@ -108,9 +108,14 @@ std::string calibration_table_to_json(const CalibrationTable& table) {
 Result<CalibrationTable> calibration_table_from_json(std::string_view text) {
   json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) return invalid_input("calibration table is not a JSON object");
-  if (doc.value("format", "") != "quantize.calibration") return invalid_input("not a quantize.calibration table");
-  if (doc.value("version", 0) != kTableVersion) {
-    return invalid_input(fmt::format("calibration table version {} is not supported", doc.value("version", 0)));
+  const auto format = doc.find("format");
+  if (format == doc.end() || !format->is_string() || format->get<std::string>() != "quantize.calibration") {
+    return invalid_input("not a quantize.calibration table (\"format\" is not \"quantize.calibration\")");
+  }
+  const auto version = doc.find("version");
+  if (version == doc.end() || !version->is_number_integer() || version->get<int64_t>() != kTableVersion) {
+    return invalid_input(fmt::format("calibration table version {} is not supported (this build reads {})",
+                                     version == doc.end() ? std::string("(missing)") : version->dump(), kTableVersion));
   }
   try {
     CalibrationTable table;

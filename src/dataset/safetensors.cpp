@@ -70,6 +70,11 @@ Result<std::vector<ArraySource>> read_safetensors_arrays(const InputFile& file, 
     return invalid_input(fmt::format("safetensors header is not valid JSON: {}", e.what()))
         .in_file(path)
         .at_offset(kLengthBytes + std::min<uint64_t>(e.byte == 0 ? 0 : e.byte - 1, header_length));
+  } catch (const nlohmann::json::exception& e) {
+    // Not a syntax error but a value the parser cannot hold, e.g. a number beyond double's range (out_of_range).
+    return invalid_input(fmt::format("safetensors header holds a value that cannot be read: {}", e.what()))
+        .in_file(path)
+        .at_offset(8);
   }
   if (!root.is_object()) return invalid_input("safetensors header is not a JSON object").in_file(path).at_offset(8);
   if (!duplicate_key.empty()) {

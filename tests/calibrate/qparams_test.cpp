@@ -135,5 +135,28 @@ TEST(Table, JsonRoundTripsAndGgufKeysAreNamed) {
   EXPECT_FALSE(calibration_table_from_json("{\"format\": \"other\"}").ok());
 }
 
+// Damaged tables are errors, never exceptions: wrongly typed or missing fields, numbers out of range.
+TEST(CalibrationTable, DamagedTablesAreErrorsNamingWhatIsWrong) {
+  const struct {
+    const char* text;
+    const char* reason;
+  } cases[] = {
+      {"[1, 2]", "not a JSON object"},
+      {"{\"format\": 7, \"version\": 1}", "not a quantize.calibration table"},
+      {"{\"format\": \"quantize.calibration\"}", "version (missing) is not supported"},
+      {"{\"format\": \"quantize.calibration\", \"version\": \"1\"}", "version \"1\" is not supported"},
+      {"{\"format\": \"quantize.calibration\", \"version\": 2}", "version 2 is not supported"},
+      {"{\"format\": \"quantize.calibration\", \"version\": 1E999}", "not a JSON object"},
+      {"{\"format\": \"quantize.calibration\", \"version\": 1, \"settings\": 3}", "calibration table:"},
+      {"{\"format\": \"quantize.calibration\", \"version\": 1}", "calibration table:"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    auto table = calibration_table_from_json(c.text);
+    ASSERT_FALSE(table.ok());
+    EXPECT_NE(table.error().reason().find(c.reason), std::string::npos) << table.error().message();
+  }
+}
+
 }  // namespace
 }  // namespace quant
