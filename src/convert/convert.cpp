@@ -217,6 +217,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     }
     if (!request.dry_run) QUANT_TRY(streamer.stream(info, outputs));
   }
+  QUANT_TRY(streamer.finish());
 
   // 5. Publish every output, then fill in the reports.
   std::vector<ConversionReport> reports;

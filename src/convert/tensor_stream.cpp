@@ -55,6 +55,8 @@ Status TensorStreamer::stream(const TensorInfo& tensor, std::span<TensorOutput> 
   return drained;
 }
 
+Status TensorStreamer::finish() { return io_.wait_all(); }
+
 IoThread::Ticket TensorStreamer::post_read(const TensorInfo& tensor, Chunk chunk, int buffer, bool check) {
   return io_.post([this, &tensor, chunk, buffer, check]() -> Status {
     const uint64_t in_row_bytes = *row_bytes(format_of(tensor.type), tensor.row_length());

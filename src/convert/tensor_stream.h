@@ -34,6 +34,8 @@ class TensorStreamer {
   // Streams `tensor` to every output. Errors name the tensor. Every byte is handed to the writers before it
   // returns (the caller commits them after the last tensor).
   Status stream(const TensorInfo& tensor, std::span<TensorOutput> outputs);
+  // Waits for every queued write; call after the last stream() and before committing the writers.
+  Status finish();
 
  private:
   struct Chunk {
