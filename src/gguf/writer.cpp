@@ -17,6 +17,7 @@
 #include "core/checked_math.h"
 #include "gguf/file_io.h"
 #include "quant/gguf.h"
+#include "quant/kernels.h"
 
 namespace quant {
 namespace {
@@ -113,6 +114,8 @@ Result<GgufWriter> GgufWriter::create(const std::string& final_path, const Write
   writer.final_path_ = final_path;
   writer.options_ = options;
   writer.alignment_ = options.alignment;
+  // The scalar kernel level promises no CPU-specific instructions: hash with the portable code there.
+  writer.hasher_ = Sha256(sha256_kernel_for(active_kernel_level()));
   const std::string temp = writer_temp_path(final_path, long(::getpid()));
   // O_EXCL: never write through someone else's file or a symlink planted under our temporary name.
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -143,6 +146,9 @@ GgufWriter& GgufWriter::operator=(GgufWriter&& other) noexcept {
   next_tensor_ = other.next_tensor_;
   in_tensor_ = other.in_tensor_;
   written_in_tensor_ = other.written_in_tensor_;
+  bytes_written_ = other.bytes_written_;
+  hasher_ = other.hasher_;
+  sha256_hex_ = std::move(other.sha256_hex_);
   return *this;
 }
 
@@ -271,6 +277,10 @@ Status GgufWriter::write_bytes(const uint8_t* data, size_t size) {
     part = bytes_before_fault(size);
     Status status = write_all_fd(fd_, temp_path_, data, part);
     if (!status) return fail(std::move(status).error().in_file(final_path_));
+    // Hash what landed in the file, while it is still in cache; before the fault point so that a stopped
+    // process has hashed exactly the bytes written.
+    if (options_.sha256) hasher_.update(data, part);
+    bytes_written_ += part;
     after_write(part);
   }
   return {};
@@ -352,7 +362,9 @@ Status GgufWriter::commit() {
   }
   owns_temp_ = false;
   stage_ = Stage::committed;
-  if (options_.fsync) return sync_directory(final_path_);
+  if (options_.fsync) QUANT_TRY(sync_directory(final_path_));
+  // Offered only once the file is in place and commit succeeds.
+  if (options_.sha256) sha256_hex_ = hasher_.finish_hex();
   return {};
 }
 

@@ -1,9 +1,12 @@
-// GgufWriter: lossless round trips of the real files, streaming order and size checks, atomic output and the
-// cleanup of stale temporary files.
+// GgufWriter: lossless round trips of the real files, streaming order and size checks, atomic output, the
+// cleanup of stale temporary files, and the digest of the bytes written.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -12,6 +15,8 @@
 #include <vector>
 
 #include "quant/gguf.h"
+#include "quant/kernels.h"
+#include "quant/sha256.h"
 #include "test_data.h"
 
 namespace quant {
@@ -45,8 +50,9 @@ class TempDir {
   fs::path path_;
 };
 
-// Copies `input` through the writer unchanged, streaming each tensor in chunks of `chunk` bytes.
-Status copy_gguf(const GgufFile& input, const std::string& output, size_t chunk) {
+// Copies `input` through the writer unchanged, streaming each tensor in chunks of `chunk` bytes; the writer's
+// digest of what it wrote goes to *digest when given.
+Status copy_gguf(const GgufFile& input, const std::string& output, size_t chunk, std::string* digest = nullptr) {
   WriterOptions options;
   options.alignment = input.alignment();
   QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(output, options));
@@ -63,7 +69,17 @@ Status copy_gguf(const GgufFile& input, const std::string& output, size_t chunk)
       done += n;
     }
   }
-  return writer.commit();
+  QUANT_TRY(writer.commit());
+  if (digest != nullptr) *digest = writer.sha256_hex();
+  return Status::success();
+}
+
+// The digest of the file as it is on disk, with the portable kernel (independent of the writer's choice).
+std::string digest_of_file(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_bytes(path);
+  Sha256 hasher(Sha256Kernel::portable);
+  hasher.update(bytes.data(), bytes.size());
+  return hasher.finish_hex();
 }
 
 TEST(GgufWriter, RoundTripOfEveryVersion3FileIsByteIdentical) {
@@ -333,6 +349,142 @@ TEST(GgufWriter, KilledWriterLeavesOnlyATemporaryFileThatCleanupRemoves) {
   EXPECT_TRUE(fs::exists(dir.file(".model.gguf.tmp-abc")));
   EXPECT_TRUE(fs::exists(dir.file(".other.gguf.tmp-" + std::to_string(child))));
   EXPECT_FALSE(fs::exists(output));
+}
+
+TEST(GgufWriterDigest, EqualsTheDigestOfTheFileOnDiskAtEveryKernelLevel) {
+  TempDir dir;
+  const KernelLevel active = active_kernel_level();
+  for (KernelLevel level : supported_kernel_levels()) {
+    ASSERT_TRUE(set_kernel_level(level));
+    SCOPED_TRACE(std::string(kernel_level_name(level)));
+    // Real files: many tensors, padding between them, data arriving in odd-sized pieces.
+    for (const char* path : {"gguf/stories260K.gguf", "gguf/mnist-fc-f32.gguf"}) {
+      SCOPED_TRACE(path);
+      Result<GgufFile> input = GgufFile::open(data_path(path));
+      ASSERT_TRUE(input) << input.error().message();
+      const std::string output = dir.file("copy.gguf");
+      std::string digest;
+      ASSERT_TRUE(copy_gguf(*input, output, 1000, &digest));
+      EXPECT_EQ(digest.size(), 64u);
+      EXPECT_EQ(digest, digest_of_file(output));
+    }
+    // No tensors: the file ends with the metadata (no padding, no data section).
+    {
+      const std::string output = dir.file("metadata-only.gguf");
+      Result<GgufWriter> writer = GgufWriter::create(output);
+      ASSERT_TRUE(writer);
+      ASSERT_TRUE(writer->add_metadata("general.name", Value::string("no tensors")));
+      ASSERT_TRUE(writer->begin());
+      ASSERT_TRUE(writer->commit());
+      EXPECT_EQ(writer->sha256_hex(), digest_of_file(output));
+      EXPECT_EQ(writer->bytes_written(), fs::file_size(output));
+    }
+    // A 64-byte alignment with tensors of 12 and 68 bytes: more padding than data.
+    {
+      const std::string output = dir.file("padded.gguf");
+      WriterOptions options;
+      options.alignment = 64;
+      Result<GgufWriter> writer = GgufWriter::create(output, options);
+      ASSERT_TRUE(writer);
+      ASSERT_TRUE(writer->add_tensor("a", TypeId::f32, {3}));
+      ASSERT_TRUE(writer->add_tensor("b", TypeId::q8_0, {32, 2}));
+      ASSERT_TRUE(writer->begin());
+      ASSERT_TRUE(writer->write_tensor("a", std::vector<uint8_t>(12, 1)));
+      ASSERT_TRUE(writer->write_tensor("b", std::vector<uint8_t>(68, 2)));
+      EXPECT_EQ(writer->sha256_hex(), "");  // not before commit
+      GgufWriter moved = std::move(*writer);  // the digest so far moves with the writer
+      ASSERT_TRUE(moved.commit());
+      EXPECT_EQ(moved.sha256_hex(), digest_of_file(output));
+      EXPECT_EQ(moved.bytes_written(), fs::file_size(output));
+    }
+  }
+  ASSERT_TRUE(set_kernel_level(active));
+}
+
+TEST(GgufWriterDigest, NotOfferedBeforeCommitAfterAFailureOrWhenOff) {
+  TempDir dir;
+  const std::string output = dir.file("out.gguf");
+  GgufWriter failing = begun_writer(output);
+  EXPECT_GT(failing.bytes_written(), 0u);
+  EXPECT_EQ(failing.sha256_hex(), "");
+  EXPECT_FALSE(failing.write_tensor("a", std::vector<uint8_t>(8)));  // too short
+  EXPECT_FALSE(failing.commit());
+  EXPECT_EQ(failing.sha256_hex(), "");
+
+  // A failed rename at commit (the target is a non-empty directory) offers no digest either.
+  fs::create_directories(dir.file("taken.gguf/inside"));
+  Result<GgufWriter> blocked = GgufWriter::create(dir.file("taken.gguf"));
+  ASSERT_TRUE(blocked);
+  ASSERT_TRUE(blocked->begin());
+  EXPECT_FALSE(blocked->commit());
+  EXPECT_EQ(blocked->sha256_hex(), "");
+
+  WriterOptions options;
+  options.sha256 = false;
+  Result<GgufWriter> unhashed = GgufWriter::create(output, options);
+  ASSERT_TRUE(unhashed);
+  ASSERT_TRUE(unhashed->add_metadata("k", Value::u8(1)));
+  ASSERT_TRUE(unhashed->begin());
+  ASSERT_TRUE(unhashed->commit());
+  EXPECT_EQ(unhashed->sha256_hex(), "");
+  EXPECT_EQ(unhashed->bytes_written(), fs::file_size(output));
+}
+
+// The fault hook (QUANT_FAULT_STOP_AFTER_BYTES) splits a write at its point and stops the process there. The
+// hook reads its variable once per process, so the writing happens in a fresh copy of this test binary that
+// runs only the test below, with the variable set; it records the writer's digest beside the file.
+constexpr const char* kChildOutputVariable = "QUANT_WRITER_TEST_CHILD_OUTPUT";
+
+TEST(GgufWriterDigest, CoversBothSidesOfTheFaultHookStop) {
+  TempDir dir;
+  const std::string output = dir.file("stopped.gguf");
+  constexpr uint64_t kStopAfter = 1000;  // inside the first tensor's data
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const int log = ::open(dir.file("child.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (log >= 0) {
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+    }
+    ::setenv("QUANT_FAULT_STOP_AFTER_BYTES", std::to_string(kStopAfter).c_str(), 1);
+    ::setenv(kChildOutputVariable, output.c_str(), 1);
+    ::execl("/proc/self/exe", "writer_test", "--gtest_filter=GgufWriterFaultChild.WritesThroughTheStop",
+            static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, WUNTRACED), child);
+  ASSERT_TRUE(WIFSTOPPED(wstatus)) << "the fault hook did not stop the writer";
+  struct stat temp_stat {};
+  ASSERT_EQ(::stat(writer_temp_path(output, child).c_str(), &temp_stat), 0);
+  EXPECT_EQ(uint64_t(temp_stat.st_size), kStopAfter);  // stopped after exactly that many bytes
+  ::kill(child, SIGCONT);
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  ASSERT_EQ(WEXITSTATUS(wstatus), 0) << std::string(read_bytes(dir.file("child.log")).begin(),
+                                                    read_bytes(dir.file("child.log")).end());
+  const std::vector<uint8_t> recorded = read_bytes(output + ".sha256");
+  EXPECT_EQ(std::string(recorded.begin(), recorded.end()), digest_of_file(output));
+  EXPECT_GT(fs::file_size(output), kStopAfter);
+}
+
+// Runs only in the child of the test above (skipped otherwise): writes a file across the stop point.
+TEST(GgufWriterFaultChild, WritesThroughTheStop) {
+  const char* output = std::getenv(kChildOutputVariable);
+  if (output == nullptr) GTEST_SKIP() << "only run by GgufWriterDigest.CoversBothSidesOfTheFaultHookStop";
+  Result<GgufWriter> writer = GgufWriter::create(output);
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE(writer->add_metadata("general.name", Value::string("fault hook")));
+  ASSERT_TRUE(writer->add_tensor("a", TypeId::f32, {1000}));
+  ASSERT_TRUE(writer->add_tensor("b", TypeId::f32, {7}));
+  ASSERT_TRUE(writer->begin());
+  std::vector<uint8_t> a(4000);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = uint8_t(i * 31 + 5);
+  ASSERT_TRUE(writer->write_tensor("a", a));  // one write that the stop point splits
+  ASSERT_TRUE(writer->write_tensor("b", std::vector<uint8_t>(28, 3)));
+  ASSERT_TRUE(writer->commit());
+  std::ofstream(std::string(output) + ".sha256") << writer->sha256_hex();
 }
 
 }  // namespace
