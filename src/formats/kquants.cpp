@@ -5,11 +5,13 @@
 // (heuristic weights per group); with them it runs a second procedure weighted by
 // importance * sqrt(sigma2 + x^2), sigma2 taken over the super-block. Both are reproduced here.
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <string>
 
 #include "formats/kernels.h"
 #include "formats/kquant_layout.h"
+#include "formats/kquant_lowbit_layout.h"
 #include "formats/kquant_search.h"
 
 namespace quant::formats {
@@ -18,6 +20,8 @@ namespace {
 using kquant::ErrorNorm;
 using kquant::kSuperBlock;
 using kquant::LevelClamp;
+using kquant::pack_2bit_levels;
+using kquant::q3_k_packed_scale;
 using kquant::ScaleGrid;
 using kquant::super_block_sigma2;
 using kquant::unpack_scale_min;
@@ -56,20 +60,15 @@ struct BlockQ6K {
 };
 static_assert(sizeof(BlockQ2K) == 84 && sizeof(BlockQ3K) == 110 && sizeof(BlockQ4K) == 144 &&
               sizeof(BlockQ5K) == 176 && sizeof(BlockQ6K) == 210);
+// The SIMD kernels address q2_K and q3_K fields by these offsets (kquant_lowbit_layout.h).
+static_assert(offsetof(BlockQ2K, qs) == kquant::kQ2KQsOffset && offsetof(BlockQ2K, d) == kquant::kQ2KDOffset &&
+              offsetof(BlockQ2K, dmin) == kquant::kQ2KDminOffset && sizeof(BlockQ2K) == kquant::kQ2KBytes);
+static_assert(offsetof(BlockQ3K, qs) == kquant::kQ3KQsOffset && offsetof(BlockQ3K, scales) == kquant::kQ3KScalesOffset &&
+              offsetof(BlockQ3K, d) == kquant::kQ3KDOffset && sizeof(BlockQ3K) == kquant::kQ3KBytes);
 
 int clamp_int(int value, int lowest, int highest) {
   const int upper = highest < value ? highest : value;
   return lowest > upper ? lowest : upper;
-}
-
-// Packs 256 2-bit levels: byte l of each 32-byte half holds values l, l+32, l+64, l+96 of its 128.
-void pack_2bit(const uint8_t* levels, uint8_t* qs) {
-  for (int half = 0; half < 2; ++half) {
-    const uint8_t* L = levels + 128 * half;
-    for (int l = 0; l < 32; ++l) {
-      qs[32 * half + l] = static_cast<uint8_t>(L[l] | (L[l + 32] << 2) | (L[l + 64] << 4) | (L[l + 96] << 6));
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------- q2_K
@@ -81,40 +80,18 @@ void quantize_block_q2_k(const float* x, const float* importance, BlockQ2K* bloc
   float weights[16];
   if (importance == nullptr) {
     // Reference procedure: |x| as weights, absolute error, group scales on a linear 4-bit grid.
-    float max_scale = 0;
-    float max_min = 0;
     for (int j = 0; j < 16; ++j) {
       for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
       scales[j] = kquant::search_affine_scale(16, 3, x + 16 * j, weights, levels + 16 * j, &mins[j],
                                               ScaleGrid{-0.5f, 0.1f, 15}, ErrorNorm::absolute,
                                               LevelClamp::round_then_clamp);
-      if (scales[j] > max_scale) max_scale = scales[j];
-      if (mins[j] > max_min) max_min = mins[j];
     }
-    if (max_scale > 0) {
-      const float iscale = 15.f / max_scale;
-      for (int j = 0; j < 16; ++j) block->scales[j] = static_cast<uint8_t>(nearest_int(iscale * scales[j]));
-      store_f16(block->d, max_scale / 15.f);
-    } else {
-      for (int j = 0; j < 16; ++j) block->scales[j] = 0;
-      store_f16(block->d, 0.f);
-    }
-    if (max_min > 0) {
-      const float iscale = 15.f / max_min;
-      for (int j = 0; j < 16; ++j) {
-        block->scales[j] = static_cast<uint8_t>(block->scales[j] | (nearest_int(iscale * mins[j]) << 4));
-      }
-      store_f16(block->dmin, max_min / 15.f);
-    } else {
-      store_f16(block->dmin, 0.f);
-    }
+    kquant::quantize_q2_k_scales(scales, mins, nullptr, block->scales, block->d, block->dmin);
   } else {
     // Weighted procedure: finer affine search per group, then the scales and mins fitted as data themselves,
     // weighted by each group's total importance.
     const float sigma2 = super_block_sigma2(x, 1.0f);
     float group_weight[16];
-    uint8_t scale_levels[16];
-    uint8_t min_levels[16];
     for (int j = 0; j < 16; ++j) {
       const float* qw = importance + 16 * j;
       for (int l = 0; l < 16; ++l) weights[l] = qw[l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
@@ -124,11 +101,7 @@ void quantize_block_q2_k(const float* x, const float* importance, BlockQ2K* bloc
                                               ScaleGrid{-0.9f, 0.05f, 36}, ErrorNorm::squared,
                                               LevelClamp::clamp_then_round);
     }
-    const float d = kquant::search_positive_scale(16, 15, scales, scale_levels, group_weight);
-    const float dmin = kquant::search_positive_scale(16, 15, mins, min_levels, group_weight);
-    store_f16(block->d, d);
-    store_f16(block->dmin, dmin);
-    for (int j = 0; j < 16; ++j) block->scales[j] = static_cast<uint8_t>(scale_levels[j] | (min_levels[j] << 4));
+    kquant::quantize_q2_k_scales(scales, mins, group_weight, block->scales, block->d, block->dmin);
   }
 
   // Requantize every value against the scales as stored (f16 and 4-bit), so levels match what is decoded.
@@ -143,7 +116,7 @@ void quantize_block_q2_k(const float* x, const float* importance, BlockQ2K* bloc
       levels[16 * j + l] = static_cast<uint8_t>(clamp_int(level, 0, 3));
     }
   }
-  pack_2bit(levels, block->qs);
+  pack_2bit_levels(levels, block->qs);
 }
 
 void dequantize_block_q2_k(const BlockQ2K* block, float* y) {
@@ -164,51 +137,14 @@ void dequantize_block_q2_k(const BlockQ2K* block, float* y) {
 
 // ---------------------------------------------------------------------------------------------------- q3_K
 
-// The 6-bit scale of group j (0..63, i.e. the signed scale + 32): low four bits in a nibble of bytes 0-7,
-// high two bits in bytes 8-11.
-int q3_k_packed_scale(const uint8_t* scales, int j) {
-  const int low = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
-  const int high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-  return low | (high << 4);
-}
-
-void set_q3_k_packed_scale(uint8_t* scales, int j, int value) {
-  if (j < 8) {
-    scales[j] = static_cast<uint8_t>(value & 0xF);
-  } else {
-    scales[j - 8] = static_cast<uint8_t>(scales[j - 8] | ((value & 0xF) << 4));
-  }
-  scales[8 + j % 4] = static_cast<uint8_t>(scales[8 + j % 4] | ((value >> 4) << (2 * (j / 4))));
-}
-
 void quantize_block_q3_k(const float* x, const float* importance, BlockQ3K* block) {
   int8_t levels[kSuperBlock];
   float scales[16];
-  std::memset(block->scales, 0, sizeof block->scales);
   if (importance == nullptr) {
     // Reference procedure: refined symmetric groups, then scales on a symmetric 6-bit grid set by the
     // largest-magnitude group scale.
-    float max_scale = 0;
-    float max_magnitude = 0;
-    for (int j = 0; j < 16; ++j) {
-      scales[j] = kquant::search_q3_scale(16, 4, x + 16 * j, levels + 16 * j);
-      const float magnitude = std::fabs(scales[j]);
-      if (magnitude > max_magnitude) {
-        max_magnitude = magnitude;
-        max_scale = scales[j];
-      }
-    }
-    if (max_scale != 0) {
-      const float iscale = -32.f / max_scale;
-      for (int j = 0; j < 16; ++j) {
-        // ggml narrows the rounded value to int8 before clamping (it always fits: |iscale*scale| <= 32).
-        const int8_t rounded = static_cast<int8_t>(nearest_int(iscale * scales[j]));
-        set_q3_k_packed_scale(block->scales, j, clamp_int(rounded, -32, 31) + 32);
-      }
-      store_f16(block->d, 1 / iscale);
-    } else {
-      store_f16(block->d, 0.f);
-    }
+    for (int j = 0; j < 16; ++j) scales[j] = kquant::search_q3_scale(16, 4, x + 16 * j, levels + 16 * j);
+    kquant::quantize_q3_k_scales(scales, nullptr, block->scales, block->d);
   } else {
     const float sigma2 = super_block_sigma2(x, 2.0f);
     float weights[16];
@@ -221,10 +157,7 @@ void quantize_block_q3_k(const float* x, const float* importance, BlockQ3K* bloc
       group_weight[j] = sum;
       scales[j] = kquant::search_symmetric_scale(16, 4, x + 16 * j, levels + 16 * j, weights);
     }
-    int8_t scale_levels[16];
-    const float d = kquant::search_symmetric_scale(16, 32, scales, scale_levels, group_weight);
-    for (int j = 0; j < 16; ++j) set_q3_k_packed_scale(block->scales, j, scale_levels[j]);
-    store_f16(block->d, d);
+    kquant::quantize_q3_k_scales(scales, group_weight, block->scales, block->d);
   }
 
   const float d = load_f16(block->d);
@@ -235,18 +168,7 @@ void quantize_block_q3_k(const float* x, const float* importance, BlockQ3K* bloc
       levels[16 * j + l] = static_cast<int8_t>(clamp_int(nearest_int(x[16 * j + l] / group_scale), -4, 3) + 4);
     }
   }
-  // Levels 0..7: bit 2 goes to hmask (value i at byte i % 32, bit i / 32), bits 0-1 to qs.
-  std::memset(block->hmask, 0, sizeof block->hmask);
-  uint8_t low_bits[kSuperBlock];
-  for (int i = 0; i < kSuperBlock; ++i) {
-    int level = levels[i];
-    if (level > 3) {
-      block->hmask[i % 32] = static_cast<uint8_t>(block->hmask[i % 32] | (1 << (i / 32)));
-      level -= 4;
-    }
-    low_bits[i] = static_cast<uint8_t>(level);
-  }
-  pack_2bit(low_bits, block->qs);
+  kquant::pack_q3_k_levels(levels, block->hmask, block->qs);
 }
 
 void dequantize_block_q3_k(const BlockQ3K* block, float* y) {

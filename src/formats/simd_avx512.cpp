@@ -12,6 +12,7 @@
 
 #include "formats/kernels.h"
 #include "formats/kquant_layout.h"
+#include "formats/kquant_lowbit_layout.h"
 #include "formats/kquant_search.h"
 #include "formats/simd_kernels.h"
 
@@ -26,6 +27,8 @@
 #include "formats/simd_error_sums.h"
 #include "formats/simd_float_legacy.h"
 #include "formats/simd_kquants.h"
+#include "formats/simd_kquants_dequantize.h"
+#include "formats/simd_kquants_lowbit.h"
 #include "formats/simd_legacy_weighted.h"
 #include "formats/simd_kernel_list.h"
 

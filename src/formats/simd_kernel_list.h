@@ -4,6 +4,8 @@
 
 #include "formats/simd_float_legacy.h"
 #include "formats/simd_kquants.h"
+#include "formats/simd_kquants_dequantize.h"
+#include "formats/simd_kquants_lowbit.h"
 #include "formats/simd_legacy_weighted.h"
 
 namespace quant::formats {
@@ -18,9 +20,11 @@ constexpr SimdKernels kSimdKernelList[] = {
     {TypeId::q5_0, quantize_q5_0_any_simd<V>, dequantize_nibble_blocks<V, 22, false, true>},
     {TypeId::q5_1, quantize_q5_1_any_simd<V>, dequantize_nibble_blocks<V, 24, true, true>},
     {TypeId::q8_0, quantize_q8_0_simd<V>, dequantize_q8_0_simd<V>},
+    {TypeId::q2_K, quantize_q2_k_simd<V>, dequantize_q2_k_simd<V>},
+    {TypeId::q3_K, quantize_q3_k_simd<V>, dequantize_q3_k_simd<V>},
     {TypeId::q4_K, quantize_q4_k_simd<V>, nullptr},
     {TypeId::q5_K, quantize_q5_k_simd<V>, nullptr},
-    {TypeId::q6_K, quantize_q6_k_simd<V>, nullptr},
+    {TypeId::q6_K, quantize_q6_k_simd<V>, dequantize_q6_k_simd<V>},
 };
 
 }  // namespace

@@ -137,7 +137,8 @@ TEST(KernelLevels, FastPathsExistWhereTheCpuHasThem) {
   if (fast_levels().empty()) GTEST_SKIP() << "this CPU has no AVX2";
   std::vector<std::string> names;
   for (const FormatInfo* format : formats_with_fast_paths()) names.emplace_back(format->name);
-  for (const char* expected : {"f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q5_K", "q6_K"}) {
+  for (const char* expected :
+       {"f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected;
   }
 }
@@ -240,6 +241,145 @@ TEST(SimdKernels, EdgeBlocksMatchScalar) {
     }
     if (format->reads_importance) {
       expect_same_at_every_level(*format, input, nrows, block_values, importance.data(), "edge blocks weighted");
+    }
+  }
+}
+
+// Random rows with the edge values of random_rows but only finite ones (NaN and infinities replaced by huge
+// finite values), so that blocks stay on the fast paths that send non-finite blocks to the scalar kernel.
+TEST(SimdKernels, FiniteEdgeValuesMatchScalar) {
+  if (fast_levels().empty()) GTEST_SKIP() << "this CPU has no AVX2";
+  std::vector<float> importance(1024);
+  std::mt19937 rng(11);
+  for (float& w : importance) w = std::uniform_real_distribution<float>(0.0f, 4.0f)(rng);
+  for (const FormatInfo* format : formats_with_fast_paths()) {
+    for (uint32_t seed = 21; seed <= 23; ++seed) {
+      std::vector<float> input = random_rows(seed, 10, 1024, true);
+      for (float& v : input) {
+        if (!std::isfinite(v)) v = std::signbit(v) ? -FLT_MAX : 3e38f;
+      }
+      const std::string what = "finite specials seed " + std::to_string(seed);
+      if (!format->requires_importance) expect_same_at_every_level(*format, input, 10, 1024, nullptr, what);
+      if (format->reads_importance) {
+        expect_same_at_every_level(*format, input, 10, 1024, importance.data(), what + " weighted");
+      }
+    }
+  }
+}
+
+// Many blocks of plain uniform and gaussian values: rare paths of the searches (about one q3_K super-block in
+// 300 needs the fifth refinement sweep of make_q3_quants) are reached only over thousands of blocks.
+TEST(SimdKernels, ManyBlocksMatchScalar) {
+  if (fast_levels().empty()) GTEST_SKIP() << "this CPU has no AVX2";
+  constexpr int64_t kRows = 384;
+  constexpr int64_t kRow = 1024;
+  std::mt19937 rng(2024);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> input(static_cast<size_t>(kRows * kRow));
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (int64_t i = 0; i < kRow; ++i) input[size_t(r * kRow + i)] = r % 2 == 0 ? uniform(rng) : normal(rng);
+  }
+  std::vector<float> importance(kRow);
+  for (float& w : importance) w = std::uniform_real_distribution<float>(0.0f, 4.0f)(rng);
+  for (const FormatInfo* format : formats_with_fast_paths()) {
+    if (!format->requires_importance) expect_same_at_every_level(*format, input, kRows, kRow, nullptr, "many blocks");
+    if (format->reads_importance) {
+      expect_same_at_every_level(*format, input, kRows, kRow, importance.data(), "many blocks weighted");
+    }
+  }
+}
+
+// Rows of four 256-value super-blocks whose 16-value groups differ in kind: all-zero groups beside non-zero
+// ones, one large group among tiny ones, constant groups, groups with a single non-zero value, values on
+// exact halves of a step, and one row whose third block alone holds a NaN (so one block of the row takes the
+// scalar kernel and its neighbours the fast one).
+std::vector<float> group_pattern_rows(int64_t* nrows) {
+  constexpr int kRow = 1024;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::vector<float>> rows;
+  auto row_of = [&](auto value_at) {
+    std::vector<float> row(kRow);
+    for (int i = 0; i < kRow; ++i) row[size_t(i)] = value_at(i / 16, i % 16);
+    rows.push_back(row);
+  };
+  row_of([&](int group, int) { return group % 2 == 0 ? 0.0f : normal(rng); });
+  row_of([&](int group, int) { return group % 16 == 5 ? 1e4f * normal(rng) : 1e-3f * normal(rng); });
+  row_of([&](int group, int) { return 0.25f * float(group % 9) - 1.0f; });
+  row_of([&](int group, int i) { return i == group % 16 ? (group % 3 == 0 ? -2.5f : 3.0f) : 0.0f; });
+  row_of([&](int group, int i) { return 0.5f * float((i * 7 + group) % 9) - 2.0f; });
+  row_of([&](int group, int i) { return group % 4 == 0 ? 1e-20f * float(i - 8) : float(i % 5) - 2.0f; });
+  row_of([&](int, int) { return normal(rng); });
+  rows.back()[2 * 256 + 77] = std::numeric_limits<float>::quiet_NaN();
+  row_of([&](int, int) { return normal(rng); });
+  rows.back()[3 * 256 + 3] = -std::numeric_limits<float>::infinity();
+  std::vector<float> values;
+  for (const auto& row : rows) values.insert(values.end(), row.begin(), row.end());
+  *nrows = static_cast<int64_t>(rows.size());
+  return values;
+}
+
+// Importance vectors of 1024 columns with zeros (whole groups and single columns), huge and tiny weights,
+// and one holding a NaN and an infinity (the blocks that read them take the scalar kernel).
+std::vector<std::vector<float>> importance_patterns() {
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> uniform(0.0f, 2.0f);
+  std::vector<std::vector<float>> patterns(5, std::vector<float>(1024));
+  for (int i = 0; i < 1024; ++i) {
+    const float w = uniform(rng);
+    patterns[0][size_t(i)] = (i / 16) % 3 == 0 ? 0.0f : w;              // zero groups
+    patterns[1][size_t(i)] = i % 5 == 0 ? 0.0f : w;                     // scattered zeros
+    patterns[2][size_t(i)] = (i / 16) % 4 == 1 ? 1e30f * w : 1e-30f * w;  // huge beside tiny
+    patterns[3][size_t(i)] = i % 7 == 0 ? 1e-42f : w;                   // subnormal weights
+    patterns[4][size_t(i)] = w;
+  }
+  patterns[4][300] = std::numeric_limits<float>::quiet_NaN();
+  patterns[4][800] = std::numeric_limits<float>::infinity();
+  return patterns;
+}
+
+TEST(SimdKernels, GroupPatternsAndImportanceEdgesMatchScalar) {
+  if (fast_levels().empty()) GTEST_SKIP() << "this CPU has no AVX2";
+  int64_t nrows = 0;
+  const std::vector<float> input = group_pattern_rows(&nrows);
+  const auto importances = importance_patterns();
+  for (const FormatInfo* format : formats_with_fast_paths()) {
+    if (1024 % format->block_size != 0) continue;
+    if (!format->requires_importance) expect_same_at_every_level(*format, input, nrows, 1024, nullptr, "group patterns");
+    if (!format->reads_importance) continue;
+    for (size_t k = 0; k < importances.size(); ++k) {
+      expect_same_at_every_level(*format, input, nrows, 1024, importances[k].data(),
+                                 "group patterns, importance pattern " + std::to_string(k));
+    }
+  }
+}
+
+// Dequantizing arbitrary bytes (every bit pattern a block field can hold, f16 scales NaN and infinite
+// included) gives the same floats at every level, bit for bit (a NaN's payload is not part of the contract).
+TEST(SimdKernels, RandomBlocksDequantizeLikeScalar) {
+  if (fast_levels().empty()) GTEST_SKIP() << "this CPU has no AVX2";
+  LevelGuard guard;
+  std::mt19937 rng(17);
+  for (const FormatInfo& format : all_formats()) {
+    if (format.dequantize == nullptr || format.dequantize == formats::scalar_dequantize(format.id)) continue;
+    const int64_t nblocks = 400;
+    std::vector<uint8_t> bytes(format.block_bytes * size_t(nblocks));
+    for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+    const int64_t n = nblocks * format.block_size;
+    std::vector<float> expected(static_cast<size_t>(n)), actual(static_cast<size_t>(n));
+    ASSERT_TRUE(set_kernel_level(KernelLevel::scalar).ok());
+    format.dequantize(bytes.data(), expected.data(), n);
+    for (KernelLevel level : fast_levels()) {
+      ASSERT_TRUE(set_kernel_level(level).ok());
+      std::fill(actual.begin(), actual.end(), -1.0f);
+      format.dequantize(bytes.data(), actual.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (std::isnan(actual[size_t(i)]) && std::isnan(expected[size_t(i)])) continue;
+        ASSERT_EQ(float_bits(actual[size_t(i)]), float_bits(expected[size_t(i)]))
+            << format.name << " value " << i << " (block " << i / format.block_size << ") at "
+            << kernel_level_name(level);
+      }
     }
   }
 }

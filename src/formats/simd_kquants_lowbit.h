@@ -1,0 +1,261 @@
+// SIMD quantizers for q2_K and q3_K, written over a vector-operations struct V (simd_ops_avx2.h,
+// simd_ops_avx512.h).
+//
+// As in simd_kquants.h, the costly part is the per-group scale search (kquant_search.cpp) over the sixteen
+// groups of 16 values of a super-block, and one SIMD lane carries one group through exactly the scalar
+// sequence of float operations: the groups are transposed (lane g = group g, step i = value i of every group)
+// and every branch of the scalar search becomes a per-lane select. A super-block fills 16 / W searches.
+//   - q2_K: the affine search (make_qkx2_quants: |x| weights, absolute error; with importance make_qkx3_quants:
+//     weights importance * sqrt(sigma2 + x^2), squared error), search_affine_scale_lanes.
+//   - q3_K: without importance the refining symmetric search (make_q3_quants), search_q3_scale_lanes below;
+//     with it the weighted symmetric search (make_qx_quants), search_symmetric_scale_lanes.
+// The super-block stage (quantizing the sixteen group scales) and the packing are kquant_lowbit_layout.h's,
+// shared with kquants.cpp; the requantization against the stored scales is element-wise.
+//
+// A super-block holding a NaN or an infinity (in its values or its importance) takes the scalar kernel: what
+// the searches then produce hangs on non-finite arithmetic the lanes do not promise to mirror (see
+// simd_legacy_weighted.h). Include after simd_kquants.h; everything here has internal linkage.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "formats/kernels.h"
+#include "formats/kquant_layout.h"
+#include "formats/kquant_lowbit_layout.h"
+#include "formats/kquant_search.h"
+#include "formats/simd_kernels.h"
+
+namespace quant::formats {
+namespace {
+
+// True when none of the n values (n a multiple of W) is a NaN or an infinity (all-ones exponent).
+template <class V>
+bool all_finite(const float* x, int n) {
+  const typename V::I exponent = V::iset1(0x7f800000);
+  for (int i = 0; i < n; i += V::kWidth) {
+    if (V::any(V::ieq(V::iand(V::float_bits(V::load(x + i)), exponent), exponent))) return false;
+  }
+  return true;
+}
+
+// kquant::search_q3_scale for W groups at once, transposed as in simd_kquants.h (value i of group g at
+// xt[i * W + g]). Writes each group's scale and its levels l + nmax (0 for an all-zero group) to levels_t.
+template <class V>
+void search_q3_scale_lanes(int n, int nmax, const float* xt, float* scales, int32_t* levels_t) {
+  using L = Lanes<V>;
+  using G = GroupLanes<V>;
+  constexpr int W = V::kWidth;
+  using F = typename V::F;
+  using I = typename V::I;
+  using M = typename V::M;
+  const F zero = V::set1(0.0f);
+  F magnitude = zero;
+  F value = zero;
+  for (int i = 0; i < n; ++i) {
+    const F x = V::load(xt + i * W);
+    const M larger = V::gt(V::abs(x), magnitude);
+    magnitude = V::select(larger, V::abs(x), magnitude);
+    value = V::select(larger, x, value);
+  }
+  const M all_zero = V::lt(magnitude, V::set1(kquant::kGroupMaxEps));
+
+  const F iscale = V::div(V::set1(static_cast<float>(-nmax)), value);
+  F sum_xl = zero;
+  F sum_ll = zero;
+  for (int i = 0; i < n; ++i) {
+    const F x = V::load(xt + i * W);
+    const I level = G::clamp(L::nearest_int(V::mul(iscale, x)), -nmax, nmax - 1);
+    V::istore(levels_t + i * W, level);
+    const F l = V::to_float(level);
+    const F w = V::mul(x, x);
+    sum_xl = V::add(sum_xl, V::mul(V::mul(w, x), l));
+    sum_ll = V::add(sum_ll, V::mul(V::mul(w, l), l));
+  }
+  // Coordinate descent, one level at a time in index order. A lane whose sweep changed nothing would stop in
+  // the scalar search; here it sweeps on with the same state, which changes nothing again.
+  for (int sweep = 0; sweep < 5; ++sweep) {
+    M changed = V::lt(zero, zero);
+    for (int i = 0; i < n; ++i) {
+      const F x = V::load(xt + i * W);
+      const F w = V::mul(x, x);
+      const I level = V::iload(levels_t + i * W);
+      const F l = V::to_float(level);
+      F xl_without = V::sub(sum_xl, V::mul(V::mul(w, x), l));
+      F ll_without = V::sub(sum_ll, V::mul(V::mul(w, l), l));
+      const I candidate = G::clamp(L::nearest_int(V::div(V::mul(x, ll_without), xl_without)), -nmax, nmax - 1);
+      const M moves = V::mand(V::gt(xl_without, zero), V::mnot(V::ieq(candidate, level)));
+      if (!V::any(moves)) continue;
+      const F c = V::to_float(candidate);
+      xl_without = V::add(xl_without, V::mul(V::mul(w, x), c));
+      ll_without = V::add(ll_without, V::mul(V::mul(w, c), c));
+      const M better = V::mand(V::mand(moves, V::gt(ll_without, zero)),
+                               V::gt(V::mul(V::mul(xl_without, xl_without), sum_ll),
+                                     V::mul(V::mul(sum_xl, sum_xl), ll_without)));
+      V::istore(levels_t + i * W, V::iselect(better, candidate, level));
+      sum_xl = V::select(better, xl_without, sum_xl);
+      sum_ll = V::select(better, ll_without, sum_ll);
+      changed = V::mor(changed, better);
+    }
+    if (!V::any(V::mand(changed, V::mnot(all_zero)))) break;
+  }
+  const F scale = V::select(V::gt(sum_ll, zero), V::div(sum_xl, sum_ll), zero);
+  V::store(scales, V::select(all_zero, zero, scale));
+  for (int i = 0; i < n; ++i) {
+    const I biased = V::iadd(V::iload(levels_t + i * W), V::iset1(nmax));
+    V::istore(levels_t + i * W, V::iselect(all_zero, V::iset1(0), biased));
+  }
+}
+
+// The weights importance * sqrt(sigma2 + x^2) of W transposed groups of 16 (importance groups at qw, one after
+// another), and each group's total weight summed in index order.
+template <class V>
+void weighted_group_weights(const float* xt, const float* qw, float sigma2, float* wt, float* group_weight) {
+  constexpr int W = V::kWidth;
+  using F = typename V::F;
+  alignas(64) float importance_t[16 * W];
+  transpose_groups<W>(qw, 16, W, importance_t);
+  const F s = V::set1(sigma2);
+  F sum = V::set1(0.0f);
+  for (int i = 0; i < 16; ++i) {
+    const F x = V::load(xt + i * W);
+    const F w = V::mul(V::load(importance_t + i * W), V::sqrt(V::add(s, V::mul(x, x))));
+    V::store(wt + i * W, w);
+    sum = V::add(sum, w);
+  }
+  V::store(group_weight, sum);
+}
+
+// Copies lanes back to per-group levels: levels[16 * g + i] = levels_t[i * W + g].
+template <int W, typename Level>
+void untranspose_levels(const int32_t* levels_t, Level* levels) {
+  for (int g = 0; g < W; ++g) {
+    for (int i = 0; i < 16; ++i) levels[16 * g + i] = static_cast<Level>(levels_t[i * W + g]);
+  }
+}
+
+// One q2_K super-block (all values and importance finite).
+template <class V>
+void quantize_q2_k_block_simd(const float* x, const float* qw, uint8_t* block) {
+  using L = Lanes<V>;
+  using G = GroupLanes<V>;
+  constexpr int W = V::kWidth;
+  alignas(64) float xt[16 * W];
+  alignas(64) float wt[16 * W];
+  alignas(64) int32_t levels_t[16 * W];
+  alignas(64) float scales[16];
+  alignas(64) float mins[16];
+  alignas(64) float group_weight[16];
+  alignas(64) uint8_t levels[kKSuperBlock];
+  const float sigma2 = qw != nullptr ? kquant::super_block_sigma2(x, 1.0f) : 0.0f;
+  for (int chunk = 0; chunk < 16 / W; ++chunk) {
+    transpose_groups<W>(x + 16 * W * chunk, 16, W, xt);
+    if (qw == nullptr) {
+      for (int i = 0; i < 16 * W; i += W) V::store(wt + i, V::abs(V::load(xt + i)));
+      search_affine_scale_lanes<V>(16, 3, xt, wt, kquant::ScaleGrid{-0.5f, 0.1f, 15}, kquant::ErrorNorm::absolute,
+                                   kquant::LevelClamp::round_then_clamp, scales + W * chunk, mins + W * chunk,
+                                   levels_t);
+    } else {
+      weighted_group_weights<V>(xt, qw + 16 * W * chunk, sigma2, wt, group_weight + W * chunk);
+      search_affine_scale_lanes<V>(16, 3, xt, wt, kquant::ScaleGrid{-0.9f, 0.05f, 36}, kquant::ErrorNorm::squared,
+                                   kquant::LevelClamp::clamp_then_round, scales + W * chunk, mins + W * chunk,
+                                   levels_t);
+    }
+    untranspose_levels<W>(levels_t, levels + 16 * W * chunk);
+  }
+  uint8_t* packed_scales = block + kquant::kQ2KScalesOffset;
+  uint8_t* d_field = block + kquant::kQ2KDOffset;
+  uint8_t* dmin_field = block + kquant::kQ2KDminOffset;
+  kquant::quantize_q2_k_scales(scales, mins, qw != nullptr ? group_weight : nullptr, packed_scales, d_field,
+                               dmin_field);
+
+  // Requantize against the scales as stored; a group whose scale is zero keeps the search's levels.
+  const float d = load_f16(d_field);
+  const float dmin = load_f16(dmin_field);
+  for (int j = 0; j < 16; ++j) {
+    const float group_scale = d * (packed_scales[j] & 0xF);
+    if (group_scale == 0) continue;
+    const float group_min = dmin * (packed_scales[j] >> 4);
+    for (int k = 0; k < 16; k += W) {
+      const auto level = L::nearest_int(V::div(V::add(V::load(x + 16 * j + k), V::set1(group_min)),
+                                               V::set1(group_scale)));
+      V::store_low_bytes(levels + 16 * j + k, G::clamp(level, 0, 3));
+    }
+  }
+  kquant::pack_2bit_levels(levels, block + kquant::kQ2KQsOffset);
+}
+
+// One q3_K super-block (all values and importance finite).
+template <class V>
+void quantize_q3_k_block_simd(const float* x, const float* qw, uint8_t* block) {
+  using L = Lanes<V>;
+  using G = GroupLanes<V>;
+  constexpr int W = V::kWidth;
+  alignas(64) float xt[16 * W];
+  alignas(64) float wt[16 * W];
+  alignas(64) int32_t levels_t[16 * W];
+  alignas(64) float scales[16];
+  alignas(64) float group_weight[16];
+  alignas(64) int8_t levels[kKSuperBlock];
+  const float sigma2 = qw != nullptr ? kquant::super_block_sigma2(x, 2.0f) : 0.0f;
+  for (int chunk = 0; chunk < 16 / W; ++chunk) {
+    transpose_groups<W>(x + 16 * W * chunk, 16, W, xt);
+    if (qw == nullptr) {
+      search_q3_scale_lanes<V>(16, 4, xt, scales + W * chunk, levels_t);
+    } else {
+      weighted_group_weights<V>(xt, qw + 16 * W * chunk, sigma2, wt, group_weight + W * chunk);
+      search_symmetric_scale_lanes<V>(16, 4, xt, wt, scales + W * chunk, levels_t);
+    }
+    untranspose_levels<W>(levels_t, levels + 16 * W * chunk);
+  }
+  uint8_t* packed_scales = block + kquant::kQ3KScalesOffset;
+  uint8_t* d_field = block + kquant::kQ3KDOffset;
+  kquant::quantize_q3_k_scales(scales, qw != nullptr ? group_weight : nullptr, packed_scales, d_field);
+
+  const float d = load_f16(d_field);
+  for (int j = 0; j < 16; ++j) {
+    const float group_scale = d * static_cast<int8_t>(kquant::q3_k_packed_scale(packed_scales, j) - 32);
+    if (group_scale == 0) continue;
+    for (int k = 0; k < 16; k += W) {
+      const auto level = L::nearest_int(V::div(V::load(x + 16 * j + k), V::set1(group_scale)));
+      V::store_low_bytes(reinterpret_cast<uint8_t*>(levels + 16 * j + k),
+                         V::iadd(G::clamp(level, -4, 3), V::iset1(4)));
+    }
+  }
+  kquant::pack_q3_k_levels(levels, block + kquant::kQ3KHmaskOffset, block + kquant::kQ3KQsOffset);
+}
+
+// Row-by-row, block-by-block driver: finite blocks take `fast`, the others the scalar kernel of kId. The
+// importance vector is per column, so block b of every row reads importance[256 * b ..].
+template <class V, TypeId kId, int kBlockBytes, void (*kFast)(const float*, const float*, uint8_t*)>
+void quantize_lowbit_k_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
+  const QuantizeRowsFn scalar = scalar_quantize(kId);
+  const int64_t blocks_per_row = n_per_row / kKSuperBlock;
+  uint8_t* block = static_cast<uint8_t*>(dst);
+  for (int64_t row = 0; row < nrows; ++row) {
+    for (int64_t b = 0; b < blocks_per_row; ++b, block += kBlockBytes) {
+      const float* x = src + (row * blocks_per_row + b) * kKSuperBlock;
+      const float* qw = importance != nullptr ? importance + kKSuperBlock * b : nullptr;
+      if (all_finite<V>(x, kKSuperBlock) && (qw == nullptr || all_finite<V>(qw, kKSuperBlock))) {
+        kFast(x, qw, block);
+      } else {
+        scalar(x, block, 1, kKSuperBlock, qw);
+      }
+    }
+  }
+}
+
+template <class V>
+void quantize_q2_k_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
+  quantize_lowbit_k_rows<V, TypeId::q2_K, kquant::kQ2KBytes, quantize_q2_k_block_simd<V>>(src, dst, nrows, n_per_row,
+                                                                                        importance);
+}
+
+template <class V>
+void quantize_q3_k_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
+  quantize_lowbit_k_rows<V, TypeId::q3_K, kquant::kQ3KBytes, quantize_q3_k_block_simd<V>>(src, dst, nrows, n_per_row,
+                                                                                        importance);
+}
+
+}  // namespace
+}  // namespace quant::formats
