@@ -9,7 +9,7 @@
 
 #include "core/checked_math.h"
 #include "dataset/byte_stream.h"
-#include "imatrix/atomic_file.h"
+#include "quant/atomic_file.h"
 #include "quant/imatrix.h"
 
 namespace quant {
@@ -158,7 +158,7 @@ Status write_imatrix_dat(const std::string& path, const std::map<std::string, Im
   const std::string dataset = metadata.datasets.empty() ? std::string() : metadata.datasets.front();
   put_i32(out, int64_t(dataset.size()));
   out.insert(out.end(), dataset.begin(), dataset.end());
-  return imatrix::write_file_atomically(path, out);
+  return write_file_atomically(path, out);
 }
 
 }  // namespace quant

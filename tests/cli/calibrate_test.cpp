@@ -631,4 +631,19 @@ TEST(CalibrateCommand, OutputTableIsWrittenAtomically) {
   EXPECT_FALSE(fs::exists(dir + "/no"));
 }
 
+// The table may never be written over a data file, named directly or through a hard link: exit 2, untouched.
+TEST(CalibrateCommand, OutputOverAnInputIsRefused) {
+  const std::string dir = empty_dir("calibrate_over_input");
+  const std::string data = dir + "/data.npy";
+  fs::copy_file(data_path("npy/v2.npy"), data);
+  fs::create_hard_link(data, dir + "/table.json");
+  const std::string before = quant::testing::file_sha256(data);
+  for (const std::string& output : {data, dir + "/table.json"}) {
+    const ProgramRun run = run_quantize_line("calibrate --method minmax --data " + data + " -o " + output);
+    EXPECT_EQ(run.exit_code, 2) << run.err;
+    EXPECT_NE(run.err.find("is the input file"), std::string::npos) << run.err;
+  }
+  EXPECT_EQ(quant::testing::file_sha256(data), before);
+}
+
 }  // namespace

@@ -16,6 +16,7 @@ namespace {
 using quant::testing::data_path;
 using quant::testing::ProgramRun;
 using quant::testing::run_quantize_line;
+using quant::testing::empty_dir;
 using quant::testing::temp_dir;
 
 std::string batch_files() {
@@ -89,6 +90,21 @@ TEST(ImatrixCommand, ExitCodes) {
   ProgramRun missing = run_quantize_line("imatrix --data /nonexistent.npy -o " + out);
   EXPECT_EQ(missing.exit_code, 1) << missing.err;
   EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+// The output may never be one of the inputs, named directly or through a symlink: exit 2, input untouched.
+TEST(ImatrixCommand, OutputOverAnInputIsRefused) {
+  const std::string dir = empty_dir("imatrix_over_input");
+  const std::string data = dir + "/data.npy";
+  std::filesystem::copy_file(data_path("npy/v2.npy"), data);
+  std::filesystem::create_symlink(data, dir + "/link.gguf");
+  const std::string before = quant::testing::file_sha256(data);
+  for (const std::string& output : {data, dir + "/link.gguf"}) {
+    ProgramRun run = run_quantize_line("imatrix --data " + data + " -o " + output);
+    EXPECT_EQ(run.exit_code, 2) << run.err;
+    EXPECT_NE(run.err.find("is the input file"), std::string::npos) << run.err;
+  }
+  EXPECT_EQ(quant::testing::file_sha256(data), before);
 }
 
 }  // namespace

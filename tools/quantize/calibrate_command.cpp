@@ -3,14 +3,12 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 
 #include "command.h"
+#include "quant/atomic_file.h"
 #include "quant/calibrate.h"
 #include "quant/dataset.h"
 
@@ -39,27 +37,6 @@ Status for_each_batch(const std::vector<std::string>& files, Visit&& visit) {
     if (!more) break;
     const std::vector<int64_t> shape = {batch.tokens, batch.features};
     QUANT_TRY(visit(batch.tensor, batch.values, shape));
-  }
-  return Status::success();
-}
-
-Status write_atomically(const std::string& path, const std::string& text) {
-  const std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) return io_error("cannot create file").in_file(temp);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(temp.c_str());
-      return io_error("write failed").in_file(temp);
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::remove(temp.c_str());
-    return io_error(fmt::format("cannot rename into place: {}", ec.message())).in_file(path);
   }
   return Status::success();
 }
@@ -171,11 +148,16 @@ Command add_calibrate_command(CLI::App& parent, GlobalOptions& globals) {
   app->add_option("--convention", args->convention, "quantize (default), torch, onnxruntime or tensorrt");
   app->add_option("-o,--output", args->output, "Write the calibration table (JSON) here");
   return Command{app, [args, &globals]() -> int {
+                   if (!args->output.empty()) {
+                     Status guard = refuse_output_over_inputs(args->output, args->data);
+                     if (!guard) return fail(guard.error());
+                   }
                    auto table = calibrate(*args);
                    if (!table) return fail(table.error());
                    const std::string json = calibration_table_to_json(*table);
                    if (!args->output.empty()) {
-                     Status s = write_atomically(args->output, json);
+                     Status s = write_file_atomically(args->output, std::span<const uint8_t>(
+                         reinterpret_cast<const uint8_t*>(json.data()), json.size()));
                      if (!s) return fail(s.error());
                    }
                    if (globals.json) {

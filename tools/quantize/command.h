@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "quant/error.h"
 
@@ -23,6 +25,10 @@ int exit_code(ErrorKind kind);
 
 // Prints "quantize: error: <message>" on stderr and returns the matching exit code.
 int fail(const Error& error);
+
+// A usage error when `output` is one of `inputs` (the same file, or a symlink or hard link to it): a command
+// never writes over what it reads.
+Status refuse_output_over_inputs(const std::string& output, const std::vector<std::string>& inputs);
 
 // Options every subcommand shares.
 struct GlobalOptions {

@@ -24,6 +24,9 @@ int run_imatrix(const ImatrixArgs& args, const GlobalOptions& globals) {
   if (args.format != "gguf" && args.format != "dat") {
     return fail(usage_error(fmt::format("--format must be gguf or dat, not '{}'", args.format)));
   }
+  std::vector<std::string> inputs = args.data;
+  if (!args.model.empty()) inputs.push_back(args.model);
+  if (Status guard = refuse_output_over_inputs(args.output, inputs); !guard) return fail(guard.error());
   DatasetOptions options;
   if (!args.model.empty()) {
     auto features = model_weight_features(args.model);

@@ -1,8 +1,10 @@
 // quantize: the command-line front end. It parses arguments, calls the library and prints; nothing else.
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <vector>
 
@@ -24,6 +26,18 @@ int exit_code(ErrorKind kind) {
 int fail(const Error& error) {
   spdlog::error("{}", error.message());
   return exit_code(error.kind());
+}
+
+Status refuse_output_over_inputs(const std::string& output, const std::vector<std::string>& inputs) {
+  std::error_code ec;
+  if (!std::filesystem::exists(output, ec)) return Status::success();
+  for (const std::string& input : inputs) {
+    // equivalent() compares device and inode, so links to an input are caught too.
+    if (std::filesystem::equivalent(input, output, ec)) {
+      return usage_error(fmt::format("output '{}' is the input file '{}': refusing to overwrite it", output, input));
+    }
+  }
+  return Status::success();
 }
 
 namespace {

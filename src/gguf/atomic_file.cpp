@@ -1,4 +1,4 @@
-#include "imatrix/atomic_file.h"
+#include "quant/atomic_file.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -10,7 +10,7 @@
 
 #include "quant/gguf.h"
 
-namespace quant::imatrix {
+namespace quant {
 
 Status write_file_atomically(const std::string& path, std::span<const uint8_t> bytes) {
   const std::string temp = writer_temp_path(path, static_cast<long>(::getpid()));
@@ -44,4 +44,4 @@ Status write_file_atomically(const std::string& path, std::span<const uint8_t> b
   return Status::success();
 }
 
-}  // namespace quant::imatrix
+}  // namespace quant
