@@ -23,6 +23,7 @@
 #include "formats/simd_error_sums.h"
 #include "formats/simd_float_legacy.h"
 #include "formats/simd_kquants.h"
+#include "formats/simd_ops_pair.h"
 #include "formats/simd_kquants_dequantize.h"
 #include "formats/simd_kquants_lowbit.h"
 #include "formats/simd_legacy_weighted.h"

@@ -4,7 +4,7 @@
 // As in simd_kquants.h, the costly part is the per-group scale search (kquant_search.cpp) over the sixteen
 // groups of 16 values of a super-block, and one SIMD lane carries one group through exactly the scalar
 // sequence of float operations: the groups are transposed (lane g = group g, step i = value i of every group)
-// and every branch of the scalar search becomes a per-lane select. A super-block fills 16 / W searches.
+// and every branch of the scalar search becomes a per-lane select (two vectors per step, see below).
 //   - q2_K: the affine search (make_qkx2_quants: |x| weights, absolute error; with importance make_qkx3_quants:
 //     weights importance * sqrt(sigma2 + x^2), squared error), search_affine_scale_lanes.
 //   - q3_K: without importance the refining symmetric search (make_q3_quants), search_q3_scale_lanes below;
@@ -25,6 +25,7 @@
 #include "formats/kquant_lowbit_layout.h"
 #include "formats/kquant_search.h"
 #include "formats/simd_kernels.h"
+#include "formats/simd_ops_pair.h"
 
 namespace quant::formats {
 namespace {
@@ -107,153 +108,208 @@ void search_q3_scale_lanes(int n, int nmax, const float* xt, float* scales, int3
   }
 }
 
-// The weights importance * sqrt(sigma2 + x^2) of W transposed groups of 16 (importance groups at qw, one after
-// another), and each group's total weight summed in index order.
+// The searches run on PairOps<V> (simd_ops_pair.h): 16 lanes at AVX2 (one super-block, its two halves
+// interleaved), 32 at AVX-512 (two super-blocks), so that two independent chains of dependent operations are
+// in flight. Lane 16 * k + g carries group g of block k of the batch.
 template <class V>
-void weighted_group_weights(const float* xt, const float* qw, float sigma2, float* wt, float* group_weight) {
-  constexpr int W = V::kWidth;
-  using F = typename V::F;
+using LowbitSearchOps = PairOps<V>;
+
+// One block of a batch: its values, its importance (null without) and where its bytes go.
+struct LowbitBlock {
+  const float* x;
+  const float* qw;
+  uint8_t* out;
+};
+
+// Transposes the groups of up to W / 16 blocks into lanes: out[i * W + 16 * k + g] = block k's x[16 * g + i]
+// (or its qw when `importance`); lanes of missing blocks get zeros (all-zero groups, which every search
+// accepts).
+template <int W>
+void transpose_blocks(const LowbitBlock* blocks, int count, bool importance, float* out) {
+  for (int k = 0; k < W / 16; ++k) {
+    const float* v = k < count ? (importance ? blocks[k].qw : blocks[k].x) : nullptr;
+    for (int g = 0; g < 16; ++g) {
+      for (int i = 0; i < 16; ++i) out[i * W + 16 * k + g] = v != nullptr ? v[16 * g + i] : 0.0f;
+    }
+  }
+}
+
+// The weights importance * sqrt(sigma2 + x^2) of the transposed groups (sigma2 per lane, i.e. per block), and
+// each group's total weight summed in index order.
+template <class S>
+void weighted_group_weights(const LowbitBlock* blocks, int count, const float* xt, const float* sigma2_lanes,
+                            float* wt, float* group_weight) {
+  constexpr int W = S::kWidth;
+  using F = typename S::F;
   alignas(64) float importance_t[16 * W];
-  transpose_groups<W>(qw, 16, W, importance_t);
-  const F s = V::set1(sigma2);
-  F sum = V::set1(0.0f);
+  transpose_blocks<W>(blocks, count, true, importance_t);
+  const F sigma2 = S::load(sigma2_lanes);
+  F sum = S::set1(0.0f);
   for (int i = 0; i < 16; ++i) {
-    const F x = V::load(xt + i * W);
-    const F w = V::mul(V::load(importance_t + i * W), V::sqrt(V::add(s, V::mul(x, x))));
-    V::store(wt + i * W, w);
-    sum = V::add(sum, w);
+    const F x = S::load(xt + i * W);
+    const F w = S::mul(S::load(importance_t + i * W), S::sqrt(S::add(sigma2, S::mul(x, x))));
+    S::store(wt + i * W, w);
+    sum = S::add(sum, w);
   }
-  V::store(group_weight, sum);
+  S::store(group_weight, sum);
 }
 
-// Copies lanes back to per-group levels: levels[16 * g + i] = levels_t[i * W + g].
+// Each lane's sigma2 = super_block_sigma2 of its block (0 for missing blocks).
+template <int W>
+void sigma2_lanes(const LowbitBlock* blocks, int count, float sigma_factor, float* out) {
+  for (int k = 0; k < W / 16; ++k) {
+    const float sigma2 = k < count ? kquant::super_block_sigma2(blocks[k].x, sigma_factor) : 0.0f;
+    for (int g = 0; g < 16; ++g) out[16 * k + g] = sigma2;
+  }
+}
+
+// Copies block k's lanes back to per-group levels: levels[16 * g + i] = levels_t[i * W + 16 * k + g].
 template <int W, typename Level>
-void untranspose_levels(const int32_t* levels_t, Level* levels) {
-  for (int g = 0; g < W; ++g) {
-    for (int i = 0; i < 16; ++i) levels[16 * g + i] = static_cast<Level>(levels_t[i * W + g]);
+void untranspose_levels(const int32_t* levels_t, int k, Level* levels) {
+  for (int g = 0; g < 16; ++g) {
+    for (int i = 0; i < 16; ++i) levels[16 * g + i] = static_cast<Level>(levels_t[i * W + 16 * k + g]);
   }
 }
 
-// One q2_K super-block (all values and importance finite).
+// A batch of up to W / 16 q2_K super-blocks (all values and importance finite).
 template <class V>
-void quantize_q2_k_block_simd(const float* x, const float* qw, uint8_t* block) {
+void quantize_q2_k_batch_simd(const LowbitBlock* blocks, int count, bool weighted) {
+  using S = LowbitSearchOps<V>;
   using L = Lanes<V>;
   using G = GroupLanes<V>;
-  constexpr int W = V::kWidth;
+  constexpr int W = S::kWidth;
+  constexpr int VW = V::kWidth;
   alignas(64) float xt[16 * W];
   alignas(64) float wt[16 * W];
   alignas(64) int32_t levels_t[16 * W];
-  alignas(64) float scales[16];
-  alignas(64) float mins[16];
-  alignas(64) float group_weight[16];
-  alignas(64) uint8_t levels[kKSuperBlock];
-  const float sigma2 = qw != nullptr ? kquant::super_block_sigma2(x, 1.0f) : 0.0f;
-  for (int chunk = 0; chunk < 16 / W; ++chunk) {
-    transpose_groups<W>(x + 16 * W * chunk, 16, W, xt);
-    if (qw == nullptr) {
-      for (int i = 0; i < 16 * W; i += W) V::store(wt + i, V::abs(V::load(xt + i)));
-      search_affine_scale_lanes<V>(16, 3, xt, wt, kquant::ScaleGrid{-0.5f, 0.1f, 15}, kquant::ErrorNorm::absolute,
-                                   kquant::LevelClamp::round_then_clamp, scales + W * chunk, mins + W * chunk,
-                                   levels_t);
-    } else {
-      weighted_group_weights<V>(xt, qw + 16 * W * chunk, sigma2, wt, group_weight + W * chunk);
-      search_affine_scale_lanes<V>(16, 3, xt, wt, kquant::ScaleGrid{-0.9f, 0.05f, 36}, kquant::ErrorNorm::squared,
-                                   kquant::LevelClamp::clamp_then_round, scales + W * chunk, mins + W * chunk,
-                                   levels_t);
-    }
-    untranspose_levels<W>(levels_t, levels + 16 * W * chunk);
+  alignas(64) float scales[W];
+  alignas(64) float mins[W];
+  alignas(64) float group_weight[W];
+  transpose_blocks<W>(blocks, count, false, xt);
+  if (!weighted) {
+    for (int i = 0; i < 16 * W; i += W) S::store(wt + i, S::abs(S::load(xt + i)));
+    search_affine_scale_lanes<S>(16, 3, xt, wt, kquant::ScaleGrid{-0.5f, 0.1f, 15}, kquant::ErrorNorm::absolute,
+                                 kquant::LevelClamp::round_then_clamp, scales, mins, levels_t);
+  } else {
+    alignas(64) float sigma2[W];
+    sigma2_lanes<W>(blocks, count, 1.0f, sigma2);
+    weighted_group_weights<S>(blocks, count, xt, sigma2, wt, group_weight);
+    search_affine_scale_lanes<S>(16, 3, xt, wt, kquant::ScaleGrid{-0.9f, 0.05f, 36}, kquant::ErrorNorm::squared,
+                                 kquant::LevelClamp::clamp_then_round, scales, mins, levels_t);
   }
-  uint8_t* packed_scales = block + kquant::kQ2KScalesOffset;
-  uint8_t* d_field = block + kquant::kQ2KDOffset;
-  uint8_t* dmin_field = block + kquant::kQ2KDminOffset;
-  kquant::quantize_q2_k_scales(scales, mins, qw != nullptr ? group_weight : nullptr, packed_scales, d_field,
-                               dmin_field);
+  for (int k = 0; k < count; ++k) {
+    const float* x = blocks[k].x;
+    uint8_t* block = blocks[k].out;
+    alignas(64) uint8_t levels[kKSuperBlock];
+    untranspose_levels<W>(levels_t, k, levels);
+    uint8_t* packed_scales = block + kquant::kQ2KScalesOffset;
+    uint8_t* d_field = block + kquant::kQ2KDOffset;
+    uint8_t* dmin_field = block + kquant::kQ2KDminOffset;
+    kquant::quantize_q2_k_scales(scales + 16 * k, mins + 16 * k, weighted ? group_weight + 16 * k : nullptr,
+                                 packed_scales, d_field, dmin_field);
 
-  // Requantize against the scales as stored; a group whose scale is zero keeps the search's levels.
-  const float d = load_f16(d_field);
-  const float dmin = load_f16(dmin_field);
-  for (int j = 0; j < 16; ++j) {
-    const float group_scale = d * (packed_scales[j] & 0xF);
-    if (group_scale == 0) continue;
-    const float group_min = dmin * (packed_scales[j] >> 4);
-    for (int k = 0; k < 16; k += W) {
-      const auto level = L::nearest_int(V::div(V::add(V::load(x + 16 * j + k), V::set1(group_min)),
-                                               V::set1(group_scale)));
-      V::store_low_bytes(levels + 16 * j + k, G::clamp(level, 0, 3));
+    // Requantize against the scales as stored; a group whose scale is zero keeps the search's levels.
+    const float d = load_f16(d_field);
+    const float dmin = load_f16(dmin_field);
+    for (int j = 0; j < 16; ++j) {
+      const float group_scale = d * (packed_scales[j] & 0xF);
+      if (group_scale == 0) continue;
+      const float group_min = dmin * (packed_scales[j] >> 4);
+      for (int l = 0; l < 16; l += VW) {
+        const auto level = L::nearest_int(V::div(V::add(V::load(x + 16 * j + l), V::set1(group_min)),
+                                                 V::set1(group_scale)));
+        V::store_low_bytes(levels + 16 * j + l, G::clamp(level, 0, 3));
+      }
     }
+    kquant::pack_2bit_levels(levels, block + kquant::kQ2KQsOffset);
   }
-  kquant::pack_2bit_levels(levels, block + kquant::kQ2KQsOffset);
 }
 
-// One q3_K super-block (all values and importance finite).
+// A batch of up to W / 16 q3_K super-blocks (all values and importance finite).
 template <class V>
-void quantize_q3_k_block_simd(const float* x, const float* qw, uint8_t* block) {
+void quantize_q3_k_batch_simd(const LowbitBlock* blocks, int count, bool weighted) {
+  using S = LowbitSearchOps<V>;
   using L = Lanes<V>;
   using G = GroupLanes<V>;
-  constexpr int W = V::kWidth;
+  constexpr int W = S::kWidth;
+  constexpr int VW = V::kWidth;
   alignas(64) float xt[16 * W];
   alignas(64) float wt[16 * W];
   alignas(64) int32_t levels_t[16 * W];
-  alignas(64) float scales[16];
-  alignas(64) float group_weight[16];
-  alignas(64) int8_t levels[kKSuperBlock];
-  const float sigma2 = qw != nullptr ? kquant::super_block_sigma2(x, 2.0f) : 0.0f;
-  for (int chunk = 0; chunk < 16 / W; ++chunk) {
-    transpose_groups<W>(x + 16 * W * chunk, 16, W, xt);
-    if (qw == nullptr) {
-      search_q3_scale_lanes<V>(16, 4, xt, scales + W * chunk, levels_t);
-    } else {
-      weighted_group_weights<V>(xt, qw + 16 * W * chunk, sigma2, wt, group_weight + W * chunk);
-      search_symmetric_scale_lanes<V>(16, 4, xt, wt, scales + W * chunk, levels_t);
-    }
-    untranspose_levels<W>(levels_t, levels + 16 * W * chunk);
+  alignas(64) float scales[W];
+  alignas(64) float group_weight[W];
+  transpose_blocks<W>(blocks, count, false, xt);
+  if (!weighted) {
+    search_q3_scale_lanes<S>(16, 4, xt, scales, levels_t);
+  } else {
+    alignas(64) float sigma2[W];
+    sigma2_lanes<W>(blocks, count, 2.0f, sigma2);
+    weighted_group_weights<S>(blocks, count, xt, sigma2, wt, group_weight);
+    search_symmetric_scale_lanes<S>(16, 4, xt, wt, scales, levels_t);
   }
-  uint8_t* packed_scales = block + kquant::kQ3KScalesOffset;
-  uint8_t* d_field = block + kquant::kQ3KDOffset;
-  kquant::quantize_q3_k_scales(scales, qw != nullptr ? group_weight : nullptr, packed_scales, d_field);
+  for (int k = 0; k < count; ++k) {
+    const float* x = blocks[k].x;
+    uint8_t* block = blocks[k].out;
+    alignas(64) int8_t levels[kKSuperBlock];
+    untranspose_levels<W>(levels_t, k, levels);
+    uint8_t* packed_scales = block + kquant::kQ3KScalesOffset;
+    uint8_t* d_field = block + kquant::kQ3KDOffset;
+    kquant::quantize_q3_k_scales(scales + 16 * k, weighted ? group_weight + 16 * k : nullptr, packed_scales,
+                                 d_field);
 
-  const float d = load_f16(d_field);
-  for (int j = 0; j < 16; ++j) {
-    const float group_scale = d * static_cast<int8_t>(kquant::q3_k_packed_scale(packed_scales, j) - 32);
-    if (group_scale == 0) continue;
-    for (int k = 0; k < 16; k += W) {
-      const auto level = L::nearest_int(V::div(V::load(x + 16 * j + k), V::set1(group_scale)));
-      V::store_low_bytes(reinterpret_cast<uint8_t*>(levels + 16 * j + k),
-                         V::iadd(G::clamp(level, -4, 3), V::iset1(4)));
+    const float d = load_f16(d_field);
+    for (int j = 0; j < 16; ++j) {
+      const float group_scale = d * static_cast<int8_t>(kquant::q3_k_packed_scale(packed_scales, j) - 32);
+      if (group_scale == 0) continue;
+      for (int l = 0; l < 16; l += VW) {
+        const auto level = L::nearest_int(V::div(V::load(x + 16 * j + l), V::set1(group_scale)));
+        V::store_low_bytes(reinterpret_cast<uint8_t*>(levels + 16 * j + l),
+                           V::iadd(G::clamp(level, -4, 3), V::iset1(4)));
+      }
     }
+    kquant::pack_q3_k_levels(levels, block + kquant::kQ3KHmaskOffset, block + kquant::kQ3KQsOffset);
   }
-  kquant::pack_q3_k_levels(levels, block + kquant::kQ3KHmaskOffset, block + kquant::kQ3KQsOffset);
 }
 
-// Row-by-row, block-by-block driver: finite blocks take `fast`, the others the scalar kernel of kId. The
-// importance vector is per column, so block b of every row reads importance[256 * b ..].
-template <class V, TypeId kId, int kBlockBytes, void (*kFast)(const float*, const float*, uint8_t*)>
+// Row-by-row, block-by-block driver: finite blocks are gathered into batches for `kBatch`, the others take
+// the scalar kernel of kId at once. The importance vector is per column, so block b of every row reads
+// importance[256 * b ..].
+template <class V, TypeId kId, int kBlockBytes, void (*kBatch)(const LowbitBlock*, int, bool)>
 void quantize_lowbit_k_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
+  constexpr int kBlocksPerBatch = LowbitSearchOps<V>::kWidth / 16;
   const QuantizeRowsFn scalar = scalar_quantize(kId);
   const int64_t blocks_per_row = n_per_row / kKSuperBlock;
-  uint8_t* block = static_cast<uint8_t*>(dst);
+  const bool weighted = importance != nullptr;
+  LowbitBlock pending[kBlocksPerBatch];
+  int count = 0;
+  uint8_t* out = static_cast<uint8_t*>(dst);
   for (int64_t row = 0; row < nrows; ++row) {
-    for (int64_t b = 0; b < blocks_per_row; ++b, block += kBlockBytes) {
+    for (int64_t b = 0; b < blocks_per_row; ++b, out += kBlockBytes) {
       const float* x = src + (row * blocks_per_row + b) * kKSuperBlock;
-      const float* qw = importance != nullptr ? importance + kKSuperBlock * b : nullptr;
-      if (all_finite<V>(x, kKSuperBlock) && (qw == nullptr || all_finite<V>(qw, kKSuperBlock))) {
-        kFast(x, qw, block);
-      } else {
-        scalar(x, block, 1, kKSuperBlock, qw);
+      const float* qw = weighted ? importance + kKSuperBlock * b : nullptr;
+      if (!all_finite<V>(x, kKSuperBlock) || (weighted && !all_finite<V>(qw, kKSuperBlock))) {
+        scalar(x, out, 1, kKSuperBlock, qw);
+        continue;
+      }
+      pending[count++] = LowbitBlock{x, qw, out};
+      if (count == kBlocksPerBatch) {
+        kBatch(pending, count, weighted);
+        count = 0;
       }
     }
   }
+  if (count > 0) kBatch(pending, count, weighted);
 }
 
 template <class V>
 void quantize_q2_k_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  quantize_lowbit_k_rows<V, TypeId::q2_K, kquant::kQ2KBytes, quantize_q2_k_block_simd<V>>(src, dst, nrows, n_per_row,
+  quantize_lowbit_k_rows<V, TypeId::q2_K, kquant::kQ2KBytes, quantize_q2_k_batch_simd<V>>(src, dst, nrows, n_per_row,
                                                                                         importance);
 }
 
 template <class V>
 void quantize_q3_k_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  quantize_lowbit_k_rows<V, TypeId::q3_K, kquant::kQ3KBytes, quantize_q3_k_block_simd<V>>(src, dst, nrows, n_per_row,
+  quantize_lowbit_k_rows<V, TypeId::q3_K, kquant::kQ3KBytes, quantize_q3_k_batch_simd<V>>(src, dst, nrows, n_per_row,
                                                                                         importance);
 }
 
