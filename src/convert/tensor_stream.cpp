@@ -23,6 +23,12 @@ TensorStreamer::TensorStreamer(const GgufFile& input, WorkPool& pool, const Conv
                                uint64_t total_bytes)
     : input_(input), pool_(pool), request_(request), total_bytes_(total_bytes) {}
 
+TensorStreamer::~TensorStreamer() {
+  // After finish() nothing is queued; otherwise the conversion failed and what is queued is of no use.
+  reader_.abandon();
+  writer_.abandon();
+}
+
 Status TensorStreamer::progress_and_cancel(uint64_t bytes, const std::string& tensor) {
   done_bytes_ += bytes;
   if (request_.progress) request_.progress(done_bytes_, total_bytes_, tensor);
@@ -47,31 +53,112 @@ Status TensorStreamer::check_input(const TensorInfo& tensor, const uint8_t* data
 }
 
 Status TensorStreamer::stream(const TensorInfo& tensor, std::span<TensorOutput> outputs) {
+  if (failed_) return *failed_;
   Status status = stream_chunks(tensor, outputs);
-  // Drain the writes even after an error: their buffers are reused, and the caller commits or discards the
-  // writers next.
-  Status drained = io_.wait_all();
-  if (!status) return status;
-  return drained;
+  if (!status) failed_ = status.error();
+  return status;
 }
 
-Status TensorStreamer::finish() { return io_.wait_all(); }
+Status TensorStreamer::finish() {
+  // A read of a tensor that never came may still be running; its buffers are not needed.
+  (void)reader_.wait_all();
+  prefetched_.reset();
+  if (failed_) return *failed_;
+  return writer_.wait_all();
+}
 
-IoThread::Ticket TensorStreamer::post_read(const TensorInfo& tensor, Chunk chunk, int buffer, bool check) {
-  return io_.post([this, &tensor, chunk, buffer, check]() -> Status {
+TensorStreamer::Chunk TensorStreamer::chunk_at(const TensorInfo& tensor, bool all_copies, int64_t first_row) const {
+  const int64_t n_per_row = tensor.row_length();
+  const int64_t total_rows = tensor.rows();
+  const uint64_t in_row_bytes = *row_bytes(format_of(tensor.type), n_per_row);
+  const uint64_t row_cost = all_copies ? std::max<uint64_t>(1, in_row_bytes) : uint64_t(n_per_row) * 4;
+  const int64_t chunk_rows = std::max<int64_t>(1, int64_t(request_.chunk_bytes / std::max<uint64_t>(1, row_cost)));
+  const int64_t rows_per_expert = all_copies ? total_rows : (tensor.shape.size() > 1 ? tensor.shape[1] : 1);
+  const int64_t rows = std::min({chunk_rows, total_rows - first_row, rows_per_expert - first_row % rows_per_expert});
+  return {first_row, rows};
+}
+
+TensorStreamer::ChunkRead TensorStreamer::post_read(const TensorInfo& tensor, Chunk chunk, bool check) {
+  const size_t slot = next_slot_;
+  next_slot_ = (next_slot_ + 1) % kSlots;
+  const IoThread::Ticket writes_using_slot = slots_[slot].last_write;
+  const IoThread::Ticket ticket = reader_.post([this, &tensor, chunk, check, slot, writes_using_slot]() -> Status {
+    // A failed write is reported by stream() or finish(); here it only has to be over.
+    (void)writer_.wait(writes_using_slot);
+    Slot& target = slots_[slot];
     const uint64_t in_row_bytes = *row_bytes(format_of(tensor.type), tensor.row_length());
-    std::vector<uint8_t>& raw = raw_[buffer];
-    raw.resize(size_t(uint64_t(chunk.rows) * in_row_bytes));
-    QUANT_TRY(input_.read_tensor(tensor, uint64_t(chunk.first_row) * in_row_bytes, std::span<uint8_t>(raw)));
-    return check ? check_input(tensor, raw.data(), uint64_t(chunk.first_row), chunk.rows) : Status::success();
+    target.raw.resize(size_t(uint64_t(chunk.rows) * in_row_bytes));
+    target.read_status =
+        input_.read_tensor(tensor, uint64_t(chunk.first_row) * in_row_bytes, std::span<uint8_t>(target.raw));
+    if (target.read_status && check) {
+      target.read_status = check_input(tensor, target.raw.data(), uint64_t(chunk.first_row), chunk.rows);
+    }
+    // The outcome belongs to the chunk, not to the thread: a read ahead of a tensor that does not come must
+    // not fail the reads after it.
+    return Status::success();
+  });
+  return {&tensor, chunk, check, slot, ticket};
+}
+
+Status TensorStreamer::wait_read(const ChunkRead& read) {
+  (void)reader_.wait(read.ticket);
+  return slots_[read.slot].read_status;
+}
+
+void TensorStreamer::prefetch_next(const TensorInfo& tensor, std::span<TensorOutput> outputs) {
+  // Every writer declares the tensors in the order they must come, the same order for all: the next one is
+  // the tensor after this one. (Their declared lists do not change once writing began.)
+  const TensorInfo* next = nullptr;
+  bool all_copies = true;
+  for (const TensorOutput& output : outputs) {
+    if (output.writer == nullptr) return;
+    const std::vector<TensorInfo>& declared = output.writer->tensors();
+    if (declared_index_ >= declared.size() || declared[declared_index_].name != tensor.name) {
+      const auto found = std::find_if(declared.begin(), declared.end(),
+                                      [&](const TensorInfo& t) { return t.name == tensor.name; });
+      if (found == declared.end()) return;
+      declared_index_ = size_t(found - declared.begin());
+    }
+    if (declared_index_ + 1 >= declared.size()) return;
+    const TensorInfo& following = declared[declared_index_ + 1];
+    const TensorInfo* in_input = input_.find_tensor(following.name);
+    if (in_input == nullptr || (next != nullptr && next != in_input)) return;
+    next = in_input;
+    all_copies = all_copies && following.type == next->type;
+  }
+  if (next == nullptr || next->rows() == 0 || !row_bytes(format_of(next->type), next->row_length())) return;
+  prefetched_ = post_read(*next, chunk_at(*next, all_copies, 0), all_copies);
+}
+
+void TensorStreamer::post_writes(const TensorInfo& tensor, std::span<TensorOutput> outputs, size_t slot) {
+  struct Piece {
+    GgufWriter* writer;
+    std::span<const uint8_t> bytes;
+  };
+  std::vector<Piece> pieces;
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    if (outputs[o].writer == nullptr) continue;
+    const bool copy = outputs[o].format->id == tensor.type;
+    pieces.push_back({outputs[o].writer, copy ? slots_[slot].raw : slots_[slot].quantized[o]});
+  }
+  if (pieces.empty()) return;
+  slots_[slot].last_write = writer_.post([pieces = std::move(pieces), &tensor]() -> Status {
+    for (const Piece& piece : pieces) {
+      Status written = piece.writer->write_tensor_data(piece.bytes);
+      if (!written) {
+        Error error = std::move(written).error();
+        // The caller has moved on to later tensors by the time this is reported.
+        if (error.tensor().empty()) error.in_tensor(tensor.name);
+        if (error.file().empty()) error.in_file(piece.writer->final_path());
+        return error;
+      }
+    }
+    return Status::success();
   });
 }
 
 Status TensorStreamer::stream_chunks(const TensorInfo& tensor, std::span<TensorOutput> outputs) {
-  for (TensorOutput& output : outputs) {
-    if (output.writer == nullptr) continue;
-    io_.post([writer = output.writer, &tensor] { return writer->begin_tensor(tensor.name); });
-  }
+  QUANT_TRY(writer_.failure());  // a write of an earlier tensor failed
   const bool all_copies = std::all_of(outputs.begin(), outputs.end(),
                                       [&](const TensorOutput& o) { return o.format->id == tensor.type; });
   const FormatInfo& source = format_of(tensor.type);
@@ -79,48 +166,53 @@ Status TensorStreamer::stream_chunks(const TensorInfo& tensor, std::span<TensorO
     return in_tensor(impossible(fmt::format("cannot convert from type {}: it has no float form", source.name)),
                      input_.path(), tensor);
   }
-  const int64_t n_per_row = tensor.row_length();
-  const int64_t total_rows = tensor.rows();
-  const uint64_t in_row_bytes = *row_bytes(source, n_per_row);
-  // Copies move chunk_bytes of stored bytes at a time; conversions chunk_bytes of float32. A conversion's chunk
-  // never spans two experts: each expert has its own slice of the importance vector.
-  const uint64_t row_cost = all_copies ? std::max<uint64_t>(1, in_row_bytes) : uint64_t(n_per_row) * 4;
-  const int64_t chunk_rows = std::max<int64_t>(1, int64_t(request_.chunk_bytes / row_cost));
-  const int64_t rows_per_expert = all_copies ? total_rows : (tensor.shape.size() > 1 ? tensor.shape[1] : 1);
-  std::vector<Chunk> chunks;
-  for (int64_t row = 0; row < total_rows;) {
-    const int64_t rows = std::min({chunk_rows, total_rows - row, rows_per_expert - row % rows_per_expert});
-    chunks.push_back({row, rows});
-    row += rows;
+  for (TensorOutput& output : outputs) {
+    if (output.writer == nullptr) continue;
+    writer_.post([writer = output.writer, &tensor]() -> Status {
+      Status begun = writer->begin_tensor(tensor.name);
+      if (!begun) return std::move(begun).error().in_tensor(tensor.name);
+      return Status::success();
+    });
   }
-  for (int b = 0; b < 2; ++b) quantized_[b].resize(outputs.size());
+  const int64_t total_rows = tensor.rows();
+  const uint64_t in_row_bytes = *row_bytes(source, tensor.row_length());
 
-  // Copies are checked by the I/O thread as they are read; conversions by the pool's tasks (in parallel, and
+  // Copies are checked by the reader thread as they arrive; conversions by the pool's tasks (in parallel, and
   // while the rows are in cache).
   const bool check_on_read = all_copies;
-  IoThread::Ticket read_ticket = chunks.empty() ? 0 : post_read(tensor, chunks[0], 0, check_on_read);
-  for (size_t k = 0; k < chunks.size(); ++k) {
-    const int buffer = int(k % 2);
-    // Once chunk k is read, every job before it is done too: the writes of chunk k - 2 no longer use the
-    // buffers chunk k is about to fill.
-    QUANT_TRY(io_.wait(read_ticket));
-    if (k + 1 < chunks.size()) read_ticket = post_read(tensor, chunks[k + 1], 1 - buffer, check_on_read);
-    if (!all_copies) QUANT_TRY(quantize_chunk(tensor, outputs, chunks[k], buffer));
-    for (size_t o = 0; o < outputs.size(); ++o) {
-      if (outputs[o].writer == nullptr) continue;
-      const bool copy = outputs[o].format->id == tensor.type;
-      const std::vector<uint8_t>& bytes = copy ? raw_[buffer] : quantized_[buffer][o];
-      io_.post([writer = outputs[o].writer, data = std::span<const uint8_t>(bytes)] {
-        return writer->write_tensor_data(data);
-      });
+  std::optional<ChunkRead> next;
+  if (total_rows > 0) {
+    const Chunk first = chunk_at(tensor, all_copies, 0);
+    if (prefetched_ && prefetched_->tensor == &tensor && prefetched_->chunk == first &&
+        prefetched_->check == check_on_read) {
+      next = prefetched_;
+    } else {
+      next = post_read(tensor, first, check_on_read);  // a read ahead of another tensor, if any, goes unused
     }
-    QUANT_TRY(progress_and_cancel(uint64_t(chunks[k].rows) * in_row_bytes, tensor.name));
+  }
+  prefetched_.reset();
+  while (next) {
+    const ChunkRead current = *next;
+    next.reset();
+    // Keep the reader one chunk ahead, into the next tensor after the last chunk of this one.
+    const int64_t end_row = current.chunk.first_row + current.chunk.rows;
+    if (end_row < total_rows) {
+      next = post_read(tensor, chunk_at(tensor, all_copies, end_row), check_on_read);
+    } else {
+      prefetch_next(tensor, outputs);
+    }
+    QUANT_TRY(wait_read(current));
+    Slot& slot = slots_[current.slot];
+    if (!all_copies) QUANT_TRY(quantize_chunk(tensor, outputs, current.chunk, slot));
+    post_writes(tensor, outputs, current.slot);
+    QUANT_TRY(writer_.failure());
+    QUANT_TRY(progress_and_cancel(uint64_t(current.chunk.rows) * in_row_bytes, tensor.name));
   }
   return Status::success();
 }
 
 Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<TensorOutput> outputs, Chunk chunk,
-                                      int buffer) {
+                                      Slot& slot) {
   const FormatInfo& source = format_of(tensor.type);
   const int64_t n_per_row = tensor.row_length();
   const uint64_t in_row_bytes = *row_bytes(source, n_per_row);
@@ -134,6 +226,7 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
     const float* importance;
   };
   std::vector<Job> jobs;
+  slot.quantized.resize(outputs.size());
   for (size_t o = 0; o < outputs.size(); ++o) {
     const FormatInfo& target = *outputs[o].format;
     if (target.id == tensor.type) continue;
@@ -146,7 +239,7 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
     const float* importance = outputs[o].importance == nullptr
                                   ? nullptr
                                   : outputs[o].importance + (chunk.first_row / rows_per_expert) * n_per_row;
-    quantized_[buffer][o].resize(size_t(uint64_t(rows) * *out_row_bytes));
+    slot.quantized[o].resize(size_t(uint64_t(rows) * *out_row_bytes));
     jobs.push_back({o, *out_row_bytes, importance});
   }
   floats_.resize(size_t(rows * n_per_row));
@@ -159,7 +252,7 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
   std::vector<std::optional<Error>> input_errors(static_cast<size_t>(tasks));
   std::vector<std::optional<Error>> errors(jobs.size() * size_t(tasks));
   std::vector<ErrorStats> stats(jobs.size() * size_t(tasks));
-  const uint8_t* raw = raw_[buffer].data();
+  const uint8_t* raw = slot.raw.data();
   pool_.run(tasks, [&](int task) {
     const int64_t first = int64_t(task) * task_rows;
     const int64_t count = std::min(task_rows, rows - first);
@@ -176,7 +269,7 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
     }
     for (size_t j = 0; j < jobs.size(); ++j) {
       const FormatInfo& target = *outputs[jobs[j].output].format;
-      uint8_t* dst = quantized_[buffer][jobs[j].output].data() + uint64_t(first) * jobs[j].out_row_bytes;
+      uint8_t* dst = slot.quantized[jobs[j].output].data() + uint64_t(first) * jobs[j].out_row_bytes;
       const size_t slot = j * size_t(tasks) + size_t(task);
       Status status = quantize_rows(target, values, dst, count, n_per_row, jobs[j].importance);
       if (!status) {

@@ -102,6 +102,17 @@ Status IoThread::wait_all() {
   return wait(last);
 }
 
+Status IoThread::failure() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (error_) return *error_;
+  return Status::success();
+}
+
+void IoThread::abandon() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  abandoned_ = true;
+}
+
 void IoThread::loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
@@ -109,7 +120,7 @@ void IoThread::loop() {
     if (jobs_.empty()) return;  // stopping, and everything posted has run
     std::function<Status()> job = std::move(jobs_.front());
     jobs_.pop_front();
-    const bool skip = error_.has_value();
+    const bool skip = error_.has_value() || abandoned_;
     lock.unlock();
     Status status = skip ? Status::success() : job();
     lock.lock();

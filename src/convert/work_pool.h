@@ -1,7 +1,7 @@
-// The conversion's threads: a WorkPool of compute threads that run one parallel loop at a time, and an IoThread
-// that reads ahead and writes behind in the order asked, so file I/O overlaps the computing. Work is split
-// into contiguous ranges in a fixed way, so results that are merged in range order do not depend on the number
-// of threads.
+// The conversion's threads: a WorkPool of compute threads that run one parallel loop at a time, and IoThreads
+// (one reading ahead, one writing behind) that run their jobs in the order asked, so file I/O overlaps the
+// computing. Work is split into contiguous ranges in a fixed way, so results that are merged in range order do
+// not depend on the number of threads.
 #pragma once
 
 #include <condition_variable>
@@ -44,7 +44,8 @@ class WorkPool {
 };
 
 // One background thread running jobs strictly in the order they were posted. After a job fails, the later
-// ones are skipped, and every wait reports that first error.
+// ones are skipped, and every wait reports that first error. A job may wait on another IoThread's ticket
+// provided that thread never waits back on this one.
 class IoThread {
  public:
   using Ticket = uint64_t;
@@ -60,6 +61,11 @@ class IoThread {
   Status wait(Ticket ticket);
   // Blocks until every posted job has finished.
   Status wait_all();
+  // The first error so far, without waiting.
+  Status failure();
+  // Skips every job not yet started (they still count as finished, so waits return); for a caller that gives
+  // up after an error and will discard what the jobs produce.
+  void abandon();
 
  private:
   void loop();
@@ -70,6 +76,7 @@ class IoThread {
   Ticket posted_count_ = 0;    // tickets are 1, 2, ... in posting order
   Ticket finished_count_ = 0;  // jobs 1..finished_count_ are done
   std::optional<Error> error_;
+  bool abandoned_ = false;
   bool stopping_ = false;
   std::thread thread_;  // last: starts after the members it uses exist
 };
