@@ -273,7 +273,7 @@ struct WriterOptions {
   // fsync the file (and its directory) before/after the rename: survives power loss, costs a disk flush.
   bool fsync = false;
   // Hash every byte as it is written, so sha256_hex() gives the file's digest after commit without reading the
-  // file again. On by default (a report pins its output by this digest); with SHA-NI it costs about 0.5 ms of
+  // file again. On by default (a report pins its output by this digest); with SHA-NI it costs about 0.6 ms of
   // CPU per MB, worth saving only for large throwaway files.
   bool sha256 = true;
 };

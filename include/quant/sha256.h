@@ -2,7 +2,7 @@
 // our bytes with reference files through digests so the repository need not carry the references.
 //
 // Two compression kernels give the same digests: a portable one, and one on the x86 SHA extensions (SHA-NI,
-// about five times faster), used when the CPU has them. A Sha256 picks its kernel when constructed; the GGUF
+// about six times faster), used when the CPU has them. A Sha256 picks its kernel when constructed; the GGUF
 // writer asks sha256_kernel_for(active_kernel_level()), so QUANT_KERNELS=scalar hashes with the portable code.
 #pragma once
 

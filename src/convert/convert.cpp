@@ -17,7 +17,6 @@
 #include "convert/tensor_stream.h"
 #include "convert/work_pool.h"
 #include "quant/gguf.h"
-#include "quant/sha256.h"
 
 namespace quant {
 namespace {
@@ -109,20 +108,6 @@ TensorReport start_tensor_report(const TensorInfo& info, const TensorPlan& plan)
   report.converted = !plan.keeps_type();
   report.reason = plan.why;
   return report;
-}
-
-Result<std::string> file_sha256(const std::string& path, uint64_t* size) {
-  auto file = std::unique_ptr<FILE, int (*)(FILE*)>(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) return io_error(fmt::format("{}: cannot reopen output to hash it", path));
-  Sha256 hasher;
-  std::vector<uint8_t> buffer(size_t(1) << 20);
-  *size = 0;
-  for (size_t n; (n = std::fread(buffer.data(), 1, buffer.size(), file.get())) > 0;) {
-    hasher.update(buffer.data(), n);
-    *size += n;
-  }
-  if (std::ferror(file.get())) return io_error(fmt::format("{}: read error while hashing output", path));
-  return hasher.finish_hex();
 }
 
 }  // namespace
@@ -232,7 +217,9 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     report.parameters = int64_t(input.total_elements());
     if (target.writer) {
       QUANT_TRY(target.writer->commit());
-      QUANT_ASSIGN_OR_RETURN(report.output_sha256, file_sha256(target.output_path, &report.output_bytes));
+      // The writer hashed every byte as it wrote it: no second pass over the file.
+      report.output_sha256 = target.writer->sha256_hex();
+      report.output_bytes = target.writer->bytes_written();
     } else {
       report.output_bytes = 0;
       for (const TensorReport& t : report.tensors) report.output_bytes += t.bytes_out;
