@@ -113,7 +113,10 @@ void TensorStreamer::prefetch_next(const TensorInfo& tensor, std::span<TensorOut
   for (const TensorOutput& output : outputs) {
     if (output.writer == nullptr) return;
     const std::vector<TensorInfo>& declared = output.writer->tensors();
-    if (declared_index_ >= declared.size() || declared[declared_index_].name != tensor.name) {
+    const auto is_current = [&](size_t i) { return i < declared.size() && declared[i].name == tensor.name; };
+    if (is_current(declared_index_ + 1)) {
+      ++declared_index_;  // the usual case: the tensor after the previous one
+    } else if (!is_current(declared_index_)) {
       const auto found = std::find_if(declared.begin(), declared.end(),
                                       [&](const TensorInfo& t) { return t.name == tensor.name; });
       if (found == declared.end()) return;
