@@ -1,4 +1,5 @@
-// The AVX2 (+F16C) build of the SIMD kernels. Everything between the target pragmas is compiled for AVX2 and
+// The AVX2 (+F16C) build of the SIMD kernels. Everything between the target pragmas (g++'s `GCC target`,
+// clang's `clang attribute` giving each function in the region the same target attribute) is compiled for AVX2 and
 // has internal linkage, so no AVX2 code can be merged into functions the scalar path calls; the exported
 // functions below the pragmas are plain x86-64 and only hand out pointers (or are called after the dispatcher
 // checked the CPU).
@@ -16,8 +17,14 @@
 #include "formats/kquant_search.h"
 #include "formats/simd_kernels.h"
 
+// Every standard and scalar header is included above the region: an inline function first seen inside it would
+// be compiled for the region's target, and the linker could keep that copy for the scalar path.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,f16c")
+#endif
 
 #include "formats/simd_ops_avx2.h"
 #include "formats/simd_error_sums.h"
@@ -39,7 +46,11 @@ void error_sums_avx2_impl(const float* reference, const float* reconstructed, in
 }  // namespace
 }  // namespace quant::formats
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 namespace quant::formats {
 

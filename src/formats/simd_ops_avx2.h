@@ -1,7 +1,7 @@
 // The vector operations the kernel templates (simd_float_legacy.h, simd_kquants.h) are written in, for AVX2
-// with F16C: 8 float or int32 lanes, masks as all-ones lanes. Include only after `#pragma GCC target` has
-// enabled avx2 and f16c (simd_avx2.cpp). Every float operation is a single IEEE operation (no FMA), so a lane
-// computes exactly what the scalar code computes.
+// with F16C: 8 float or int32 lanes, masks as all-ones lanes. Include only inside the avx2,f16c target region
+// of simd_avx2.cpp (`#pragma GCC target` under g++, `#pragma clang attribute` under clang). Every float
+// operation is a single IEEE operation (no FMA), so a lane computes exactly what the scalar code computes.
 #pragma once
 
 #include <immintrin.h>

@@ -1,5 +1,5 @@
 // The vector operations of simd_ops_avx2.h for AVX-512F: 16 float or int32 lanes, masks as __mmask16. Include
-// only after `#pragma GCC target` has enabled avx512f (simd_avx512.cpp). Only AVX-512F instructions are used.
+// only inside the avx512f target region of simd_avx512.cpp. Only AVX-512F instructions are used.
 #pragma once
 
 #include <immintrin.h>
