@@ -13,8 +13,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "convert/work_pool.h"
@@ -23,6 +25,30 @@
 #include "quant/report.h"
 
 namespace quant::convert_internal {
+
+// An allocator whose resize() leaves new elements uninitialized: the chunk buffers are always overwritten whole
+// (read, widened or quantized into) before use, and zero-filling them each time a tensor needs a larger chunk
+// than the one before was a measurable share of a q4_0 conversion.
+template <typename T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <typename U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <typename T>
+using ChunkBuffer = std::vector<T, UninitializedAllocator<T>>;
 
 // One output's part in the current tensor.
 struct TensorOutput {
@@ -56,8 +82,8 @@ class TensorStreamer {
   };
   // The buffers of one chunk in flight.
   struct Slot {
-    std::vector<uint8_t> raw;                      // the chunk as stored in the input
-    std::vector<std::vector<uint8_t>> quantized;   // one per output
+    ChunkBuffer<uint8_t> raw;                      // the chunk as stored in the input
+    std::vector<ChunkBuffer<uint8_t>> quantized;   // one per output
     Status read_status;                            // set by the reader thread: the read and its check
     IoThread::Ticket last_write = 0;               // writer_ job that last reads raw or quantized (0: none)
   };
@@ -99,8 +125,8 @@ class TensorStreamer {
   size_t next_slot_ = 0;
   std::optional<ChunkRead> prefetched_;  // the first read of the tensor expected next
   size_t declared_index_ = 0;            // where the current tensor was found in the writers' declared order
-  std::vector<float> floats_;
-  std::vector<float> reconstructed_;
+  ChunkBuffer<float> floats_;
+  ChunkBuffer<float> reconstructed_;
   // Last, so they are joined first while the buffers their jobs use still exist; the reader (whose jobs wait
   // on the writer's tickets) before the writer.
   IoThread writer_;

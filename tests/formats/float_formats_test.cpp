@@ -84,6 +84,40 @@ TEST(FloatFormats, ValidationRejectsInfinityAndNaN) {
   }
 }
 
+// Validation scans a span of values at a time: the first bad value is found wherever it sits against the span
+// boundaries, a later one does not hide it, and NaN and infinity are told apart.
+TEST(FloatFormats, ValidationFindsTheFirstBadValueAnywhereInALongRow) {
+  const struct {
+    const char* type;
+    std::vector<uint8_t> nan;
+    std::vector<uint8_t> inf;
+  } formats[] = {
+      {"f32", {0x00, 0x00, 0xc0, 0x7f}, {0x00, 0x00, 0x80, 0xff}},
+      {"f16", {0x01, 0x7e}, {0x00, 0x7c}},
+      {"bf16", {0xc0, 0x7f}, {0x80, 0xff}},
+  };
+  const int64_t n = 2000;
+  for (const auto& f : formats) {
+    const FormatInfo& format = *find_format(f.type);
+    for (int64_t at : {int64_t(0), int64_t(1), int64_t(511), int64_t(512), int64_t(513), int64_t(1023),
+                       int64_t(1024), int64_t(1500), n - 1}) {
+      for (bool nan_first : {true, false}) {
+        SCOPED_TRACE(std::string(f.type) + " at " + std::to_string(at) + (nan_first ? " NaN" : " inf"));
+        std::vector<uint8_t> data(size_t(n) * format.block_bytes, 0x11);  // small finite values
+        const std::vector<uint8_t>& first = nan_first ? f.nan : f.inf;
+        const std::vector<uint8_t>& later = nan_first ? f.inf : f.nan;
+        std::memcpy(data.data() + at * format.block_bytes, first.data(), first.size());
+        if (at + 3 < n) std::memcpy(data.data() + (at + 3) * format.block_bytes, later.data(), later.size());
+        const Status status = validate_blocks(format, data.data(), n);
+        ASSERT_FALSE(status.ok());
+        const std::string& reason = status.error().reason();
+        EXPECT_NE(reason.find("block " + std::to_string(at) + " of"), std::string::npos) << reason;
+        EXPECT_NE(reason.find(nan_first ? "NaN" : "infinite"), std::string::npos) << reason;
+      }
+    }
+  }
+}
+
 TEST(FloatFormats, LargestFiniteValuesAreValid) {
   const uint16_t f16_max = 0x7bff, bf16_max = 0x7f7f;
   EXPECT_TRUE(validate_blocks(*find_format("f16"), &f16_max, 1).ok());
