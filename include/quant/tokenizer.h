@@ -100,9 +100,9 @@ struct Vocabulary {
 };
 
 // Reads the vocabulary from GGUF metadata. `source` names the file in messages. A missing required key, a key
-// of the wrong type, arrays whose lengths disagree with the token list, a special id outside the vocabulary, a
-// duplicate token or a merge that is not "left right" is ErrorKind::invalid_input naming the source and key.
-// The tokenizer model and pre-tokenizer names are read as stored; Tokenizer::create judges them.
+// of the wrong type (as strict as llama.cpp's loader: ids are u32, flags bool), arrays whose lengths disagree
+// with the token list or a special id outside the vocabulary is ErrorKind::invalid_input naming the source and
+// key. Names (model, pre-tokenizer) are read as stored; Tokenizer::create judges them and the token list.
 Result<Vocabulary> load_vocabulary(std::span<const KeyValue> metadata, std::string_view source);
 Result<Vocabulary> load_vocabulary(const GgufFile& file);
 
@@ -118,8 +118,9 @@ class TokenizerImpl;
 class Tokenizer {
  public:
   // Builds the tokenizer. An unknown or unsupported tokenizer model or pre-tokenizer is ErrorKind::impossible
-  // naming it; a vocabulary inconsistent in a way load_vocabulary() cannot see (e.g. a hand-built one) is
-  // ErrorKind::invalid_input naming the source and what is wrong.
+  // naming it. An inconsistent vocabulary is ErrorKind::invalid_input naming the source and key: besides what
+  // load_vocabulary() checks (a hand-built Vocabulary gets the same checks here), a duplicate token, a merge
+  // that is not "left right" or names a piece that is not a token, missing merges for BPE.
   static Result<Tokenizer> create(Vocabulary vocabulary);
 
   // The token ids of `text`, exactly as llama.cpp's llama_tokenize(vocab, text, add_special, parse_special):
