@@ -138,7 +138,7 @@ class Tokenizer {
   std::string token_to_piece(TokenId id) const;
 
   int32_t n_vocab() const;
-  const std::string& token_text(TokenId id) const;  // as stored (empty tokens read as "[EMPTY_<id>]")
+  std::string_view token_text(TokenId id) const;  // as stored (empty tokens read as "[EMPTY_<id>]"); empty if out of range
   float token_score(TokenId id) const;
   uint32_t token_attributes(TokenId id) const;      // TokenAttribute bits; 0 out of range
 

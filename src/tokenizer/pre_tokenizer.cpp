@@ -121,12 +121,15 @@ class RegexStep {
     std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> context(
         pcre2_match_context_create(nullptr), &pcre2_match_context_free);
     // Long runs of repeated groups need a deep backtracking stack: grow the JIT stack up to 64 MiB, and let the
-    // interpreter (the fallback) use up to 1 GiB of heap.
+    // interpreter (the fallback) use up to 1 GiB of heap. No step limit: a regex that backtracks quadratically
+    // (deepseek-llm's \s+$ on long whitespace runs) is slow in llama.cpp's std::regex too, not an error.
     std::unique_ptr<pcre2_jit_stack, decltype(&pcre2_jit_stack_free)> jit_stack(
         pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr), &pcre2_jit_stack_free);
     if (!match || !context) return impossible("out of memory preparing the pre-tokenizer regex");
     if (jit_stack) pcre2_jit_stack_assign(context.get(), nullptr, jit_stack.get());
     pcre2_set_heap_limit(context.get(), 1024 * 1024);  // KiB
+    pcre2_set_match_limit(context.get(), UINT32_MAX);
+    pcre2_set_depth_limit(context.get(), UINT32_MAX);
 
     auto search = [&](PCRE2_SPTR range, size_t length, size_t from, uint32_t options, size_t* begin,
                       size_t* end) -> Result<bool> {
@@ -219,7 +222,7 @@ Result<PreTokenizer> PreTokenizer::create(const std::vector<std::string_view>& r
   return pre;
 }
 
-Status PreTokenizer::split(std::string_view text, bool byte_encode, std::vector<std::string>& words) const {
+Status PreTokenizer::split(std::string_view text, bool byte_encode, Words& words) const {
   const std::vector<uint32_t> cpts = decode_utf8(text);
   std::vector<uint16_t> flags(cpts.size());
   for (size_t i = 0; i < cpts.size(); ++i) flags[i] = codepoint_flags(cpts[i]);
@@ -263,26 +266,28 @@ Status PreTokenizer::split(std::string_view text, bool byte_encode, std::vector<
     QUANT_ASSIGN_OR_RETURN(offsets, step->split(step->collapsed ? collapsed_text() : wide_text(), offsets));
   }
 
-  words.reserve(words.size() + offsets.size());
+  words.bytes.clear();
+  words.ends.clear();
+  words.bytes.reserve(text.size() * (byte_encode ? 2 : 1));
+  words.ends.reserve(offsets.size());
   size_t start = 0;
-  std::string utf8;
+  char utf8[4];
   for (const size_t length : offsets) {
-    utf8.clear();
     for (size_t i = start; i < start + length; ++i) {
-      if (!append_utf8(cpts[i], utf8)) {
+      // The piece is re-encoded from its code points (undecodable bytes came out as U+FFFD).
+      const size_t n = encode_utf8(cpts[i], utf8);
+      if (n == 0) {
         return invalid_input(fmt::format("the text decodes to code point U+{:X}, beyond U+10FFFF (llama.cpp's "
                                          "BPE tokenizer aborts on it)", cpts[i]));
       }
+      if (byte_encode) {
+        for (size_t k = 0; k < n; ++k) words.bytes += byte_to_unicode(uint8_t(utf8[k]));
+      } else {
+        words.bytes.append(utf8, n);
+      }
     }
     start += length;
-    if (!byte_encode) {
-      words.push_back(utf8);
-      continue;
-    }
-    std::string encoded;
-    encoded.reserve(utf8.size() * 2);
-    for (const char c : utf8) encoded += byte_to_unicode(uint8_t(c));
-    words.push_back(std::move(encoded));
+    words.ends.push_back(words.bytes.size());
   }
   return Status::success();
 }

@@ -116,7 +116,7 @@ Status TokenizerImpl::resolve_special_tokens() {
     if (candidates.size() == 1) return candidates[0];
     if (walk_order.empty()) {
       std::unordered_map<std::string, int32_t> token_to_id;  // built exactly as llama.cpp builds its own
-      for (size_t id = 0; id < n_tokens; ++id) token_to_id[texts[id]] = int32_t(id);
+      for (size_t id = 0; id < n_tokens; ++id) token_to_id[std::string(texts[id])] = int32_t(id);
       for (const auto& entry : token_to_id) walk_order.push_back(entry.second);
     }
     for (const TokenId id : walk_order) {
@@ -145,7 +145,7 @@ Status TokenizerImpl::resolve_special_tokens() {
 
   // Control tokens whose text says "unused" are unused.
   for (size_t id = 0; id < n_tokens; ++id) {
-    if ((attributes[id] & kTokenAttrControl) && texts[id].find("unused") != std::string::npos) {
+    if ((attributes[id] & kTokenAttrControl) && texts[id].find("unused") != std::string_view::npos) {
       attributes[id] |= kTokenAttrUnused;
     }
   }

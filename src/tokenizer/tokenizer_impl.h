@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "quant/tokenizer.h"
+#include "tokenizer/flat_index.h"
 #include "tokenizer/pre_tokenizer.h"
 
 namespace quant {
@@ -40,16 +41,12 @@ class ByteTrie {
   std::unordered_map<uint64_t, int32_t> edges_;  // (node << 8 | byte) -> child
 };
 
-// BPE merges over "pieces": every token is the piece with its id; merge halves and results that are not tokens
-// get ids from n_vocab on. A merge is then a lookup of two integers.
+// BPE merges over "pieces": every token is the piece with its id; merge results that are not tokens get ids
+// from n_vocab on. A merge is then a lookup of two integers.
 struct BpeMerges {
-  struct Merge {
-    int32_t rank = 0;
-    int32_t result = -1;  // piece id of left + right
-  };
-  std::unordered_map<uint64_t, Merge> by_pair;            // (left << 32 | right) -> merge
-  std::deque<std::string> extra_pieces;                   // texts of pieces that are not tokens
-  std::unordered_map<std::string_view, int32_t> extra_ids;  // views into extra_pieces
+  text::PairIndex by_pair;               // (left, right) -> (rank, piece id of left + right)
+  std::deque<std::string> extra_pieces;  // texts of pieces that are not tokens
+  text::StringIndex extra_ids;           // views into extra_pieces
 };
 
 class TokenizerImpl {
@@ -61,11 +58,12 @@ class TokenizerImpl {
   text::PreTokenizer pre_tokenizer;  // BPE
   enum class BpeSession { plain, hybrid_dna, whitespace } bpe_session = BpeSession::plain;
 
-  std::vector<std::string> texts;    // token texts; empty ones renamed "[EMPTY_<id>]" as llama.cpp does
+  std::vector<std::string_view> texts;  // token texts (views into vocab.tokens or renamed_texts)
+  std::deque<std::string> renamed_texts;  // llama.cpp renames empty tokens "[EMPTY_<id>]"
   std::vector<float> scores;
   std::vector<uint32_t> attributes;  // TokenAttribute bits
   std::vector<std::string> pieces;   // token_to_piece(special = true)
-  std::unordered_map<std::string_view, TokenId> ids;  // text -> id (views into texts)
+  text::StringIndex ids;  // text -> id (views into texts)
   size_t max_token_length = 0;
 
   TokenId bos = kNoToken, eos = kNoToken, eot = kNoToken, eom = kNoToken, unk = kNoToken, sep = kNoToken,
@@ -89,10 +87,7 @@ class TokenizerImpl {
   // RWKV
   ByteTrie rwkv_tokens;
 
-  TokenId find(std::string_view text) const {
-    const auto it = ids.find(text);
-    return it == ids.end() ? kNoToken : it->second;
-  }
+  TokenId find(std::string_view text) const { return ids.find(text, kNoToken); }
   bool has_attribute(TokenId id, uint32_t attribute) const { return (attributes[size_t(id)] & attribute) != 0; }
 
   Result<std::vector<TokenId>> tokenize(std::string_view text, bool add_special, bool parse_special) const;
