@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "quant/gguf.h"
 #include "quant/tokenizer.h"
 
 namespace {

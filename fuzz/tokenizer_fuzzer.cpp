@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "memory_file.h"
+#include "quant/gguf.h"
 #include "quant/tokenizer.h"
 
 namespace {

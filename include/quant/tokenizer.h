@@ -26,7 +26,8 @@
 #include <vector>
 
 #include "quant/error.h"
-#include "quant/gguf.h"
+#include "quant/gguf_values.h"
+#include "quant/model_source.h"
 
 namespace quant {
 
@@ -104,7 +105,8 @@ struct Vocabulary {
 // with the token list or a special id outside the vocabulary is ErrorKind::invalid_input naming the source and
 // key. Names (model, pre-tokenizer) are read as stored; Tokenizer::create judges them and the token list.
 Result<Vocabulary> load_vocabulary(std::span<const KeyValue> metadata, std::string_view source);
-Result<Vocabulary> load_vocabulary(const GgufFile& file);
+// The vocabulary of a model (a GGUF file, a split GGUF, a Hugging Face folder: anything open_model() opens).
+Result<Vocabulary> load_vocabulary(const ModelSource& model);
 
 // The metadata a GGUF writer stores for `vocabulary` (the inverse of load_vocabulary): the tokenizer.ggml.*
 // keys that are set, in gguf-py's order, plus general.name / general.architecture when non-empty.
@@ -166,7 +168,9 @@ class Tokenizer {
   std::shared_ptr<const TokenizerImpl> impl_;
 };
 
-// Opens a GGUF file, reads its vocabulary and builds the tokenizer (errors as the steps above, naming the file).
+// Reads a model's vocabulary and builds the tokenizer (errors as the steps above, naming the model).
+Result<Tokenizer> load_tokenizer(const ModelSource& model);
+// The same for one GGUF file.
 Result<Tokenizer> load_tokenizer(const std::string& gguf_path);
 
 // Every `tokenizer.ggml.pre` value llama.cpp 34af94c accepts for BPE vocabularies, all supported here.

@@ -104,11 +104,13 @@ class GgufParser {
   uint64_t count_bytes() const { return v1() ? 4 : 8; }
 
   // A length-prefixed string: its bytes stay in the buffer. `what` names it in errors ("key", "tensor name").
-  Result<std::string_view> take_string(std::string_view what) {
+  // `describe` names the string in an error; it is only called on failure (a vocabulary has 100k+ strings).
+  template <typename Describe>
+  Result<std::string_view> take_string(const Describe& describe) {
     const uint64_t at = pos_;
     QUANT_ASSIGN_OR_RETURN(uint64_t length, take_count());
     if (length > bytes_left()) {
-      return error_at(at, fmt::format("{} length {} runs past the end of the file ({} bytes left)", what, length,
+      return error_at(at, fmt::format("{} length {} runs past the end of the file ({} bytes left)", describe(), length,
                                       bytes_left()));
     }
     QUANT_TRY(need(length));
@@ -179,7 +181,7 @@ class GgufParser {
     file_.metadata_.reserve(n_kv_);
     for (uint64_t i = 0; i < n_kv_; ++i) {
       const uint64_t key_at = pos_;
-      QUANT_ASSIGN_OR_RETURN(std::string_view key, take_string("key"));
+      QUANT_ASSIGN_OR_RETURN(std::string_view key, take_string([] { return "key"; }));
       if (key.empty()) return error_at(key_at, fmt::format("key-value pair {} has an empty key", i));
       if (!seen.insert(key).second) return error_at(key_at, fmt::format("duplicate key '{}'", key));
       const uint64_t type_at = pos_;
@@ -208,7 +210,7 @@ class GgufParser {
 
   Result<Value> parse_value(std::string_view key, ValueType type, uint32_t depth) {
     if (type == ValueType::string) {
-      QUANT_ASSIGN_OR_RETURN(std::string_view text, take_string(fmt::format("key '{}': string", key)));
+      QUANT_ASSIGN_OR_RETURN(std::string_view text, take_string([&] { return fmt::format("key '{}': string", key); }));
       return ValueBuilder::string_view(owner_, reinterpret_cast<const uint8_t*>(text.data()), text.size());
     }
     if (type != ValueType::array) {
@@ -263,7 +265,7 @@ class GgufParser {
       offsets.reserve(count);
       for (uint64_t i = 0; i < count; ++i) {
         offsets.push_back(pos_ - start);
-        QUANT_TRY(take_string(fmt::format("key '{}': element {}: string", key, i)));
+        QUANT_TRY(take_string([&] { return fmt::format("key '{}': element {}: string", key, i); }));
       }
       return ValueBuilder::string_array_view(owner_, bytes_.data() + start, pos_ - start, uint8_t(count_bytes()),
                                              std::move(offsets));
@@ -288,7 +290,7 @@ class GgufParser {
     uint64_t expected_offset = 0;  // running total of padded sizes
     for (uint64_t i = 0; i < n_tensors_; ++i) {
       const uint64_t name_at = pos_;
-      QUANT_ASSIGN_OR_RETURN(std::string_view name, take_string("tensor name"));
+      QUANT_ASSIGN_OR_RETURN(std::string_view name, take_string([] { return "tensor name"; }));
       if (name.size() > kMaxTensorNameBytes) {
         return error_at(name_at, fmt::format("tensor name of {} bytes is too long (at most {})", name.size(),
                                              kMaxTensorNameBytes));
@@ -464,22 +466,6 @@ const TensorInfo* GgufFile::find_tensor(std::string_view name) const {
   return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
 }
 
-Error GgufFile::key_error(std::string_view key, std::string reason) const {
-  return invalid_input(fmt::format("metadata key '{}' {}", key, reason)).in_file(path_);
-}
-
-uint64_t GgufFile::total_tensor_bytes() const {
-  uint64_t total = 0;
-  for (const TensorInfo& tensor : tensors_) total += tensor.size_bytes;  // bounded by the file size
-  return total;
-}
-
-uint64_t GgufFile::total_elements() const {
-  uint64_t total = 0;
-  for (const TensorInfo& tensor : tensors_) total += uint64_t(tensor.element_count());
-  return total;
-}
-
 Status GgufFile::read_tensor(const TensorInfo& tensor, uint64_t offset_in_tensor, std::span<uint8_t> out) const {
   if (offset_in_tensor > tensor.size_bytes || out.size() > tensor.size_bytes - offset_in_tensor) {
     return usage_error(fmt::format("read of {} bytes at {} is outside the tensor ({} bytes)", out.size(),
@@ -491,12 +477,6 @@ Status GgufFile::read_tensor(const TensorInfo& tensor, uint64_t offset_in_tensor
   Status status = read_exact_at(fd_, path_, at, out);
   if (!status) return std::move(status).error().in_tensor(tensor.name);
   return {};
-}
-
-Result<std::vector<uint8_t>> GgufFile::read_tensor_data(const TensorInfo& tensor) const {
-  std::vector<uint8_t> bytes(tensor.size_bytes);
-  QUANT_TRY(read_tensor(tensor, 0, bytes));
-  return bytes;
 }
 
 }  // namespace quant

@@ -147,14 +147,7 @@ void TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId>&
     }
     // Not a token: each byte's token, where one exists (llama.cpp silently drops the rest).
     for (uint32_t i = 0; i < symbol.length; ++i) {
-      const uint8_t byte = uint8_t(word[symbol.start + i]);
-      TokenId id;
-      if (byte_encode) {
-        const char c = char(byte);
-        id = find(std::string_view(&c, 1));
-      } else {
-        id = find(fmt::format("<0x{:02X}>", byte));
-      }
+      const TokenId id = byte_tokens[uint8_t(word[symbol.start + i])];
       if (id != kNoToken) out.push_back(id);
     }
   }

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "quant/gguf.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/unicode.h"
 
@@ -211,7 +212,18 @@ Result<Tokenizer> Tokenizer::create(Vocabulary vocabulary) {
       t.add_bos = false, t.add_eos = false;
       break;
   }
-  if (t.kind != TokenizerKind::bpe) t.pre_name = "default";  // llama.cpp reads tokenizer.ggml.pre for BPE only
+  if (t.kind != TokenizerKind::bpe) t.pre_name = "default";
+  for (int byte = 0; byte < 256; ++byte) {
+    const char c = char(byte);
+    const TokenId hex = t.find(fmt::format("<0x{:02X}>", byte));
+    // llama.cpp looks the byte itself up as a C string: byte 0 is never found.
+    const TokenId itself = byte == 0 ? kNoToken : t.find(std::string_view(&c, 1));
+    if (t.kind == TokenizerKind::bpe) {
+      t.byte_tokens[size_t(byte)] = t.byte_encode ? itself : hex;
+    } else {
+      t.byte_tokens[size_t(byte)] = hex != kNoToken ? hex : itself;
+    }
+  }  // llama.cpp reads tokenizer.ggml.pre for BPE only
   if (v.add_space_prefix) t.add_space_prefix = *v.add_space_prefix;
   if (v.remove_extra_whitespaces) t.remove_extra_whitespaces = *v.remove_extra_whitespaces;
 
@@ -379,10 +391,14 @@ const std::string& Tokenizer::pre_tokenizer() const { return impl_->pre_name; }
 const Vocabulary& Tokenizer::vocabulary() const { return impl_->vocab; }
 const std::vector<std::string>& Tokenizer::warnings() const { return impl_->warnings; }
 
+Result<Tokenizer> load_tokenizer(const ModelSource& model) {
+  QUANT_ASSIGN_OR_RETURN(Vocabulary vocabulary, load_vocabulary(model));
+  return Tokenizer::create(std::move(vocabulary));
+}
+
 Result<Tokenizer> load_tokenizer(const std::string& gguf_path) {
   QUANT_ASSIGN_OR_RETURN(GgufFile file, GgufFile::open(gguf_path));
-  QUANT_ASSIGN_OR_RETURN(Vocabulary vocabulary, load_vocabulary(file));
-  return Tokenizer::create(std::move(vocabulary));
+  return load_tokenizer(file);
 }
 
 std::vector<std::string_view> supported_pre_tokenizers() { return text::pre_tokenizer_names(); }

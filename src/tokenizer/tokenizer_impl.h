@@ -2,6 +2,7 @@
 // ugm.cpp, rwkv.cpp) and the special-token logic (special_tokens.cpp). Immutable after create().
 #pragma once
 
+#include <array>
 #include <deque>
 #include <set>
 #include <string>
@@ -65,6 +66,9 @@ class TokenizerImpl {
   std::vector<std::string> pieces;   // token_to_piece(special = true)
   text::StringIndex ids;  // text -> id (views into texts)
   size_t max_token_length = 0;
+  // The token each byte falls back to, kNoToken where the vocabulary has none: SPM's byte_to_token ("<0xXX>",
+  // else the byte itself), BPE's (the byte itself when byte-level encoded, else "<0xXX>").
+  std::array<TokenId, 256> byte_tokens{};
 
   TokenId bos = kNoToken, eos = kNoToken, eot = kNoToken, eom = kNoToken, unk = kNoToken, sep = kNoToken,
           pad = kNoToken, mask = kNoToken, newline = kNoToken;

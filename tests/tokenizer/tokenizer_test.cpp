@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "quant/gguf.h"
 #include "quant/tokenizer.h"
 #include "test_data.h"
 

@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "quant/gguf.h"
 #include "quant/tokenizer.h"
 #include "test_data.h"
 

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "command.h"
+#include "quant/model_source.h"
 #include "quant/tokenizer.h"
 
 namespace quant::cli {
@@ -27,7 +28,9 @@ struct TokenizeArgs {
 };
 
 int run_tokenize(const TokenizeArgs& args, const GlobalOptions& globals) {
-  auto tokenizer = load_tokenizer(args.model);
+  auto model = open_model(args.model);  // a GGUF file, and split GGUFs and checkpoint folders as they are supported
+  if (!model) return fail(model.error());
+  auto tokenizer = load_tokenizer(**model);
   if (!tokenizer) return fail(tokenizer.error());
   for (const std::string& warning : tokenizer->warnings()) spdlog::warn("{}: {}", args.model, warning);
 
