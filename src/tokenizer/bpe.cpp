@@ -85,7 +85,7 @@ Status TokenizerImpl::build_bpe_merges() {
   return Status::success();
 }
 
-void TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const {
+Status TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const {
   thread_local std::vector<Symbol> symbols;
   thread_local std::vector<Bigram> queue;
   symbols.clear();
@@ -116,6 +116,13 @@ void TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId>&
     symbols.push_back(Symbol{index - 1, offset + length == word.size() ? -1 : index + 1, uint32_t(offset),
                              uint32_t(length), piece_id(*this, word.substr(offset, length))});
     offset += length;
+  }
+  // llama.cpp asserts that no piece it looks a merge up for holds a space; only a pre-tokenizer that neither
+  // byte-encodes nor escapes spaces (tokenizer.ggml.pre "whitespace" on a gpt2 model) can get there.
+  if (symbols.size() > 1 && word.find(' ') != std::string_view::npos) {
+    return invalid_input("a word with a space reaches the BPE merges (llama.cpp aborts here: pre-tokenizer '" +
+                         pre_name + "' on tokenizer model '" + vocab.model + "')")
+        .in_file(vocab.source);
   }
   for (size_t i = 1; i < symbols.size(); ++i) add_bigram(int32_t(i - 1), int32_t(i));
 
@@ -151,12 +158,13 @@ void TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId>&
       if (id != kNoToken) out.push_back(id);
     }
   }
+  return Status::success();
 }
 
 Status TokenizerImpl::encode_bpe_words(std::string_view text, std::vector<TokenId>& out) const {
   thread_local text::Words words;
   QUANT_TRY(pre_tokenizer.split(text, byte_encode, words));
-  for (size_t i = 0; i < words.size(); ++i) encode_bpe_word(words[i], out);
+  for (size_t i = 0; i < words.size(); ++i) QUANT_TRY(encode_bpe_word(words[i], out));
   return Status::success();
 }
 

@@ -114,7 +114,7 @@ class TokenizerImpl {
 
  private:
   Status encode_bpe_words(std::string_view text, std::vector<TokenId>& out) const;
-  void encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const;
+  Status encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const;
 };
 
 // llama.cpp's escape of RWKV token texts (\t \n \r \xNN \<c>).
