@@ -126,8 +126,10 @@ class Tokenizer {
   static Result<Tokenizer> create(Vocabulary vocabulary);
 
   // The token ids of `text`, exactly as llama.cpp's llama_tokenize(vocab, text, add_special, parse_special):
-  // add_special adds BOS/EOS (SEP for WPM) as the vocabulary says; parse_special also matches control tokens in
-  // the text (user-defined tokens are always matched, as in llama.cpp). Invalid UTF-8 is tokenized as llama.cpp
+  // add_special adds BOS/EOS (CLS/SEP for WPM) as the vocabulary says; parse_special also matches control tokens
+  // in the text (user-defined tokens are always matched, as in llama.cpp). How llama.cpp's tools call it:
+  // llama-perplexity tokenize(text, true, false); llama-imatrix tokenize(text, true, its --parse-special);
+  // llama-tokenize tokenize(text, add_bos() && !--no-bos, !--no-parse-special). Invalid UTF-8 is tokenized as llama.cpp
   // does (bytes it cannot decode become U+FFFD for BPE and WPM; SPM falls back to byte tokens). Fails (never
   // crashes) only where llama.cpp would abort: a code point beyond U+10FFFF reaching the BPE/WPM decoder, a
   // byte with no byte token in an SPM vocabulary, BOS/EOS requested but undefined.

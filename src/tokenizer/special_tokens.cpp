@@ -9,6 +9,7 @@
 #include <array>
 #include <cctype>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "tokenizer/tokenizer_impl.h"
 
@@ -195,6 +196,10 @@ Status TokenizerImpl::resolve_special_tokens() {
   }
   std::sort(special_tokens.begin(), special_tokens.end(),
             [&](TokenId a, TokenId b) { return texts[size_t(a)].size() > texts[size_t(b)].size(); });
+  for (const TokenId id : special_tokens) {
+    special_trie.insert(texts[size_t(id)], id);
+    special_first_bytes[uint8_t(texts[size_t(id)][0])] = true;
+  }
 
   // Spaces stripped around some special tokens, keyed on the model's names as llama.cpp keys them.
   std::string name = vocab.name;
@@ -228,8 +233,22 @@ Status TokenizerImpl::resolve_special_tokens() {
 
 void TokenizerImpl::partition_special(std::string_view text, std::vector<Fragment>& fragments,
                                       bool parse_special) const {
+  // Which special tokens occur in the text at all, in one pass over it with their trie: llama.cpp searches the
+  // text once per special token (thousands in some vocabularies); one that does not occur splits nothing.
+  std::unordered_set<TokenId> present;
+  for (size_t start = 0; start < text.size(); ++start) {
+    if (!special_first_bytes[uint8_t(text[start])]) continue;
+    int32_t node = 0;
+    for (size_t end = start; end < text.size(); ++end) {
+      node = special_trie.child(node, uint8_t(text[end]));
+      if (node < 0) break;
+      if (special_trie.has_value(node)) present.insert(special_trie.value(node));
+    }
+  }
+  if (present.empty()) return;
   std::vector<Fragment> next;
   for (const TokenId special : special_tokens) {
+    if (!present.count(special)) continue;
     const uint32_t attr = attributes[size_t(special)];
     // Without parse_special, control and unknown tokens stay text; user-defined tokens are still matched
     // (as Hugging Face tokenizers do).

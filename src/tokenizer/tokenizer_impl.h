@@ -80,6 +80,8 @@ class TokenizerImpl {
   bool lowercase = true, strip_accents = true;  // WPM / whitespace normalizer
   std::set<TokenId> end_of_generation;
   std::vector<TokenId> special_tokens;  // control / user-defined / unknown, longest first (llama.cpp's order)
+  ByteTrie special_trie;                // their texts
+  std::array<bool, 256> special_first_bytes{};  // bytes some special token starts with
   std::vector<std::string> warnings;
 
   BpeMerges merges;
