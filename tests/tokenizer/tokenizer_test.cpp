@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <optional>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -131,7 +131,7 @@ TEST(LlamaTokenizeCases, EveryVariantEqualsLlamaTokenize) {
   std::set<std::string> pre_tokenizers_seen;
   size_t compared = 0, refused = 0;
   std::string last_variant;
-  std::optional<Tokenizer> tokenizer;
+  std::unique_ptr<Tokenizer> tokenizer;  // (std::optional trips g++ 12's -Wmaybe-uninitialized)
   for (const nlohmann::json& c : cases) {
     const std::string vocab = c.at("vocab");
     const nlohmann::json& overrides = c.at("overrides");
@@ -148,10 +148,16 @@ TEST(LlamaTokenizeCases, EveryVariantEqualsLlamaTokenize) {
       auto loaded = load_vocabulary(metadata, variant);
       ASSERT_TRUE(loaded) << loaded.error().message();
       auto created = Tokenizer::create(std::move(loaded).value());
-      ASSERT_TRUE(created) << variant << ": " << created.error().message();
-      tokenizer = std::move(created).value();
+      tokenizer.reset();
+      if (created) tokenizer = std::make_unique<Tokenizer>(std::move(created).value());
       last_variant = variant;
-      if (overrides.contains("tokenizer.ggml.pre")) pre_tokenizers_seen.insert(tokenizer->pre_tokenizer());
+      if (tokenizer && overrides.contains("tokenizer.ggml.pre")) pre_tokenizers_seen.insert(tokenizer->pre_tokenizer());
+    }
+    if (!tokenizer) {
+      // llama.cpp fails to load this variant too (e.g. phi-3's token rules on a vocabulary without <|endoftext|>).
+      EXPECT_TRUE(c.contains("llama_tokenize_fails")) << variant << ": we refuse a vocabulary llama.cpp loads";
+      ++refused;
+      continue;
     }
     const std::string name = c.at("text");
     if (!texts.count(name)) texts[name] = read_file(data_path("tokenizer/texts/" + name));
@@ -167,6 +173,7 @@ TEST(LlamaTokenizeCases, EveryVariantEqualsLlamaTokenize) {
     ++compared;
   }
   EXPECT_GT(compared, 1000u);
+  EXPECT_GT(refused, 0u);
   // Every pre-tokenizer name llama.cpp accepts was run.
   for (const std::string_view name : supported_pre_tokenizers()) {
     EXPECT_TRUE(pre_tokenizers_seen.count(std::string(name))) << "no reference cases for pre-tokenizer " << name;
