@@ -112,12 +112,17 @@ def main():
                            '--log-disable']
                     if not parse_special:
                         cmd.append('--no-parse-special')
-                    run = subprocess.run(cmd, capture_output=True)
                     case = {'vocab': vocab, 'overrides': overrides, 'text': text, 'parse_special': parse_special}
-                    if run.returncode == 0:
+                    try:
+                        # llama.cpp's RWKV tokenizer loops forever (and grows) on a byte that starts a token path
+                        # no token completes: such runs are stopped and counted as failures.
+                        run = subprocess.run(cmd, capture_output=True, timeout=60)
+                    except subprocess.TimeoutExpired:
+                        run = None
+                    if run is not None and run.returncode == 0:
                         case['ids'] = json.loads(run.stdout)
                     else:
-                        case['llama_tokenize_fails'] = True  # llama.cpp aborts on this text (checked: we refuse it)
+                        case['llama_tokenize_fails'] = True  # aborts, hangs or refuses the vocabulary: we must refuse
                     cases.append(case)
             print(vocab, overrides, file=sys.stderr)
     # llama-tokenize's listing (one "%6d -> 'piece'" line per token) for the piece texts.
