@@ -103,6 +103,34 @@ struct CodeDeleter {
   void operator()(pcre2_code* code) const { pcre2_code_free(code); }
 };
 
+// What matching needs besides the pattern, made once per thread (a JIT stack is an mmap).
+struct MatchResources {
+  std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match{nullptr, &pcre2_match_data_free};
+  std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> context{nullptr,
+                                                                                    &pcre2_match_context_free};
+  std::unique_ptr<pcre2_jit_stack, decltype(&pcre2_jit_stack_free)> jit_stack{nullptr, &pcre2_jit_stack_free};
+};
+
+const MatchResources& match_resources() {
+  thread_local const MatchResources resources = [] {
+    MatchResources r;
+    r.match.reset(pcre2_match_data_create(16, nullptr));  // llama.cpp's regexes have fewer than 16 groups
+    r.context.reset(pcre2_match_context_create(nullptr));
+    // Long runs of repeated groups need a deep backtracking stack: the JIT stack grows to 64 MiB, and the
+    // interpreter (the fallback) may use 1 GiB of heap. No step limit: a regex that backtracks quadratically
+    // (deepseek-llm's \s+$ on long whitespace runs) is slow in llama.cpp's std::regex too, not an error.
+    r.jit_stack.reset(pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr));
+    if (r.context) {
+      if (r.jit_stack) pcre2_jit_stack_assign(r.context.get(), nullptr, r.jit_stack.get());
+      pcre2_set_heap_limit(r.context.get(), 1024 * 1024);  // KiB
+      pcre2_set_match_limit(r.context.get(), UINT32_MAX);
+      pcre2_set_depth_limit(r.context.get(), UINT32_MAX);
+    }
+    return r;
+  }();
+  return resources;
+}
+
 }  // namespace
 
 // One regex of a pre-tokenizer: a llama.cpp custom splitter, or a compiled PCRE2 pattern.
@@ -116,26 +144,18 @@ class RegexStep {
   // The pieces of each range of `subject` (lengths in `offsets`): matches and the gaps between them, as
   // llama.cpp's unicode_regex_split_stl cuts them with std::regex_iterator.
   Result<std::vector<size_t>> split(const std::u32string& subject, const std::vector<size_t>& offsets) const {
-    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match(
-        pcre2_match_data_create_from_pattern(code.get(), nullptr), &pcre2_match_data_free);
-    std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> context(
-        pcre2_match_context_create(nullptr), &pcre2_match_context_free);
-    // Long runs of repeated groups need a deep backtracking stack: grow the JIT stack up to 64 MiB, and let the
-    // interpreter (the fallback) use up to 1 GiB of heap. No step limit: a regex that backtracks quadratically
-    // (deepseek-llm's \s+$ on long whitespace runs) is slow in llama.cpp's std::regex too, not an error.
-    std::unique_ptr<pcre2_jit_stack, decltype(&pcre2_jit_stack_free)> jit_stack(
-        pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr), &pcre2_jit_stack_free);
-    if (!match || !context) return impossible("out of memory preparing the pre-tokenizer regex");
-    if (jit_stack) pcre2_jit_stack_assign(context.get(), nullptr, jit_stack.get());
-    pcre2_set_heap_limit(context.get(), 1024 * 1024);  // KiB
-    pcre2_set_match_limit(context.get(), UINT32_MAX);
-    pcre2_set_depth_limit(context.get(), UINT32_MAX);
+    const MatchResources& resources = match_resources();
+    if (resources.match == nullptr || resources.context == nullptr) {
+      return impossible("out of memory preparing the pre-tokenizer regex");
+    }
+    pcre2_match_data* const match = resources.match.get();
+    pcre2_match_context* const context = resources.context.get();
 
     auto search = [&](PCRE2_SPTR range, size_t length, size_t from, uint32_t options, size_t* begin,
                       size_t* end) -> Result<bool> {
-      int rc = pcre2_match(code.get(), range, length, from, options, match.get(), context.get());
+      int rc = pcre2_match(code.get(), range, length, from, options, match, context);
       if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
-        rc = pcre2_match(code.get(), range, length, from, options | PCRE2_NO_JIT, match.get(), context.get());
+        rc = pcre2_match(code.get(), range, length, from, options | PCRE2_NO_JIT, match, context);
       }
       if (rc == PCRE2_ERROR_NOMATCH) return false;
       if (rc < 0) {
@@ -146,7 +166,7 @@ class RegexStep {
         return impossible(fmt::format("pre-tokenizer regex '{}' failed on a {}-character piece: {}", source,
                                       length, text));
       }
-      const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
+      const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
       *begin = ovector[0];
       *end = ovector[1];
       return true;
