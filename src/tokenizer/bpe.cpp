@@ -103,12 +103,12 @@ Status TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId
   };
 
   size_t offset = 0;
-  const bool whole_word_is_token = find(word) != kNoToken;
-  if ((ignore_merges && whole_word_is_token) ||
-      (pre_spec->type == "gemma4" && word.find_first_not_of('\n') == std::string_view::npos && whole_word_is_token)) {
-    // llama.cpp takes a word that is a token whole (ignore_merges), and Gemma 4's newline runs.
-    symbols.push_back(Symbol{-1, -1, 0, uint32_t(word.size()), find(word)});
-    offset = word.size();
+  // llama.cpp takes a word that is a token whole (ignore_merges), and Gemma 4's newline runs.
+  if (ignore_merges || (gemma4_newlines && word.find_first_not_of('\n') == std::string_view::npos)) {
+    if (const TokenId whole = find(word); whole != kNoToken) {
+      symbols.push_back(Symbol{-1, -1, 0, uint32_t(word.size()), whole});
+      offset = word.size();
+    }
   }
   while (offset < word.size()) {
     const size_t length = std::min(word.size() - offset, text::utf8_sequence_length(word[offset]));

@@ -195,6 +195,7 @@ Result<Tokenizer> Tokenizer::create(Vocabulary vocabulary) {
       t.add_space_prefix = false;
       t.escape_whitespaces = t.pre_spec->escape_whitespaces;
       t.ignore_merges = t.pre_spec->ignore_merges;
+      t.gemma4_newlines = t.pre_spec->type == "gemma4";
       t.byte_encode = t.pre_spec->byte_encode;
       t.add_bos = t.pre_spec->add_bos;
       t.add_sep = t.pre_spec->add_sep;

@@ -77,6 +77,7 @@ class TokenizerImpl {
   bool add_bos = false, add_eos = false, add_sep = false;
   bool add_space_prefix = false, remove_extra_whitespaces = false, escape_whitespaces = true;
   bool ignore_merges = false, byte_encode = true;
+  bool gemma4_newlines = false;  // Gemma 4's pre-tokenizer: a newline run that is a token is taken whole
   bool lowercase = true, strip_accents = true;  // WPM / whitespace normalizer
   std::set<TokenId> end_of_generation;
   std::vector<TokenId> special_tokens;  // control / user-defined / unknown, longest first (llama.cpp's order)
