@@ -17,6 +17,7 @@
 #include "convert/tensor_stream.h"
 #include "convert/work_pool.h"
 #include "quant/gguf.h"
+#include "quant/hf.h"
 
 namespace quant {
 namespace {
@@ -138,6 +139,13 @@ TensorReport start_tensor_report(const TensorInfo& info, const TensorPlan& plan)
 
 std::string default_output_path(const std::string& input, const std::string& type_name) {
   std::filesystem::path path(input);
+  if (is_checkpoint_directory(input)) {
+    // A checkpoint folder: "<folder>-<TYPE>.gguf" beside it (its whole name: "Llama-3.2-1B" has no extension).
+    std::string name = checkpoint_folder_name(input);
+    if (name.empty() || name == "..") name = std::filesystem::weakly_canonical(path).filename().string();
+    const std::filesystem::path folder = std::filesystem::weakly_canonical(path);
+    return (folder.parent_path() / (name + "-" + type_name + ".gguf")).string();
+  }
   std::string stem = path.stem().string();
   return (path.parent_path() / (stem + "-" + type_name + ".gguf")).string();
 }

@@ -3,6 +3,7 @@
 #include "hf/tensor_plan.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <set>
@@ -75,6 +76,39 @@ Status add_phi3_factors(const HParams& h, std::vector<PlannedTensor>& out) {
   out.push_back(generated_tensor("rope_factors_long.weight", std::move(long_factors)));
   out.push_back(generated_tensor("rope_factors_short.weight", std::move(short_factors)));
   return Status::success();
+}
+
+// The shapes llama.cpp will expect, checked against hidden_size where the role fixes one dimension: a tensor
+// that contradicts config.json would give a file llama.cpp refuses (or misreads), so it is refused here.
+Status check_shape(const PlannedTensor& t, const HParams& h, const std::string& file, const std::string& name) {
+  const Json* hidden_json = h.find({"hidden_size", "n_embd", "dim"});
+  if (hidden_json == nullptr || !hidden_json->is_number_unsigned()) return Status::success();
+  const int64_t hidden = int64_t(hidden_json->get<uint64_t>());
+  // The role: the name without "blk.N." (block tensors) or the whole name.
+  std::string_view role(t.name);
+  if (role.starts_with("blk.")) role = role.substr(std::min(role.size(), role.find('.', 4) + 1));
+  const auto role_is = [&](std::initializer_list<std::string_view> roles) {
+    for (std::string_view r : roles) {
+      if (role == r) return true;
+    }
+    return false;
+  };
+  std::string expected;
+  if (role_is({"attn_norm.weight", "ffn_norm.weight", "output_norm.weight", "post_attention_norm.weight",
+               "post_ffw_norm.weight"})) {
+    if (t.shape.size() != 1 || t.shape[0] != hidden) expected = fmt::format("[{}]", hidden);
+  } else if (role_is({"token_embd.weight", "output.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight",
+                      "attn_qkv.weight", "ffn_gate.weight", "ffn_up.weight"})) {
+    if (t.shape.size() != 2 || t.shape[0] != hidden) expected = fmt::format("[rows, {}]", hidden);
+  } else if (role_is({"attn_output.weight", "ffn_down.weight"})) {
+    if (t.shape.size() != 2 || t.shape[1] != hidden) expected = fmt::format("[{}, columns]", hidden);
+  }
+  if (expected.empty()) return Status::success();
+  std::vector<int64_t> stored(t.shape.rbegin(), t.shape.rend());
+  return Error(invalid_input(fmt::format("shape [{}] contradicts config.json's hidden_size {} (expected {})",
+                                         fmt::join(stored, ", "), hidden, expected)))
+      .in_file(file)
+      .in_tensor(name);
 }
 
 }  // namespace
@@ -198,6 +232,7 @@ Result<TensorPlanResult> plan_tensors(const Architecture& arch, const HParams& h
       }
     }
     if (arch.norm_plus_one && name.ends_with("norm.weight")) t.transform = Transform::plus_one;
+    QUANT_TRY(check_shape(t, h, file, tensor.name));
     t.keeps_f32 = entry.shape.size() <= 1 || t.name.ends_with("_norm.weight") || !t.name.ends_with(".weight");
     t.embedding_or_output = t.name == "token_embd.weight" || t.name == "output.weight";
     out.push_back(std::move(t));
