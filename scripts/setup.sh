@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ccache pkg-config libcli11-dev libspdlog-dev libfmt-dev libeigen3-dev
           nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
-          libpcre2-dev libicu-dev libprotobuf-dev protobuf-compiler libsentencepiece-dev
+          libpcre2-dev libicu-dev libprotobuf-dev protobuf-compiler libsentencepiece-dev libyaml-dev
           clang libclang-rt-14-dev)  # clang + libFuzzer runtime: scripts/fuzz.sh
 missing=()
 for p in "${packages[@]}"; do

@@ -57,7 +57,7 @@ Status add_rope_scaling(Writer& w, const Json& rope) {
       }
       QUANT_TRY(w.put("rope.scaling.original_context_length", rope["original_max_position_embeddings"], Kind::u32,
                       w.hparams.where("original_max_position_embeddings")));
-      const std::pair<const char*, std::initializer_list<const char*>> optional[] = {
+      const std::pair<const char*, std::vector<const char*>> optional[] = {
           {"rope.scaling.yarn_ext_factor", {"extrapolation_factor"}},
           {"rope.scaling.yarn_attn_factor", {"attention_factor", "attn_factor"}},
           {"rope.scaling.yarn_beta_fast", {"beta_fast"}},

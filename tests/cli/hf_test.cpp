@@ -93,6 +93,24 @@ TEST(HfCheckpoint, DefaultOutputIsBesideTheFolder) {
   EXPECT_TRUE(fs::exists(dir / "My-Model-v1.5-F16.gguf"));
 }
 
+// A README with front matter: name, license, base model and datasets (ids and URLs), tags, languages (with the
+// YAML "no"), and a folder name with a size that is not the model's (a fine-tune tag for gguf-py).
+TEST(HfCheckpoint, ModelCardAndFolderNameGiveTheConvertersGeneralKeys) {
+  ScratchDir dir;
+  const std::string folder = dir / "Some-Model-7B";
+  fs::copy(data_path("hf/gemma2-f32"), folder);
+  fs::copy_file(data_path("hf/model-card-README.md"), folder + "/README.md");
+  const ProgramRun run = run_quantize({folder, "--to", "F16", "-o", dir / "out.gguf", "-q"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(read_bytes(dir / "out.gguf") == read_bytes(data_path("hf/Some-Model-7B-card.f16.gguf")));
+  // A value the converter cannot write as text is refused, not guessed at.
+  write_text(folder + "/README.md", "---\nlicense: 3\n---\n");
+  const ProgramRun refused = run_quantize({folder, "--to", "F16", "-o", dir / "refused.gguf", "-q"});
+  EXPECT_EQ(refused.exit_code, 4) << refused.err;
+  EXPECT_NE(refused.err.find("README.md"), std::string::npos) << refused.err;
+  EXPECT_FALSE(fs::exists(dir / "refused.gguf"));
+}
+
 // --- tiny-llama-code, rebuilt as an f16 checkpoint ---
 
 // Writes a safetensors file holding `tensors` (name, dtype, shape outermost first, bytes) in this order.
