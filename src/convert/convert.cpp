@@ -141,10 +141,16 @@ std::string default_output_path(const std::string& input, const std::string& typ
   std::filesystem::path path(input);
   if (is_checkpoint_directory(input)) {
     // A checkpoint folder: "<folder>-<TYPE>.gguf" beside it (its whole name: "Llama-3.2-1B" has no extension).
-    std::string name = checkpoint_folder_name(input);
-    if (name.empty() || name == "..") name = std::filesystem::weakly_canonical(path).filename().string();
-    const std::filesystem::path folder = std::filesystem::weakly_canonical(path);
-    return (folder.parent_path() / (name + "-" + type_name + ".gguf")).string();
+    std::string trimmed = input;
+    while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+    const std::filesystem::path folder(trimmed);
+    const std::string name = checkpoint_folder_name(trimmed);
+    if (!name.empty() && name != ".." && folder.filename() == name) {
+      return (folder.parent_path() / (name + "-" + type_name + ".gguf")).string();
+    }
+    // ".", "..", "a/.": name the output after the folder's real name.
+    const std::filesystem::path real = std::filesystem::weakly_canonical(folder);
+    return (real.parent_path() / (real.filename().string() + "-" + type_name + ".gguf")).string();
   }
   std::string stem = path.stem().string();
   return (path.parent_path() / (stem + "-" + type_name + ".gguf")).string();
