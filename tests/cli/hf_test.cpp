@@ -56,6 +56,10 @@ const Reference kReferences[] = {
     {"gemma2-f32", "F16", "gemma2-f32.f16.gguf"},
     {"gemma2-f32", "Q8_0", "gemma2-f32.q8_0.gguf"},
     {"phi3-longrope", "F16", "phi3-longrope.f16.gguf"},
+    {"Llama-3.2-1B-Instruct", "F16", "Llama-3.2-1B-Instruct.auto.gguf"},
+    {"gemma-bf16", "BF16", "gemma-bf16.auto.gguf"},
+    {"gemma-bf16", "Q8_0", "gemma-bf16.q8_0.gguf"},
+    {"mistral-padvocab", "F16", "mistral-padvocab.f16.gguf"},
 };
 
 TEST(HfCheckpoint, EveryArchitectureIsByteIdenticalToTheConverter) {

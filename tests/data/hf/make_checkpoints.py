@@ -250,6 +250,28 @@ CASES = {
                           rope_scaling={"type": "longrope", "long_factor": [1.0 + i / 8 for i in range(8)],
                                         "short_factor": [1.0 + i / 16 for i in range(8)]},
                           outtypes=["f16"]),
+    # A hub-style folder name, no head_dim (rope dimension from hidden / heads), yarn rope scaling, _name_or_path,
+    # chat_template.jinja.
+    "Llama-3.2-1B-Instruct": dict(arch="LlamaForCausalLM", model_type="llama", hidden=64, ffn=96, layers=2, heads=4,
+                                  kv_heads=2, head_dim=16, vocab_size=384, dtype="F16",
+                                  rope_scaling={"rope_type": "yarn", "factor": 4.0,
+                                                "original_max_position_embeddings": 128, "beta_fast": 32.0,
+                                                "beta_slow": 1.0},
+                                  config_remove=["head_dim"],
+                                  config_update={"_name_or_path": "meta-llama/Llama-3.2-1B-Instruct"},
+                                  files={"chat_template.jinja": "{% for m in messages %}{{ m.content }}{% endfor %}"},
+                                  outtypes=["auto"]),
+    # Gemma from bf16: the norm offset is added in float32.
+    "gemma-bf16": dict(arch="GemmaForCausalLM", model_type="gemma", hidden=64, ffn=96, layers=2, heads=4, kv_heads=4,
+                       head_dim=16, vocab_size=384, dtype="BF16", tied=True, outtypes=["auto", "q8_0"]),
+    # Vocabulary padded past the SentencePiece model, added_tokens.json (one id past vocab_size, ignored), added
+    # tokens (one with SentencePiece spaces), a list of eos ids (not an int: skipped), a sliding window.
+    "mistral-padvocab": dict(arch="MistralForCausalLM", model_type="mistral", hidden=64, ffn=96, layers=1, heads=4,
+                             kv_heads=1, head_dim=16, vocab_size=512, dtype="F32", tokenizer_json=True,
+                             added_tokens={384: "[INST]", 400: "\u2581hello\u2581world"}, chat_template="{{ messages }}",
+                             config_update={"sliding_window": 4096, "eos_token_id": [2, 384]},
+                             files={"added_tokens.json": '{"<extra_0>": 383, "<far>": 900}'},
+                             outtypes=["f16"]),
 }
 
 
@@ -273,8 +295,15 @@ def make_case(out_dir, name, case, sp_model):
         total = sum(len(t[3]) for t in tensors)
         with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    config = config_for(case)
+    config.update(case.get("config_update", {}))
+    for key in case.get("config_remove", []):
+        del config[key]
     with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump(config_for(case), f, indent=2)
+        json.dump(config, f, indent=2)
+    for file_name, text in case.get("files", {}).items():
+        with open(os.path.join(folder, file_name), "w") as f:
+            f.write(text)
     with open(os.path.join(folder, "generation_config.json"), "w") as f:
         json.dump({"_from_model_config": True, "bos_token_id": 1, "eos_token_id": 2, "temperature": 0.7,
                    "top_p": 0.9, "top_k": 40, "transformers_version": "4.46.0"}, f, indent=2)
