@@ -160,10 +160,25 @@ Result<std::unique_ptr<ModelSource>> HfCheckpoint::open(const std::string& path)
   }
   if (arch->qwen3_reranker) {
     QUANT_ASSIGN_OR_RETURN(std::optional<std::string> readme, read_small_file(path, "README.md"));
-    std::string hints = checkpoint_folder_name(path) + " " + hparams.config.value("_name_or_path", "") + " " +
-                        hparams.config.value("model_type", "") + " " + arch_name + " " + readme.value_or("");
-    for (char& c : hints) c = char(std::tolower(static_cast<unsigned char>(c)));
-    if (hints.find("qwen3-reranker") != std::string::npos || hints.find("qwen3-vl-reranker") != std::string::npos) {
+    // Qwen3Model._is_qwen3_reranker: a README heading, or the folder, _name_or_path, model_type or class name.
+    auto text_of = [&](const char* key) -> std::string {
+      const auto it = hparams.config.find(key);
+      return it != hparams.config.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    auto lower = [](std::string text) {
+      for (char& c : text) c = char(std::tolower(static_cast<unsigned char>(c)));
+      return text;
+    };
+    const std::string card = lower(readme.value_or(""));
+    bool reranker = card.find("# qwen3-reranker") != std::string::npos ||
+                    card.find("# qwen3-vl-reranker") != std::string::npos;
+    for (const std::string& hint : {checkpoint_folder_name(path), text_of("_name_or_path"), text_of("model_type"),
+                                    arch_name}) {
+      const std::string h = lower(hint);
+      reranker = reranker || h.find("qwen3-reranker") != std::string::npos ||
+                 h.find("qwen3-vl-reranker") != std::string::npos;
+    }
+    if (reranker) {
       return Error(impossible("Qwen3 reranker models are not converted")).in_file(path);
     }
   }
