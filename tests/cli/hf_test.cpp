@@ -95,6 +95,13 @@ TEST(HfCheckpoint, DefaultOutputIsBesideTheFolder) {
   const ProgramRun run = run_quantize({dir / "My-Model-v1.5/", "--to", "f16", "-q"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_TRUE(fs::exists(dir / "My-Model-v1.5-F16.gguf"));
+  // info describes GGUF files; on a folder it points to the dry run.
+  const ProgramRun info = run_quantize({"info", dir / "My-Model-v1.5"});
+  EXPECT_EQ(info.exit_code, 2) << info.err;
+  EXPECT_NE(info.err.find("--dry-run"), std::string::npos) << info.err;
+  const ProgramRun dry = run_quantize({dir / "My-Model-v1.5", "--to", "Q4_K_M", "--dry-run"});
+  EXPECT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("blk.1.ffn_down.weight"), std::string::npos) << dry.out;
 }
 
 // A README with front matter: name, license, base model and datasets (ids and URLs), tags, languages (with the
