@@ -13,6 +13,7 @@
 
 #include "hf/checkpoint_files.h"
 #include "hf/general_metadata.h"
+#include "hf/strings.h"
 
 namespace quant::hf {
 namespace {
@@ -156,11 +157,6 @@ class YamlReader {
   yaml_parser_t parser_{};
   int depth_ = 0;
 };
-
-std::string replace_all(std::string text, std::string_view from, std::string_view to) {
-  for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size()) text.replace(at, from.size(), to);
-  return text;
-}
 
 // Python's str.splitlines() for the usual line ends.
 std::vector<std::string> split_lines(const std::string& text) {

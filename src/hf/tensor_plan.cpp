@@ -1,6 +1,7 @@
 // The converter's tensor list (conversion/base.py prepare_tensors and each model's modify_tensors and
 // generate_extra_tensors): generated tensors first, then the checkpoint's in index order, filtered and renamed.
 #include "hf/tensor_plan.h"
+#include "hf/strings.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -24,11 +25,6 @@ bool is_multimodal(std::string_view name) {
     if (name.find(part) != std::string_view::npos) return true;
   }
   return false;
-}
-
-std::string replace_all(std::string text, std::string_view from, std::string_view to) {
-  for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size()) text.replace(at, from.size(), to);
-  return text;
 }
 
 Result<int64_t> positive_count(const HParams& h, std::initializer_list<std::string_view> keys) {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "hf/special_vocab.h"
+#include "hf/strings.h"
 
 namespace quant::hf {
 namespace {
@@ -33,13 +34,6 @@ bool looks_special(const std::string& text) {
   if (text.starts_with("<|") && text.ends_with("|>")) return true;
   if (text.starts_with("<\xef\xbd\x9c") && text.ends_with("\xef\xbd\x9c>")) return true;
   return text.starts_with("<unused") && text.ends_with(">");
-}
-
-std::string replace_all(std::string text, std::string_view from, std::string_view to) {
-  for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size()) {
-    text.replace(at, from.size(), to);
-  }
-  return text;
 }
 
 Result<std::unique_ptr<sentencepiece::SentencePieceProcessor>> load_processor(const std::string& dir) {
