@@ -1,0 +1,172 @@
+// The evaluation driver: chunks as llama-perplexity cuts them, models run a pass of several chunks at a time, each
+// scored row handed to llama-perplexity's arithmetic (scoring.h).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "eval/scoring.h"
+#include "quant/eval.h"
+
+namespace quant {
+namespace {
+
+// Logits computed per call of Model::logits, so the buffer stays small for large vocabularies.
+constexpr uint64_t kLogitsBufferBytes = uint64_t(256) << 20;
+
+struct Chunking {
+  int64_t n_ctx = 0;
+  int64_t n_chunk = 0;
+  int64_t first = 0;   // first output position: n_ctx/2
+  int64_t scored = 0;  // rows scored per chunk: n_ctx - 1 - first
+  std::span<const int32_t> tokens;
+};
+
+// Runs `model` on chunks [c0, c0 + n) and calls row(chunk, i, logits) for each scored row i of each chunk.
+Status run_chunks(const Model& model, const Chunking& chunking, int64_t c0, int64_t n, bool add_bos, int32_t bos,
+                  const std::function<void(int64_t, int64_t, const float*)>& row) {
+  const int64_t n_ctx = chunking.n_ctx;
+  std::vector<int32_t> input(chunking.tokens.begin() + c0 * n_ctx, chunking.tokens.begin() + (c0 + n) * n_ctx);
+  if (add_bos) {
+    for (int64_t s = 0; s < n; ++s) input[size_t(s * n_ctx)] = bos;  // llama-perplexity: BOS first in each chunk
+  }
+  QUANT_ASSIGN_OR_RETURN(HiddenStates states, model.embed(input, n, n_ctx, chunking.first));
+  QUANT_TRY(model.run_layers(states, int(model.hparams().n_layer)));
+  const int64_t n_vocab = model.hparams().n_vocab;
+  const int64_t per_seq = n_ctx - chunking.first;
+  const int64_t seqs_per_call =
+      std::max<int64_t>(1, int64_t(kLogitsBufferBytes / (uint64_t(per_seq) * uint64_t(n_vocab) * sizeof(float))));
+  std::vector<float> logits;
+  for (int64_t s0 = 0; s0 < n; s0 += seqs_per_call) {
+    const int64_t seqs = std::min(seqs_per_call, n - s0);
+    logits.resize(size_t(seqs * per_seq * n_vocab));
+    QUANT_TRY(model.logits(states, s0 * per_seq, seqs * per_seq, logits.data()));
+    for (int64_t s = 0; s < seqs; ++s) {
+      for (int64_t i = 0; i < chunking.scored; ++i) {
+        row(c0 + s0 + s, i, logits.data() + size_t((s * per_seq + i) * n_vocab));
+      }
+    }
+  }
+  return Status::success();
+}
+
+}  // namespace
+
+Result<EvalResult> evaluate(const Model& model, std::span<const int32_t> tokens, bool add_bos, int32_t bos,
+                            const EvalBase& base, const EvalOptions& options) {
+  const int64_t n_vocab = model.hparams().n_vocab;
+  EvalResult result;
+  result.model = model.source().path();
+  Chunking chunking;
+  if (base.file != nullptr) {
+    const KlBaseHeader& header = base.file->header();
+    result.base = base.file->path();
+    if (header.n_vocab != n_vocab) {
+      return Error(invalid_input(fmt::format("base logits are for a vocabulary of {} tokens; the model has {}",
+                                             header.n_vocab, n_vocab)))
+          .in_file(base.file->path())
+          .at_offset(12);
+    }
+    if (options.n_ctx != 0 && options.n_ctx != int64_t(header.n_ctx)) {
+      return Error(invalid_input(fmt::format("base logits were computed with a context of {}, not {}", header.n_ctx,
+                                             options.n_ctx)))
+          .in_file(base.file->path())
+          .at_offset(8);
+    }
+    chunking.n_ctx = header.n_ctx;
+    chunking.n_chunk = header.n_chunk;
+    chunking.tokens = header.tokens;
+  } else {
+    chunking.n_ctx = options.n_ctx != 0 ? options.n_ctx : 512;
+    if (chunking.n_ctx < 3) return Error(usage_error(fmt::format("context {} is too small", chunking.n_ctx)));
+    if (int64_t(tokens.size()) < 2 * chunking.n_ctx) {
+      return Error(impossible(fmt::format("the text has {} tokens; a context of {} needs at least {} (two chunks, as "
+                                          "llama-perplexity requires)",
+                                          tokens.size(), chunking.n_ctx, 2 * chunking.n_ctx)));
+    }
+    chunking.n_chunk = int64_t(tokens.size()) / chunking.n_ctx;
+    chunking.tokens = tokens;
+  }
+  if (base.model != nullptr) {
+    result.base = base.model->source().path();
+    if (base.model->hparams().n_vocab != n_vocab) {
+      return Error(invalid_input(fmt::format("the base model has a vocabulary of {} tokens; the model has {}",
+                                             base.model->hparams().n_vocab, n_vocab)))
+          .in_file(base.model->source().path());
+    }
+  }
+  if (options.max_chunks >= 0) chunking.n_chunk = std::min(chunking.n_chunk, options.max_chunks);
+  if (chunking.n_chunk < 1) return Error(usage_error("no chunk to evaluate"));
+  chunking.first = chunking.n_ctx / 2;
+  chunking.scored = chunking.n_ctx - 1 - chunking.first;
+  result.n_ctx = chunking.n_ctx;
+  result.chunks = chunking.n_chunk;
+  result.tokens_scored = chunking.n_chunk * chunking.scored;
+
+  const bool has_base = base.file != nullptr || base.model != nullptr;
+  std::optional<KlBaseWriter> writer;
+  if (!options.save_kl_base.empty()) {
+    QUANT_ASSIGN_OR_RETURN(writer, KlBaseWriter::create(options.save_kl_base, uint32_t(chunking.n_ctx),
+                                                        int32_t(n_vocab),
+                                                        chunking.tokens.first(size_t(chunking.n_chunk * chunking.n_ctx))));
+  }
+
+  const int64_t row_values = kl_row_values(n_vocab);
+  const int64_t chunk_values = chunking.scored * row_values;
+  const int64_t chunks_per_pass = std::max<int64_t>(1, options.tokens_per_pass / chunking.n_ctx);
+  eval::PerplexitySums ppl;
+  eval::KlSums kl;
+  std::vector<uint16_t> base_rows, chunk_rows;
+  const auto started = std::chrono::steady_clock::now();
+  for (int64_t c0 = 0; c0 < chunking.n_chunk; c0 += chunks_per_pass) {
+    const int64_t n = std::min(chunks_per_pass, chunking.n_chunk - c0);
+    auto target = [&](int64_t chunk, int64_t i) {
+      return chunking.tokens[size_t(chunk * chunking.n_ctx + chunking.first + i + 1)];
+    };
+    if (has_base) {
+      base_rows.resize(size_t(n * chunk_values));
+      if (base.file != nullptr) {
+        for (int64_t c = 0; c < n; ++c) {
+          QUANT_TRY(base.file->read_chunk(c0 + c, chunk_rows));
+          std::copy(chunk_rows.begin(), chunk_rows.end(), base_rows.begin() + c * chunk_values);
+        }
+      } else {
+        QUANT_TRY(run_chunks(*base.model, chunking, c0, n, add_bos, bos, [&](int64_t chunk, int64_t i, const float* l) {
+          compress_log_probs(l, n_vocab, target(chunk, i),
+                             base_rows.data() + (chunk - c0) * chunk_values + i * row_values);
+        }));
+        result.tokens_evaluated += n * chunking.n_ctx;
+      }
+      if (writer) QUANT_TRY(writer->write_chunk(base_rows));
+      QUANT_TRY(run_chunks(model, chunking, c0, n, add_bos, bos, [&](int64_t chunk, int64_t i, const float* l) {
+        kl.add(l, n_vocab, base_rows.data() + (chunk - c0) * chunk_values + i * row_values, target(chunk, i));
+      }));
+    } else if (writer) {
+      // llama-perplexity --kl-divergence-base: the model is the base; its NLL comes from the compressing
+      // log_softmax (a float log of the sum), which is what it reports as the perplexity then.
+      chunk_rows.resize(size_t(n * chunk_values));
+      QUANT_TRY(run_chunks(model, chunking, c0, n, add_bos, bos, [&](int64_t chunk, int64_t i, const float* l) {
+        ppl.add(compress_log_probs(l, n_vocab, target(chunk, i),
+                                   chunk_rows.data() + (chunk - c0) * chunk_values + i * row_values));
+      }));
+      QUANT_TRY(writer->write_chunk(chunk_rows));
+    } else {
+      QUANT_TRY(run_chunks(model, chunking, c0, n, add_bos, bos, [&](int64_t chunk, int64_t i, const float* l) {
+        ppl.add(eval::token_nll(l, n_vocab, target(chunk, i)));
+      }));
+    }
+    result.tokens_evaluated += n * chunking.n_ctx;
+    if (options.progress) options.progress(c0 + n, chunking.n_chunk);
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (writer) QUANT_TRY(writer->commit());
+  if (has_base) {
+    result.perplexity = kl.perplexity();
+    result.kl_divergence = kl.finish();
+  } else {
+    result.perplexity = ppl.finish();
+  }
+  return result;
+}
+
+}  // namespace quant
