@@ -24,7 +24,7 @@ struct Chunking {
 
 // Runs `model` on chunks [c0, c0 + n) and calls row(chunk, i, logits) for each scored row i of each chunk.
 Status run_chunks(const Model& model, const Chunking& chunking, int64_t c0, int64_t n, bool add_bos, int32_t bos,
-                  const std::function<void(int64_t, int64_t, const float*)>& row) {
+                  std::vector<float>& logits, const std::function<void(int64_t, int64_t, const float*)>& row) {
   const int64_t n_ctx = chunking.n_ctx;
   std::vector<int32_t> input(chunking.tokens.begin() + c0 * n_ctx, chunking.tokens.begin() + (c0 + n) * n_ctx);
   if (add_bos) {
@@ -36,10 +36,9 @@ Status run_chunks(const Model& model, const Chunking& chunking, int64_t c0, int6
   const int64_t per_seq = n_ctx - chunking.first;
   const int64_t seqs_per_call =
       std::max<int64_t>(1, int64_t(kLogitsBufferBytes / (uint64_t(per_seq) * uint64_t(n_vocab) * sizeof(float))));
-  std::vector<float> logits;
   for (int64_t s0 = 0; s0 < n; s0 += seqs_per_call) {
     const int64_t seqs = std::min(seqs_per_call, n - s0);
-    logits.resize(size_t(seqs * per_seq * n_vocab));
+    if (logits.size() < size_t(seqs * per_seq * n_vocab)) logits.resize(size_t(seqs * per_seq * n_vocab));
     QUANT_TRY(model.logits(states, s0 * per_seq, seqs * per_seq, logits.data()));
     for (int64_t s = 0; s < seqs; ++s) {
       for (int64_t i = 0; i < chunking.scored; ++i) {
@@ -117,6 +116,7 @@ Result<EvalResult> evaluate(const Model& model, std::span<const int32_t> tokens,
   eval::PerplexitySums ppl;
   eval::KlSums kl;
   std::vector<uint16_t> base_rows, chunk_rows;
+  std::vector<float> logits;
   const auto started = std::chrono::steady_clock::now();
   for (int64_t c0 = 0; c0 < chunking.n_chunk; c0 += chunks_per_pass) {
     const int64_t n = std::min(chunks_per_pass, chunking.n_chunk - c0);
@@ -131,27 +131,27 @@ Result<EvalResult> evaluate(const Model& model, std::span<const int32_t> tokens,
           std::copy(chunk_rows.begin(), chunk_rows.end(), base_rows.begin() + c * chunk_values);
         }
       } else {
-        QUANT_TRY(run_chunks(*base.model, chunking, c0, n, add_bos, bos, [&](int64_t chunk, int64_t i, const float* l) {
+        QUANT_TRY(run_chunks(*base.model, chunking, c0, n, add_bos, bos, logits, [&](int64_t chunk, int64_t i, const float* l) {
           compress_log_probs(l, n_vocab, target(chunk, i),
                              base_rows.data() + (chunk - c0) * chunk_values + i * row_values);
         }));
         result.tokens_evaluated += n * chunking.n_ctx;
       }
       if (writer) QUANT_TRY(writer->write_chunk(base_rows));
-      QUANT_TRY(run_chunks(model, chunking, c0, n, add_bos, bos, [&](int64_t chunk, int64_t i, const float* l) {
+      QUANT_TRY(run_chunks(model, chunking, c0, n, add_bos, bos, logits, [&](int64_t chunk, int64_t i, const float* l) {
         kl.add(l, n_vocab, base_rows.data() + (chunk - c0) * chunk_values + i * row_values, target(chunk, i));
       }));
     } else if (writer) {
       // llama-perplexity --kl-divergence-base: the model is the base; its NLL comes from the compressing
       // log_softmax (a float log of the sum), which is what it reports as the perplexity then.
       chunk_rows.resize(size_t(n * chunk_values));
-      QUANT_TRY(run_chunks(model, chunking, c0, n, add_bos, bos, [&](int64_t chunk, int64_t i, const float* l) {
+      QUANT_TRY(run_chunks(model, chunking, c0, n, add_bos, bos, logits, [&](int64_t chunk, int64_t i, const float* l) {
         ppl.add(compress_log_probs(l, n_vocab, target(chunk, i),
                                    chunk_rows.data() + (chunk - c0) * chunk_values + i * row_values));
       }));
       QUANT_TRY(writer->write_chunk(chunk_rows));
     } else {
-      QUANT_TRY(run_chunks(model, chunking, c0, n, add_bos, bos, [&](int64_t chunk, int64_t i, const float* l) {
+      QUANT_TRY(run_chunks(model, chunking, c0, n, add_bos, bos, logits, [&](int64_t chunk, int64_t i, const float* l) {
         ppl.add(eval::token_nll(l, n_vocab, target(chunk, i)));
       }));
     }

@@ -38,6 +38,19 @@ struct LoadedWeight {
   std::vector<uint8_t> bytes;
 };
 
+// Buffers of a layer pass, kept between layers and passes: allocating (and zero-filling) megabytes per layer cost
+// more than the layer's arithmetic on small models.
+struct Workspace {
+  std::vector<float> cur, rounded, q, k, v, qkv, attn, attn_out, up, gate, normed;
+  TypeId rounded_type = TypeId::f32;  // what `rounded` holds
+};
+
+// Makes `buffer` hold at least `size` floats without shrinking it (the contents are overwritten by the caller).
+float* sized(std::vector<float>& buffer, int64_t size) {
+  if (buffer.size() < size_t(size)) buffer.resize(size_t(size));
+  return buffer.data();
+}
+
 void add_bias_rows(float* rows, int64_t n, int64_t width, const std::vector<float>& bias) {
   if (bias.empty()) return;
   for (int64_t r = 0; r < n; ++r) {
@@ -63,6 +76,7 @@ class ModelImpl {
   std::vector<uint8_t> output_bytes;                               // the head's stored bytes, read once
   std::vector<float> rope_table;
   int64_t rope_positions = 0;
+  mutable Workspace work;
 
   std::string output_tensor() const { return hp.tied_output ? "token_embd.weight" : "output.weight"; }
 
@@ -185,8 +199,10 @@ class ModelImpl {
   }
 
   // y = x · Wᵀ (+ the hook call first): x is rounded to W's activation type into `rounded`, then multiplied.
+  // `same_input` says x is the previous matmul's input, unchanged: its rounding is reused when the activation type
+  // is the same (Q/K/V, up/gate).
   void matmul(const LoadedWeight& w, int layer, const float* x, int64_t n, float* y, int64_t ldy,
-              std::vector<float>& rounded, const EvalHooks& hooks) const {
+              const EvalHooks& hooks, bool same_input = false) const {
     if (hooks.on_matmul_input) {
       MatmulInput input;
       input.weight = w.name;
@@ -200,13 +216,18 @@ class ModelImpl {
     const int64_t cols = w.view.cols;
     const float* input = x;
     if (activation != TypeId::f32) {
-      rounded.resize(size_t(n * cols));
+      float* rounded = sized(work.rounded, n * cols);
+      if (same_input && work.rounded_type == activation) {
+        model::matmul(*pool, *scratch, w.view, rounded, n, y, ldy);
+        return;
+      }
+      work.rounded_type = activation;
       for_rows(n, [&](int64_t first, int64_t count) {
         for (int64_t r = first; r < first + count; ++r) {
-          model::round_activations(activation, x + r * cols, rounded.data() + r * cols, cols);
+          model::round_activations(activation, x + r * cols, rounded + r * cols, cols);
         }
       });
-      input = rounded.data();
+      input = rounded;
     }
     model::matmul(*pool, *scratch, w.view, input, n, y, ldy);
   }
@@ -227,40 +248,41 @@ Status ModelImpl::run_layer(HiddenStates& states, int il, std::vector<float>& x,
   const int64_t n_embd = hp.n_embd, dim = hp.head_dim_k;
   const int64_t n_q = hp.n_head * dim, n_kv = hp.n_head_kv * dim;
   const int64_t n = states.n_seq() * states.seq_len();
-  std::vector<float> cur(size_t(n * n_embd)), rounded;
+  float* cur = sized(work.cur, n * n_embd);
 
   for_rows(n, [&](int64_t first, int64_t count) {
     for (int64_t r = first; r < first + count; ++r) {
-      model::rms_norm_row(&x[size_t(r * n_embd)], &cur[size_t(r * n_embd)], n_embd, hp.rms_norm_eps,
+      model::rms_norm_row(&x[size_t(r * n_embd)], cur + r * n_embd, n_embd, hp.rms_norm_eps,
                           lv.attn_norm.data());
     }
   });
 
   // Q, K, V (build_qkv): separate matmuls or one fused attn_qkv split in three, then biases.
-  std::vector<float> q(size_t(n * n_q)), k(size_t(n * n_kv)), v(size_t(n * n_kv));
+  float* q = sized(work.q, n * n_q);
+  float* k = sized(work.k, n * n_kv);
+  float* v = sized(work.v, n * n_kv);
   if (hp.fused_qkv) {
     QUANT_ASSIGN_OR_RETURN(LoadedWeight wqkv, load_weight(model::layer_tensor(il, "attn_qkv.weight"), hooks));
     const int64_t width = n_q + 2 * n_kv;
-    std::vector<float> qkv(size_t(n * width));
-    matmul(wqkv, il, cur.data(), n, qkv.data(), width, rounded, hooks);
-    add_bias_rows(qkv.data(), n, width, lv.qkv_bias);
+    float* qkv = sized(work.qkv, n * width);
+    matmul(wqkv, il, cur, n, qkv, width, hooks);
+    add_bias_rows(qkv, n, width, lv.qkv_bias);
     for (int64_t r = 0; r < n; ++r) {
-      const float* row = &qkv[size_t(r * width)];
-      std::memcpy(&q[size_t(r * n_q)], row, size_t(n_q) * sizeof(float));
-      std::memcpy(&k[size_t(r * n_kv)], row + n_q, size_t(n_kv) * sizeof(float));
-      std::memcpy(&v[size_t(r * n_kv)], row + n_q + n_kv, size_t(n_kv) * sizeof(float));
+      const float* row = qkv + r * width;
+      std::memcpy(q + r * n_q, row, size_t(n_q) * sizeof(float));
+      std::memcpy(k + r * n_kv, row + n_q, size_t(n_kv) * sizeof(float));
+      std::memcpy(v + r * n_kv, row + n_q + n_kv, size_t(n_kv) * sizeof(float));
     }
   } else {
     QUANT_ASSIGN_OR_RETURN(LoadedWeight wq, load_weight(model::layer_tensor(il, "attn_q.weight"), hooks));
-    matmul(wq, il, cur.data(), n, q.data(), n_q, rounded, hooks);
-    add_bias_rows(q.data(), n, n_q, lv.q_bias);
+    matmul(wq, il, cur, n, q, n_q, hooks);
+    add_bias_rows(q, n, n_q, lv.q_bias);
     QUANT_ASSIGN_OR_RETURN(LoadedWeight wk, load_weight(model::layer_tensor(il, "attn_k.weight"), hooks));
-    // K and V share Q's input; its rounding is redone only if their activation type differs.
-    matmul(wk, il, cur.data(), n, k.data(), n_kv, rounded, hooks);
-    add_bias_rows(k.data(), n, n_kv, lv.k_bias);
+    matmul(wk, il, cur, n, k, n_kv, hooks, /*same_input=*/true);
+    add_bias_rows(k, n, n_kv, lv.k_bias);
     QUANT_ASSIGN_OR_RETURN(LoadedWeight wv, load_weight(model::layer_tensor(il, "attn_v.weight"), hooks));
-    matmul(wv, il, cur.data(), n, v.data(), n_kv, rounded, hooks);
-    add_bias_rows(v.data(), n, n_kv, lv.v_bias);
+    matmul(wv, il, cur, n, v, n_kv, hooks, /*same_input=*/true);
+    add_bias_rows(v, n, n_kv, lv.v_bias);
   }
 
   // Per-head q/k norms (qwen3), rope, and the KV cache's f16 storage of K and V.
@@ -270,17 +292,17 @@ Status ModelImpl::run_layer(HiddenStates& states, int il, std::vector<float>& x,
     for (int64_t r = first; r < first + count; ++r) {
       const float* entry = table + (r % states.seq_len()) * hp.n_rot;
       for (int64_t h = 0; h < hp.n_head; ++h) {
-        float* head = &q[size_t(r * n_q + h * dim)];
+        float* head = q + r * n_q + h * dim;
         if (!lv.q_norm.empty()) model::rms_norm_row(head, head, dim, hp.rms_norm_eps, lv.q_norm.data());
         model::rope_row(head, entry, hp.n_rot, rope);
       }
       for (int64_t h = 0; h < hp.n_head_kv; ++h) {
-        float* head = &k[size_t(r * n_kv + h * dim)];
+        float* head = k + r * n_kv + h * dim;
         if (!lv.k_norm.empty()) model::rms_norm_row(head, head, dim, hp.rms_norm_eps, lv.k_norm.data());
         model::rope_row(head, entry, hp.n_rot, rope);
       }
-      model::round_activations(TypeId::f16, &k[size_t(r * n_kv)], &k[size_t(r * n_kv)], n_kv);
-      model::round_activations(TypeId::f16, &v[size_t(r * n_kv)], &v[size_t(r * n_kv)], n_kv);
+      model::round_activations(TypeId::f16, k + r * n_kv, k + r * n_kv, n_kv);
+      model::round_activations(TypeId::f16, v + r * n_kv, v + r * n_kv, n_kv);
     }
   });
 
@@ -293,65 +315,57 @@ Status ModelImpl::run_layer(HiddenStates& states, int il, std::vector<float>& x,
   shape.scale = hp.attention_scale;
   shape.f16_accumulator = options.attention == AttentionNumerics::flash_one_row ||
                           (options.attention == AttentionNumerics::automatic && states.seq_len() < kTiledAttentionMinRows);
-  std::vector<float> attn(size_t(n * n_q));
-  model::attention(*pool, *scratch, shape, q.data(), k.data(), v.data(), attn.data());
-  q = {};
-  k = {};
-  v = {};
+  float* attn = sized(work.attn, n * n_q);
+  model::attention(*pool, *scratch, shape, q, k, v, attn);
 
   QUANT_ASSIGN_OR_RETURN(LoadedWeight wo, load_weight(model::layer_tensor(il, "attn_output.weight"), hooks));
-  std::vector<float> attn_out(size_t(n * n_embd));
-  matmul(wo, il, attn.data(), n, attn_out.data(), n_embd, rounded, hooks);
-  add_bias_rows(attn_out.data(), n, n_embd, lv.output_bias);
-  attn = {};
+  float* attn_out = sized(work.attn_out, n * n_embd);
+  matmul(wo, il, attn, n, attn_out, n_embd, hooks);
+  add_bias_rows(attn_out, n, n_embd, lv.output_bias);
 
   // The last layer keeps only the rows that produce logits (llama.cpp's inp_out_ids), before the residual add.
   int64_t rows = n;
   if (il == hp.n_layer - 1) {
     const int64_t per_seq = states.seq_len() - states.first_output();
-    std::vector<float> kept_x(size_t(states.n_seq() * per_seq * n_embd)), kept_attn(kept_x.size());
+    // Rows only move towards the front, so the copies can be done in place.
     for (int64_t s = 0; s < states.n_seq(); ++s) {
       const int64_t from = s * states.seq_len() + states.first_output(), to = s * per_seq;
-      std::memcpy(&kept_x[size_t(to * n_embd)], &x[size_t(from * n_embd)], size_t(per_seq * n_embd) * sizeof(float));
-      std::memcpy(&kept_attn[size_t(to * n_embd)], &attn_out[size_t(from * n_embd)],
-                  size_t(per_seq * n_embd) * sizeof(float));
+      std::memmove(&x[size_t(to * n_embd)], &x[size_t(from * n_embd)], size_t(per_seq * n_embd) * sizeof(float));
+      std::memmove(attn_out + to * n_embd, attn_out + from * n_embd, size_t(per_seq * n_embd) * sizeof(float));
     }
-    x = std::move(kept_x);
-    attn_out = std::move(kept_attn);
     rows = states.n_seq() * per_seq;
-    cur.resize(size_t(rows * n_embd));
+    x.resize(size_t(rows * n_embd));
   }
   for_rows(rows, [&](int64_t first, int64_t count) {
     for (int64_t r = first; r < first + count; ++r) {
       float* residual = &x[size_t(r * n_embd)];
-      const float* a = &attn_out[size_t(r * n_embd)];
+      const float* a = attn_out + r * n_embd;
       for (int64_t i = 0; i < n_embd; ++i) residual[i] = a[i] + residual[i];
-      model::rms_norm_row(residual, &cur[size_t(r * n_embd)], n_embd, hp.rms_norm_eps, lv.ffn_norm.data());
+      model::rms_norm_row(residual, cur + r * n_embd, n_embd, hp.rms_norm_eps, lv.ffn_norm.data());
     }
   });
-  attn_out = {};
 
   // FFN (build_ffn with LLM_FFN_SILU, LLM_FFN_PAR): up, gate, silu(gate)·up, down.
-  std::vector<float> up(size_t(rows * hp.n_ff)), gate(size_t(rows * hp.n_ff));
+  float* up = sized(work.up, rows * hp.n_ff);
+  float* gate = sized(work.gate, rows * hp.n_ff);
   QUANT_ASSIGN_OR_RETURN(LoadedWeight wup, load_weight(model::layer_tensor(il, "ffn_up.weight"), hooks));
-  matmul(wup, il, cur.data(), rows, up.data(), hp.n_ff, rounded, hooks);
-  add_bias_rows(up.data(), rows, hp.n_ff, lv.up_bias);
+  matmul(wup, il, cur, rows, up, hp.n_ff, hooks);
+  add_bias_rows(up, rows, hp.n_ff, lv.up_bias);
   QUANT_ASSIGN_OR_RETURN(LoadedWeight wgate, load_weight(model::layer_tensor(il, "ffn_gate.weight"), hooks));
-  matmul(wgate, il, cur.data(), rows, gate.data(), hp.n_ff, rounded, hooks);
-  add_bias_rows(gate.data(), rows, hp.n_ff, lv.gate_bias);
+  matmul(wgate, il, cur, rows, gate, hp.n_ff, hooks, /*same_input=*/true);
+  add_bias_rows(gate, rows, hp.n_ff, lv.gate_bias);
   for_rows(rows, [&](int64_t first, int64_t count) {
     for (int64_t r = first; r < first + count; ++r) {
-      model::swiglu_row(&gate[size_t(r * hp.n_ff)], &up[size_t(r * hp.n_ff)], &gate[size_t(r * hp.n_ff)], hp.n_ff);
+      model::swiglu_row(gate + r * hp.n_ff, up + r * hp.n_ff, gate + r * hp.n_ff, hp.n_ff);
     }
   });
-  up = {};
   QUANT_ASSIGN_OR_RETURN(LoadedWeight wdown, load_weight(model::layer_tensor(il, "ffn_down.weight"), hooks));
-  matmul(wdown, il, gate.data(), rows, cur.data(), n_embd, rounded, hooks);
-  add_bias_rows(cur.data(), rows, n_embd, lv.down_bias);
+  matmul(wdown, il, gate, rows, cur, n_embd, hooks);
+  add_bias_rows(cur, rows, n_embd, lv.down_bias);
   for_rows(rows, [&](int64_t first, int64_t count) {
     for (int64_t r = first; r < first + count; ++r) {
       float* residual = &x[size_t(r * n_embd)];
-      const float* f = &cur[size_t(r * n_embd)];
+      const float* f = cur + r * n_embd;
       for (int64_t i = 0; i < n_embd; ++i) residual[i] = f[i] + residual[i];
     }
   });
@@ -447,15 +461,15 @@ Status Model::logits(const HiddenStates& states, int64_t first_row, int64_t n_ro
   }
   std::lock_guard lock(m.mutex);
   const int64_t n_embd = m.hp.n_embd;
-  std::vector<float> normed(size_t(n_rows * n_embd)), rounded;
+  float* normed = sized(m.work.normed, n_rows * n_embd);
   m.for_rows(n_rows, [&](int64_t first, int64_t count) {
     for (int64_t r = first; r < first + count; ++r) {
-      model::rms_norm_row(states.row(first_row + r), &normed[size_t(r * n_embd)], n_embd, m.hp.rms_norm_eps,
+      model::rms_norm_row(states.row(first_row + r), normed + r * n_embd, n_embd, m.hp.rms_norm_eps,
                           m.output_norm.data());
     }
   });
   QUANT_ASSIGN_OR_RETURN(LoadedWeight head, m.load_weight(m.output_tensor(), hooks));
-  m.matmul(head, -1, normed.data(), n_rows, out, m.hp.n_vocab, rounded, hooks);
+  m.matmul(head, -1, normed, n_rows, out, m.hp.n_vocab, hooks);
   add_bias_rows(out, n_rows, m.hp.n_vocab, m.output_bias);
   return Status::success();
 }
