@@ -47,5 +47,6 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals);
 Command add_info_command(CLI::App& parent, GlobalOptions& globals);
 Command add_imatrix_command(CLI::App& parent, GlobalOptions& globals);
 Command add_calibrate_command(CLI::App& parent, GlobalOptions& globals);
+Command add_tokenize_command(CLI::App& parent, GlobalOptions& globals);
 
 }  // namespace quant::cli
