@@ -75,6 +75,16 @@ Result<EvalResult> evaluate(const Model& model, std::span<const int32_t> tokens,
     chunking.n_ctx = header.n_ctx;
     chunking.n_chunk = header.n_chunk;
     chunking.tokens = header.tokens;
+    if (!tokens.empty()) {
+      const auto mismatch = std::mismatch(header.tokens.begin(), header.tokens.end(), tokens.begin(), tokens.end());
+      if (mismatch.first != header.tokens.end()) {
+        const size_t at = size_t(mismatch.first - header.tokens.begin());
+        return Error(invalid_input(fmt::format("the text's tokens differ from the ones the base logits were computed "
+                                               "for, from token {} on", at)))
+            .in_file(base.file->path())
+            .at_offset(20 + 4 * uint64_t(at));
+      }
+    }
   } else {
     chunking.n_ctx = options.n_ctx != 0 ? options.n_ctx : 512;
     if (chunking.n_ctx < 3) return Error(usage_error(fmt::format("context {} is too small", chunking.n_ctx)));
