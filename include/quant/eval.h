@@ -31,6 +31,7 @@
 
 #include "quant/error.h"
 #include "quant/model.h"
+#include "quant/report.h"
 
 namespace quant {
 
@@ -166,6 +167,17 @@ Result<EvalText> read_eval_text(const ModelSource& model, const std::string& pat
 // token outside the vocabulary.
 Result<EvalResult> evaluate(const Model& model, std::span<const int32_t> tokens, bool add_bos, int32_t bos,
                             const EvalBase& base, const EvalOptions& options);
+
+// Several models scored against one base model in one run: each pass evaluates the base once for all of them.
+// Results are in the order of `models`, each equal to what evaluate() gives for that model alone.
+Result<std::vector<EvalResult>> evaluate_against(const Model& base, std::span<const Model* const> models,
+                                                 std::span<const int32_t> tokens, bool add_bos, int32_t bos,
+                                                 const EvalOptions& options);
+
+// `quantize IN --to T --eval-text FILE`: scores every written output of a conversion against its input on the text
+// (read as read_eval_text reads it) and fills each report's `quality`.
+Status score_conversions(const std::string& input, std::span<ConversionReport> reports, const std::string& text,
+                         const EvalOptions& options, int threads);
 
 nlohmann::json to_json(const EvalResult& result);
 
