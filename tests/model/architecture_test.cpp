@@ -54,6 +54,8 @@ TEST(Architecture, LogitsMatchLlamaCpp) {
     ASSERT_EQ(testing::write_arch_model(spec, data_path("models/tiny-llama-f16.gguf"), path), "");
     auto model = testing::open_test_model(path);
     EXPECT_EQ(std::string(model->hparams().architecture->name), spec.architecture);
+    double kld_sum = 0;
+    int kld_rows = 0;
     for (const auto& [label, expected] : references["cases"][spec.name].items()) {
       const int64_t length = expected["tokens"].get<int64_t>();
       const int64_t first = expected["first_position"].get<int64_t>();
@@ -81,14 +83,19 @@ TEST(Architecture, LogitsMatchLlamaCpp) {
         std::printf("%-7s %-5s position %3lld: max |logit diff| %.2e (logits up to %.2f), KLD %.2e, top %s\n",
                     spec.name, label.c_str(), (long long)(first + r), max_diff, scale, kld,
                     p.top == q.top ? "same" : "DIFFERENT");
-        // Measured: KLD <= 1.5e-7 and |logit difference| <= 2e-3 with logits up to ~4.5. Most rows differ by
-        // 1e-6..1e-4 (float summation order); the 1e-3 rows are an activation that rounds to the neighbouring q8
-        // level after such a difference upstream. The bounds leave a few times that margin.
-        EXPECT_LT(max_diff, 5e-3 * std::max(1.0, scale / 4)) << spec.name << " " << label << " row " << r;
-        EXPECT_LT(kld, 1e-6) << spec.name << " " << label << " row " << r;
+        // Measured: most rows differ by 1e-6..2e-4 in the logits (float summation order); a few by up to 5e-3,
+        // where an activation rounds to the neighbouring q8 level after such a difference upstream (KLD up to
+        // 1.2e-6, in qwen2's q8_0 attention). Leaving out the activation rounding altogether moves every row by
+        // 2e-3..1.3e-2 (KLD 1e-7..5e-6): these small random models are less sensitive to it than trained ones.
+        EXPECT_LT(max_diff, 1e-2 * std::max(1.0, scale / 4)) << spec.name << " " << label << " row " << r;
+        EXPECT_LT(kld, 3e-6) << spec.name << " " << label << " row " << r;
+        kld_sum += kld;
+        ++kld_rows;
         EXPECT_EQ(p.top, q.top) << spec.name << " " << label << " row " << r;
       }
     }
+    // Over the model's rows: measured <= 3.3e-7 (qwen2); 4.5e-6 without the q8_0 activation rounding.
+    EXPECT_LT(kld_sum / kld_rows, 1e-6) << spec.name;
   }
   std::filesystem::remove_all(dir);
 }
