@@ -2,31 +2,16 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "interrupt.h"
 #include "progress.h"
 #include "quant/convert.h"
 #include "report_printer.h"
 
 namespace quant::cli {
 namespace {
-
-std::atomic<bool> g_interrupted{false};
-
-extern "C" void on_interrupt(int) { g_interrupted.store(true); }
-
-// SIGINT and SIGTERM ask the conversion to stop at the next chunk; it then removes its temporary files and
-// we exit 130. A second signal while stopping has the default effect.
-void install_interrupt_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_interrupt;
-  action.sa_flags = SA_RESETHAND;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
 
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
@@ -115,8 +100,7 @@ int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
       progress.update(done, total, tensor);
     };
   }
-  install_interrupt_handlers();
-  request->cancel = &g_interrupted;
+  request->cancel = install_interrupt_handlers();
   auto reports = convert(*request);
   progress.finish();
   if (!reports) return fail(reports.error());
