@@ -31,6 +31,7 @@
 
 #include "quant/error.h"
 #include "quant/model.h"
+#include "quant/report.h"
 
 namespace quant {
 
@@ -147,13 +148,36 @@ struct EvalBase {
   const KlBaseReader* file = nullptr;    // --kl-base: a base-logits file (its tokens are scored)
 };
 
-// Scores `model` on `tokens` (the whole text tokenized with BOS as the vocabulary says; ignored when the base is a
-// file, whose tokens are used, as llama-perplexity does), BOS `bos` put first in each chunk when add_bos.
+// A text as llama-perplexity evaluates it: `path` read as its `-f FILE` reads a prompt (bytes as they are, one
+// trailing newline removed) and tokenized with `model`'s vocabulary, BOS first when the vocabulary adds one and
+// special tokens not parsed. An empty path gives no tokens, only the BOS rule (for a base-logits file's tokens). A
+// vocabulary that adds EOS is refused, as llama-perplexity asserts against it.
+struct EvalText {
+  std::vector<int32_t> tokens;
+  bool add_bos = false;
+  int32_t bos = -1;
+};
+Result<EvalText> read_eval_text(const ModelSource& model, const std::string& path);
+
+// Scores `model` on `tokens` (the whole text tokenized with BOS as the vocabulary says), BOS `bos` put first in each
+// chunk when add_bos. With a base file its tokens are scored, as llama-perplexity does; `tokens` may then be empty,
+// and when given must start with the file's tokens (ErrorKind::invalid_input naming the file otherwise).
 // Errors: fewer than 2·n_ctx tokens (ErrorKind::impossible, llama-perplexity's rule), a base of another vocabulary
 // size or a file of another context than a non-zero options.n_ctx (ErrorKind::invalid_input naming the file), a
 // token outside the vocabulary.
 Result<EvalResult> evaluate(const Model& model, std::span<const int32_t> tokens, bool add_bos, int32_t bos,
                             const EvalBase& base, const EvalOptions& options);
+
+// Several models scored against one base model in one run: each pass evaluates the base once for all of them.
+// Results are in the order of `models`, each equal to what evaluate() gives for that model alone.
+Result<std::vector<EvalResult>> evaluate_against(const Model& base, std::span<const Model* const> models,
+                                                 std::span<const int32_t> tokens, bool add_bos, int32_t bos,
+                                                 const EvalOptions& options);
+
+// `quantize IN --to T --eval-text FILE`: scores every written output of a conversion against its input on the text
+// (read as read_eval_text reads it) and fills each report's `quality`.
+Status score_conversions(const std::string& input, std::span<ConversionReport> reports, const std::string& text,
+                         const EvalOptions& options, int threads);
 
 nlohmann::json to_json(const EvalResult& result);
 
