@@ -81,16 +81,18 @@ Status filter_imatrix(ImportanceMatrix& imatrix, const std::vector<std::string>&
                       const std::vector<std::string>& exclude);
 
 // The quantize.imatrix.* keys llama-quantize adds to a model quantized with an imatrix (after filtering):
-// file = the path as given on the command line (cut to 127 bytes), dataset = the first dataset name (cut to
+// file = the path as given on the command line (cut to 127 bytes; absent for an imatrix computed in the same run,
+// which has no file), dataset = the first dataset name (cut to
 // 127 bytes; absent when there is none), entries_count = the number of entries, chunks_count = the chunk count
 // (absent unless positive). All numbers are written as u32. Nothing is written when no entry is left.
 struct ImatrixRecord {
-  std::string file;
+  std::optional<std::string> file;
   std::optional<std::string> dataset;
   uint32_t entries_count = 0;
   std::optional<uint32_t> chunks_count;
 };
-std::optional<ImatrixRecord> imatrix_record(const ImportanceMatrix& imatrix, const std::string& path_as_given);
+std::optional<ImatrixRecord> imatrix_record(const ImportanceMatrix& imatrix,
+                                            const std::optional<std::string>& path_as_given);
 
 // Sums of squared activations per weight, as llama-imatrix's collector keeps them (tools/imatrix/imatrix.cpp).
 class ImatrixAccumulator {

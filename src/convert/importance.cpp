@@ -12,16 +12,43 @@ Result<LoadedImportance> load_importance(const ConvertRequest& request) {
   return loaded;
 }
 
+Result<LoadedImportance> compute_importance(const ConvertRequest& request, const ModelSource& input) {
+  LoadedImportance loaded;
+  QUANT_ASSIGN_OR_RETURN(ImatrixCollection collection, imatrix_from_text(input, *request.calibration_text));
+  loaded.matrix = importance_matrix(collection);
+  QUANT_TRY(filter_imatrix(loaded.matrix, request.include_weights, request.exclude_weights));
+  // As llama-quantize records a file's imatrix, less the file name: there is none.
+  loaded.record = imatrix_record(loaded.matrix, std::nullopt);
+  if (!loaded.record) {
+    return usage_error("--include-weights / --exclude-weights leave no entry of the imatrix computed from the "
+                       "calibration text");
+  }
+  const TextImatrixStats& text = *collection.text;
+  TextImatrixSummary summary;
+  summary.text = text.text;
+  summary.n_ctx = text.n_ctx;
+  summary.chunks = text.chunks;
+  summary.tokens = text.tokens_evaluated;
+  summary.entries = int64_t(loaded.matrix.entries.size());
+  summary.perplexity = text.perplexity;
+  summary.seconds = text.seconds + text.tokenize_seconds;
+  loaded.summary = summary;
+  return loaded;
+}
+
 std::vector<KvOverride> imatrix_overrides(const ImatrixRecord& record) {
   std::vector<KvOverride> keys;
-  KvOverride file;
-  file.key = "quantize.imatrix.file";
-  file.kind = KvOverride::Kind::string;
-  file.string_value = record.file;
-  keys.push_back(file);
+  if (record.file) {
+    KvOverride file;
+    file.key = "quantize.imatrix.file";
+    file.kind = KvOverride::Kind::string;
+    file.string_value = *record.file;
+    keys.push_back(file);
+  }
   if (record.dataset) {
-    KvOverride dataset = file;
+    KvOverride dataset;
     dataset.key = "quantize.imatrix.dataset";
+    dataset.kind = KvOverride::Kind::string;
     dataset.string_value = *record.dataset;
     keys.push_back(dataset);
   }

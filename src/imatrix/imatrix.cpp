@@ -60,12 +60,13 @@ Status filter_imatrix(ImportanceMatrix& imatrix, const std::vector<std::string>&
   return Status::success();
 }
 
-std::optional<ImatrixRecord> imatrix_record(const ImportanceMatrix& imatrix, const std::string& path_as_given) {
+std::optional<ImatrixRecord> imatrix_record(const ImportanceMatrix& imatrix,
+                                            const std::optional<std::string>& path_as_given) {
   // llama-quantize copies strings into a 128-byte override buffer: at most 127 bytes survive.
   constexpr size_t kMaxStringBytes = 127;
   if (imatrix.entries.empty()) return std::nullopt;
   ImatrixRecord record;
-  record.file = path_as_given.substr(0, kMaxStringBytes);
+  if (path_as_given) record.file = path_as_given->substr(0, kMaxStringBytes);
   if (!imatrix.datasets.empty()) record.dataset = imatrix.datasets.front().substr(0, kMaxStringBytes);
   record.entries_count = static_cast<uint32_t>(imatrix.entries.size());
   if (imatrix.chunk_count > 0) record.chunks_count = static_cast<uint32_t>(imatrix.chunk_count);
