@@ -38,31 +38,18 @@ Result<LoadedImportance> compute_importance(const ConvertRequest& request, const
 
 std::vector<KvOverride> imatrix_overrides(const ImatrixRecord& record) {
   std::vector<KvOverride> keys;
-  if (record.file) {
-    KvOverride file;
-    file.key = "quantize.imatrix.file";
-    file.kind = KvOverride::Kind::string;
-    file.string_value = *record.file;
-    keys.push_back(file);
-  }
-  if (record.dataset) {
-    KvOverride dataset;
-    dataset.key = "quantize.imatrix.dataset";
-    dataset.kind = KvOverride::Kind::string;
-    dataset.string_value = *record.dataset;
-    keys.push_back(dataset);
-  }
-  KvOverride entries;
-  entries.key = "quantize.imatrix.entries_count";
-  entries.kind = KvOverride::Kind::integer;
-  entries.int_value = record.entries_count;
-  keys.push_back(entries);
-  if (record.chunks_count) {
-    KvOverride chunks = entries;
-    chunks.key = "quantize.imatrix.chunks_count";
-    chunks.int_value = *record.chunks_count;
-    keys.push_back(chunks);
-  }
+  auto add = [&keys](const char* key, KvOverride::Kind kind, std::string text, int64_t number) {
+    KvOverride o;
+    o.key = key;
+    o.kind = kind;
+    o.string_value = std::move(text);
+    o.int_value = number;
+    keys.push_back(std::move(o));
+  };
+  if (record.file) add("quantize.imatrix.file", KvOverride::Kind::string, *record.file, 0);
+  if (record.dataset) add("quantize.imatrix.dataset", KvOverride::Kind::string, *record.dataset, 0);
+  add("quantize.imatrix.entries_count", KvOverride::Kind::integer, "", record.entries_count);
+  if (record.chunks_count) add("quantize.imatrix.chunks_count", KvOverride::Kind::integer, "", *record.chunks_count);
   return keys;
 }
 
