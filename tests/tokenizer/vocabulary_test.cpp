@@ -126,10 +126,6 @@ std::vector<BadCase> bad_cases() {
        ErrorKind::invalid_input, "'tokenizer.ggml.token_type' is array[u32], expected array[i32]"},
       {"merges not strings", [](auto& m) { set(m, "tokenizer.ggml.merges", Value::string("a b")); },
        ErrorKind::invalid_input, "'tokenizer.ggml.merges' is string, expected array[string]"},
-      {"bos id out of range", [](auto& m) { set(m, "tokenizer.ggml.bos_token_id", Value::u32(6)); },
-       ErrorKind::invalid_input, "'tokenizer.ggml.bos_token_id' is 6, outside the vocabulary of 6 tokens"},
-      {"padding id out of range", [](auto& m) { set(m, "tokenizer.ggml.padding_token_id", Value::u32(4000000000u)); },
-       ErrorKind::invalid_input, "'tokenizer.ggml.padding_token_id' is 4000000000, outside the vocabulary"},
       {"eos id not u32", [](auto& m) { set(m, "tokenizer.ggml.eos_token_id", Value::i32(1)); },
        ErrorKind::invalid_input, "'tokenizer.ggml.eos_token_id' is i32, expected u32"},
       {"add_bos not bool", [](auto& m) { set(m, "tokenizer.ggml.add_bos_token", Value::u8(1)); },
@@ -214,12 +210,43 @@ TEST(Vocabulary, HandBuiltVocabulariesGetTheSameChecks) {
   EXPECT_EQ(tokenizer.error().kind(), ErrorKind::invalid_input);
   EXPECT_NE(tokenizer.error().message().find("tokenizer.ggml.scores' has 2 entries"), std::string::npos);
 
+  // A special id outside the vocabulary: llama.cpp's llama_vocab::impl::load warns "bad special token" and keeps
+  // its default (SPM: EOS 2).
   vocab.scores.clear();
   vocab.special.eos = 9;
   tokenizer = Tokenizer::create(vocab);
-  ASSERT_FALSE(tokenizer);
-  EXPECT_NE(tokenizer.error().message().find("eos_token_id' is 9, outside the vocabulary of 4 tokens"),
-            std::string::npos);
+  ASSERT_TRUE(tokenizer) << tokenizer.error().message();
+  EXPECT_EQ(tokenizer->eos(), 2);
+  ASSERT_EQ(tokenizer->warnings().size(), 1u);
+  EXPECT_NE(tokenizer->warnings()[0].find("tokenizer.ggml.eos_token_id = 9 is outside the vocabulary of 4 tokens"),
+            std::string::npos)
+      << tokenizer->warnings()[0];
+}
+
+// Real files carry special ids outside the vocabulary (llama.cpp's llama2.c converter writes 4294967295 for "no
+// separator"): they are read as stored, and the tokenizer keeps llama.cpp's default with a warning.
+TEST(Vocabulary, SpecialIdOutsideTheVocabularyKeepsTheDefault) {
+  std::vector<KeyValue> metadata = small_bpe();
+  set(metadata, "tokenizer.ggml.bos_token_id", Value::u32(6));
+  set(metadata, "tokenizer.ggml.padding_token_id", Value::u32(4000000000u));
+  auto vocab = load_vocabulary(metadata, "outside.gguf");
+  ASSERT_TRUE(vocab) << vocab.error().message();
+  EXPECT_EQ(vocab->special.bos, 6u);
+  EXPECT_EQ(vocab->special.pad, 4000000000u);
+  auto tokenizer = Tokenizer::create(std::move(vocab).value());
+  ASSERT_TRUE(tokenizer) << tokenizer.error().message();
+  // BPE's default BOS is 11, outside these 6 tokens too: no BOS at all.
+  EXPECT_EQ(tokenizer->bos(), kNoToken);
+  std::string warnings;
+  for (const std::string& warning : tokenizer->warnings()) warnings += warning + "\n";
+  EXPECT_NE(warnings.find("tokenizer.ggml.bos_token_id = 6 is outside the vocabulary of 6 tokens"), std::string::npos)
+      << warnings;
+  EXPECT_NE(warnings.find("tokenizer.ggml.padding_token_id = 4000000000 is outside the vocabulary"),
+            std::string::npos)
+      << warnings;
+  auto ids = tokenizer->tokenize("ab ab", false);
+  ASSERT_TRUE(ids);
+  EXPECT_EQ(*ids, (std::vector<TokenId>{2, 4}));
 }
 
 // Where llama.cpp aborts while tokenizing, we return an error.

@@ -2,31 +2,17 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "interrupt.h"
 #include "progress.h"
+#include "quant/eval.h"
 #include "quant/convert.h"
 #include "report_printer.h"
 
 namespace quant::cli {
 namespace {
-
-std::atomic<bool> g_interrupted{false};
-
-extern "C" void on_interrupt(int) { g_interrupted.store(true); }
-
-// SIGINT and SIGTERM ask the conversion to stop at the next chunk; it then removes its temporary files and
-// we exit 130. A second signal while stopping has the default effect.
-void install_interrupt_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_interrupt;
-  action.sa_flags = SA_RESETHAND;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
 
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
@@ -49,9 +35,15 @@ struct ConvertArgs {
   std::string tensor_type_file;
   std::vector<std::string> override_kv;
   std::string calibration;
+  std::string calibration_text;
+  int64_t calibration_ctx = 512, calibration_chunks = -1;
   bool pure = false, allow_requantize = false, leave_output_tensor = false, dry_run = false, force = false;
   bool fsync = false, allow_non_finite = false;
   int threads = 0;
+  // Scoring the outputs against the input (docs/eval.md).
+  std::string eval_text;
+  int64_t eval_ctx = 0, eval_chunks = -1;
+  std::optional<double> max_kld;
 };
 
 Result<ConvertRequest> build_request(const ConvertArgs& args) {
@@ -69,8 +61,17 @@ Result<ConvertRequest> build_request(const ConvertArgs& args) {
   if (!args.include_weights.empty() && !args.exclude_weights.empty()) {
     return usage_error("--include-weights and --exclude-weights cannot be combined");
   }
-  if ((!args.include_weights.empty() || !args.exclude_weights.empty()) && args.imatrix.empty()) {
-    return usage_error("--include-weights / --exclude-weights need --imatrix");
+  if ((!args.include_weights.empty() || !args.exclude_weights.empty()) && args.imatrix.empty() &&
+      args.calibration_text.empty()) {
+    return usage_error("--include-weights / --exclude-weights need --imatrix or --calibration-text");
+  }
+  if (!args.calibration_text.empty()) {
+    TextImatrixOptions text;
+    text.text_path = args.calibration_text;
+    text.n_ctx = args.calibration_ctx;
+    text.max_chunks = args.calibration_chunks;
+    text.threads = args.threads;
+    request.calibration_text = text;
   }
   request.imatrix_path = args.imatrix;
   request.include_weights = args.include_weights;
@@ -107,6 +108,8 @@ Result<ConvertRequest> build_request(const ConvertArgs& args) {
 }
 
 int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
+  if (args.max_kld && args.eval_text.empty()) return fail(usage_error("--max-kld needs --eval-text"));
+  if (!args.eval_text.empty() && args.dry_run) return fail(usage_error("--eval-text scores written outputs: not with --dry-run"));
   auto request = build_request(args);
   if (!request) return fail(request.error());
   ProgressBar progress(globals.quiet || globals.json);
@@ -114,18 +117,41 @@ int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
     request->progress = [&progress](uint64_t done, uint64_t total, const std::string& tensor) {
       progress.update(done, total, tensor);
     };
+    if (request->calibration_text) {
+      request->calibration_text->progress = [&progress](const TextImatrixProgress& p) {
+        progress.update(uint64_t(p.chunks_done), uint64_t(p.chunks_total),
+                        fmt::format("imatrix: {}/{} chunks", p.chunks_done, p.chunks_total));
+      };
+    }
   }
-  install_interrupt_handlers();
-  request->cancel = &g_interrupted;
+  request->cancel = install_interrupt_handlers();
+  if (request->calibration_text) request->calibration_text->cancel = request->cancel;
   auto reports = convert(*request);
   progress.finish();
   if (!reports) return fail(reports.error());
+  if (!args.eval_text.empty()) {
+    EvalOptions options;
+    options.n_ctx = args.eval_ctx;
+    options.max_chunks = args.eval_chunks;
+    if (Status scored = score_conversions(args.input, *reports, args.eval_text, options, args.threads); !scored) {
+      return fail(scored.error());
+    }
+  }
   if (globals.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const ConversionReport& report : *reports) out.push_back(to_json(report));
     std::cout << (out.size() == 1 ? out[0] : nlohmann::json{{"outputs", out}}).dump(2) << "\n";
   } else if (!globals.quiet) {
     for (const ConversionReport& report : *reports) print_report(std::cout, report, globals.verbose);
+  }
+  if (args.max_kld) {
+    for (const ConversionReport& report : *reports) {
+      if (report.quality && report.quality->kld_mean > *args.max_kld) {
+        spdlog::error("{}: mean KL divergence {:.6f} exceeds --max-kld {} (the file is written)", report.output,
+                      report.quality->kld_mean, *args.max_kld);
+        return kExitQualityGate;
+      }
+    }
   }
   return kExitOk;
 }
@@ -145,6 +171,16 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
       ->group("Conversion");
   app.add_flag("--pure", args->pure, "Give every quantizable tensor the one type: no mix rules")->group("Conversion");
   app.add_option("--imatrix", args->imatrix, "Importance matrix (llama.cpp GGUF imatrix or legacy .dat)")
+      ->group("Conversion");
+  app.add_option("--calibration-text", args->calibration_text,
+                 "Compute the importance matrix in this run from a text (plain or JSONL), as llama-imatrix would, "
+                 "and use it as --imatrix would (docs/imatrix.md)")
+      ->group("Conversion");
+  app.add_option("--calibration-ctx", args->calibration_ctx,
+                 "Tokens per chunk for --calibration-text (default 512, llama-imatrix's)")
+      ->group("Conversion");
+  app.add_option("--calibration-chunks", args->calibration_chunks,
+                 "Use at most this many chunks of --calibration-text (default -1: all)")
       ->group("Conversion");
   app.add_option("--include-weights", args->include_weights,
                  "Use importance data only for tensors whose name contains this (repeatable)")->allow_extra_args(false)
@@ -178,6 +214,14 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   app.add_option("-t,--threads", args->threads, "Worker threads (default 0: all cores); output is identical for any N")
       ->group("Conversion");
   app.add_flag("-f,--force", args->force, "Replace an existing output file")->group("Conversion");
+  app.add_option("--eval-text", args->eval_text,
+                 "Score each output against the input on this text (llama-perplexity's PPL, KL divergence, same top)")
+      ->group("Quality");
+  app.add_option("--eval-ctx", args->eval_ctx, "Context for --eval-text (default 512)")->group("Quality");
+  app.add_option("--eval-chunks", args->eval_chunks, "Score at most this many chunks of --eval-text")->group("Quality");
+  app.add_option("--max-kld", args->max_kld,
+                 "With --eval-text: exit 5 (outputs still written) when an output's mean KL divergence exceeds this")
+      ->group("Quality");
   app.add_flag("--fsync", args->fsync,
                "Flush the output to disk before renaming it into place (survives power loss; slower)")
       ->group("Conversion");
