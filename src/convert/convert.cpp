@@ -103,10 +103,11 @@ std::vector<ShardReport> shard_reports(const Target& target) {
     std::vector<split_internal::DeclaredTensor> declared;
     for (size_t i = 0; i < target.plan.tensors.size(); ++i) {
       if (target.files.shard_of[i] != s) continue;
-      const TensorReport& t = target.report.tensors[i];
+      const TensorPlan& t = target.plan.tensors[i];
+      const uint64_t bytes = convert_internal::planned_bytes(t);
       ++shard.tensors;
-      shard.tensor_bytes += t.bytes_out;
-      declared.push_back({t.name, t.type_out, t.shape, t.bytes_out});
+      shard.tensor_bytes += bytes;
+      declared.push_back({t.name, t.target_type, t.shape, bytes});
     }
     if (const std::optional<GgufWriter>& writer = target.writers[s]; writer) {
       shard.file_bytes = writer->bytes_written();

@@ -11,12 +11,6 @@
 namespace quant::convert_internal {
 namespace {
 
-uint64_t planned_bytes(const TensorPlan& t) {
-  int64_t rows = 1;
-  for (size_t d = 1; d < t.shape.size(); ++d) rows *= t.shape[d];
-  return *row_bytes(format_of(t.target_type), t.shape.empty() ? 1 : t.shape[0]) * uint64_t(rows);
-}
-
 // Tensors per shard -> the shard of each tensor.
 std::vector<uint32_t> shard_of_each(const std::vector<uint64_t>& counts) {
   std::vector<uint32_t> shard_of;
@@ -60,6 +54,12 @@ std::string plan_digest(const OutputShards& shards, const Plan& plan, std::span<
 }
 
 }  // namespace
+
+uint64_t planned_bytes(const TensorPlan& t) {
+  int64_t rows = 1;
+  for (size_t d = 1; d < t.shape.size(); ++d) rows *= t.shape[d];
+  return *row_bytes(format_of(t.target_type), t.shape.empty() ? 1 : t.shape[0]) * uint64_t(rows);
+}
 
 std::vector<PlanTensor> keep_split_order(const ModelSource& input, std::vector<PlanTensor> tensors) {
   // llama-quantize sorts its weights by (input shard, data offset) before it plans them under --keep-split.

@@ -33,6 +33,9 @@ struct OutputShards {
   std::string plan_digest;           // --shard: the value of quantize.shard.plan, else empty
 };
 
+// The data bytes of a planned tensor in its target type.
+uint64_t planned_bytes(const TensorPlan& tensor);
+
 // The tensors in the order llama-quantize --keep-split walks them: by input shard, then by data offset.
 std::vector<PlanTensor> keep_split_order(const ModelSource& input, std::vector<PlanTensor> tensors);
 

@@ -50,9 +50,9 @@ Status check_belongs(const GgufFile& shard, uint32_t index, const GgufFile& firs
                      uint64_t total_tensors) {
   QUANT_ASSIGN_OR_RETURN(const uint64_t no, split_key(shard, kSplitNoKey, 0, kMaxShards - 1));
   if (no != index) {
-    return invalid_input(fmt::format("its split.no is {} but its name makes it shard {}: it belongs to another "
-                                     "set of shards",
-                                     no, index))
+    return invalid_input(fmt::format("its split.no is {} (shard {}) but its name makes it shard {}: it belongs to "
+                                     "another set of shards",
+                                     no, no + 1, index + 1))
         .in_file(shard.path());
   }
   QUANT_ASSIGN_OR_RETURN(const uint64_t shards, split_key(shard, kSplitCountKey, 1, kMaxShards));
