@@ -14,7 +14,7 @@ namespace quant {
 Result<std::unique_ptr<ModelSource>> open_model(const std::string& path) {
   struct stat st{};
   if (::stat(path.c_str(), &st) != 0) {
-    return Error(io_error(fmt::format("cannot open: {}", std::strerror(errno)))).in_file(path);
+    return Error(io_error(fmt::format("cannot open for reading: {}", std::strerror(errno)))).in_file(path);
   }
   if (S_ISDIR(st.st_mode)) {
     return Error(impossible("reading a Hugging Face checkpoint folder is not supported by this build")).in_file(path);
