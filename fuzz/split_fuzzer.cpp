@@ -21,19 +21,21 @@ void check(bool invariant) {
   if (!invariant) __builtin_trap();
 }
 
-// This process's folder for the shard files, removed at exit.
+// This process's folder for the shard files, removed at exit. (Held by a pointer never freed, so the exit handler
+// still finds it after static destructors ran.)
 const std::string& shard_folder() {
-  static const std::string folder = [] {
+  static const std::string* folder = [] {
     const char* base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp";
     std::string pattern = std::string(base) + "/quant-split-fuzz-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) std::abort();  // the harness cannot run: not a finding
+    auto* made = new std::string(pattern);
     std::atexit([] {
       std::error_code ignored;
       std::filesystem::remove_all(shard_folder(), ignored);
     });
-    return pattern;
+    return made;
   }();
-  return folder;
+  return *folder;
 }
 
 void write_file(const std::string& path, std::span<const uint8_t> bytes) {
