@@ -128,7 +128,8 @@ TEST(SplitCommand, ShardsEqualLlamaGgufSplitsByTensorCountAndBySize) {
   ASSERT_EQ(quantize({"split", "tiny-llama-f16.gguf", "tl-f16-s2M", "--split-max-size", "2M", "-q"}, d).exit_code, 0);
   ASSERT_EQ(quantize({"split", "stories260K.gguf", "st-t20", "--split-max-tensors", "20", "-q"}, d).exit_code, 0);
   ASSERT_EQ(quantize({"split", "stories260K.gguf", "st-s1M", "--split-max-size", "1M", "-q"}, d).exit_code, 0);
-  for (const char* prefix : {"tl-f16-t12", "tl-f16-s2M", "st-t20", "st-s1M"}) {
+  ASSERT_EQ(quantize({"split", "stories260K.gguf", "st-default", "-q"}, d).exit_code, 0);  // 128 tensors a shard
+  for (const char* prefix : {"tl-f16-t12", "tl-f16-s2M", "st-t20", "st-s1M", "st-default"}) {
     SCOPED_TRACE(prefix);
     expect_reference_shards(d, prefix);
   }

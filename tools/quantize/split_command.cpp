@@ -8,6 +8,8 @@
 namespace quant::cli {
 namespace {
 
+constexpr uint64_t kDefaultMaxTensors = 128;
+
 struct SplitArgs {
   std::string input;
   std::string prefix;
@@ -24,9 +26,11 @@ int run_split(const SplitArgs& args, const GlobalOptions& globals) {
     limits.max_bytes = *bytes;
   }
   limits.max_tensors = args.max_tensors;
-  if ((limits.max_bytes == 0) == (limits.max_tensors == 0)) {
-    return fail(usage_error("give one of --split-max-size N[M|G] and --split-max-tensors N (a positive number)"));
+  if (limits.max_bytes != 0 && limits.max_tensors != 0) {
+    return fail(usage_error("give one of --split-max-size N[M|G] and --split-max-tensors N, not both"));
   }
+  // llama-gguf-split's default: 128 tensors per shard.
+  if (limits.max_bytes == 0 && limits.max_tensors == 0) limits.max_tensors = kDefaultMaxTensors;
   SplitJobOptions options;
   options.dry_run = args.dry_run;
   options.overwrite = args.force;
@@ -47,7 +51,8 @@ Command add_split_command(CLI::App& parent, GlobalOptions& globals) {
   app->add_option("PREFIX", args->prefix, "Output prefix: shards are PREFIX-00001-of-0000n.gguf ...")->required();
   app->add_option("--split-max-size", args->max_size,
                   "At most N bytes of tensor data per shard: N, NM (10^6 bytes) or NG (10^9 bytes)");
-  app->add_option("--split-max-tensors", args->max_tensors, "At most N tensors per shard");
+  app->add_option("--split-max-tensors", args->max_tensors,
+                  "At most N tensors per shard (the default, 128, when no limit is given, as in llama-gguf-split)");
   app->add_flag("--dry-run", args->dry_run, "Print the shards it would write; write nothing");
   app->add_flag("-f,--force", args->force, "Replace existing shard files");
   app->add_flag("--fsync", args->fsync, "Flush every shard to disk before placing it");

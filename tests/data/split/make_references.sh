@@ -30,6 +30,7 @@ run "$bin/llama-gguf-split" --split --split-max-tensors 12 tiny-llama-f16.gguf t
 run "$bin/llama-gguf-split" --split --split-max-size 2M tiny-llama-f16.gguf tl-f16-s2M
 run "$bin/llama-gguf-split" --split --split-max-tensors 20 stories260K.gguf st-t20
 run "$bin/llama-gguf-split" --split --split-max-size 1M stories260K.gguf st-s1M
+run "$bin/llama-gguf-split" --split stories260K.gguf st-default  # no limit: 128 tensors per shard
 # llama-gguf-split --merge of its own shards.
 run "$bin/llama-gguf-split" --merge tl-f16-s2M-00001-of-00004.gguf tl-f16-s2M-merged.gguf
 run "$bin/llama-gguf-split" --merge st-t20-00001-of-00003.gguf st-t20-merged.gguf
