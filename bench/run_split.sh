@@ -34,15 +34,15 @@ RESULTS=$WORK/logs/split-results.tsv
 # timed NAME RUN COMMAND...: runs COMMAND under /usr/bin/time -v, appends name, run, wall, cpu, rss to RESULTS.
 timed() {
   local name=$1 run=$2; shift 2
-  local log=$WORK/logs/$name-$run.time
+  local file=$WORK/logs/${name//[^A-Za-z0-9_]/_}-$run
   sync
-  /usr/bin/time -v -o "$log" "$@" > "$WORK/logs/$name-$run.out" 2>&1 || { echo "error: $name failed" >&2; exit 1; }
+  /usr/bin/time -v -o "$file.time" "$@" > "$file.out" 2>&1 || { echo "error: $name failed, see $file.out" >&2; exit 1; }
   awk -v name="$name" -v run="$run" -F': ' '
     /Elapsed \(wall clock\)/ { n = split($2, p, ":"); wall = 0; for (i = 1; i <= n; i++) wall = wall * 60 + p[i] }
     /User time \(seconds\)/ { user = $2 }
     /System time \(seconds\)/ { sys = $2 }
     /Maximum resident set size/ { rss = $2 }
-    END { printf "%s\t%s\t%.3f\t%.3f\t%d\n", name, run, wall, user + sys, rss }' "$log" >> "$RESULTS"
+    END { printf "%s\t%s\t%.3f\t%.3f\t%d\n", name, run, wall, user + sys, rss }' "$file.time" >> "$RESULTS"
 }
 
 cat "$MODEL" > /dev/null

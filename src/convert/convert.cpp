@@ -293,17 +293,17 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
       report.shard_count = target.files.count;
     }
     // The writers hashed every byte as they wrote it: no second pass over the files.
-    const std::optional<GgufWriter>* first = nullptr;
+    std::vector<const GgufWriter*> written;
     for (const std::optional<GgufWriter>& writer : target.writers) {
-      if (writer) first = first == nullptr ? &writer : first;
-      if (writer) report.output_bytes += writer->bytes_written();
+      if (writer) written.push_back(&*writer);
     }
-    report.output = first != nullptr ? (*first)->final_path()
-                    : report.shards.empty() ? target.output_path : report.shards.front().path;
-    if (first != nullptr && (report.shards.size() <= 1)) report.output_sha256 = (*first)->sha256_hex();
+    for (const GgufWriter* writer : written) report.output_bytes += writer->bytes_written();
+    if (written.size() == 1) report.output_sha256 = written.front()->sha256_hex();
     if (request.dry_run) {
       for (const TensorReport& t : report.tensors) report.output_bytes += t.bytes_out;
     }
+    const auto first_file = std::find(target.files.selected.begin(), target.files.selected.end(), true);
+    report.output = target.files.paths[size_t(first_file - target.files.selected.begin())];
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   for (Target& target : targets) {
