@@ -3,12 +3,14 @@
 // Both write what llama-gguf-split writes (tools/gguf-split/gguf-split.cpp at 34af94c): `--split` gives the first
 // shard the input's metadata and every shard the split keys (split_strategy), `--merge` gives the output the
 // first shard's metadata with split.count set to 0 and the tensors of every shard in order (gguf_merge). Tensor
-// bytes are copied a chunk at a time, so memory stays at one chunk whatever the model; every file is written to a
-// temporary name and all of them are placed together at the end, or none.
+// bytes are copied a chunk at a time, the next chunk read while one is written, so memory stays at two chunks
+// whatever the model; every file is written to a temporary name and all of them are placed together at the end,
+// or none.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <optional>
 
 #include "quant/split.h"
@@ -55,19 +57,46 @@ Result<GgufWriter> open_writer(const PlannedFile& file, const SplitJobOptions& o
   return writer;
 }
 
-// Copies the tensors of `file` from `source` into `writer`, a chunk at a time.
-Status copy_tensors(const ModelSource& source, const PlannedFile& file, GgufWriter& writer,
-                    const SplitJobOptions& options, std::vector<uint8_t>& buffer) {
+// One chunk of a tensor to copy.
+struct Piece {
+  const TensorInfo* tensor;
+  uint64_t offset;
+  uint64_t size;
+};
+
+std::vector<Piece> pieces_of(const PlannedFile& file, uint64_t chunk_bytes) {
+  std::vector<Piece> pieces;
   for (const TensorInfo* tensor : file.tensors) {
-    QUANT_TRY(writer.begin_tensor(tensor->name));
-    for (uint64_t done = 0; done < tensor->size_bytes;) {
-      if (options.cancel != nullptr && options.cancel->load()) return Error(ErrorKind::interrupted, "interrupted");
-      const uint64_t part = std::min<uint64_t>(tensor->size_bytes - done, std::max<uint64_t>(1, options.chunk_bytes));
-      buffer.resize(size_t(part));
-      QUANT_TRY(source.read_tensor(*tensor, done, buffer));
-      QUANT_TRY(writer.write_tensor_data(buffer));
-      done += part;
-    }
+    uint64_t done = 0;
+    do {
+      const uint64_t size = std::min(tensor->size_bytes - done, std::max<uint64_t>(1, chunk_bytes));
+      pieces.push_back({tensor, done, size});
+      done += size;
+    } while (done < tensor->size_bytes);
+  }
+  return pieces;
+}
+
+// Copies the tensors of `file` from `source` into `writer`, a chunk at a time, reading the next chunk (on another
+// thread) while this one is written, so reading and writing overlap.
+Status copy_tensors(const ModelSource& source, const PlannedFile& file, GgufWriter& writer,
+                    const SplitJobOptions& options, std::vector<uint8_t> (&buffers)[2]) {
+  const std::vector<Piece> pieces = pieces_of(file, options.chunk_bytes);
+  const auto read = [&](size_t i) -> Status {
+    std::vector<uint8_t>& buffer = buffers[i % 2];
+    buffer.resize(size_t(pieces[i].size));
+    return source.read_tensor(*pieces[i].tensor, pieces[i].offset, buffer);
+  };
+  Status next_read = pieces.empty() ? Status::success() : read(0);
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    QUANT_TRY(std::move(next_read));
+    if (options.cancel != nullptr && options.cancel->load()) return Error(ErrorKind::interrupted, "interrupted");
+    std::future<Status> ahead;
+    if (i + 1 < pieces.size()) ahead = std::async(std::launch::async, read, i + 1);
+    Status written = pieces[i].offset == 0 ? writer.begin_tensor(pieces[i].tensor->name) : Status::success();
+    if (written) written = writer.write_tensor_data(buffers[i % 2]);
+    next_read = ahead.valid() ? ahead.get() : Status::success();
+    QUANT_TRY(std::move(written));
   }
   return Status::success();
 }
@@ -89,11 +118,11 @@ Result<SplitJobReport> write_files(const ModelSource& source, std::vector<Planne
   }
   std::vector<GgufWriter> writers;
   writers.reserve(files.size());
-  std::vector<uint8_t> buffer;
+  std::vector<uint8_t> buffers[2];
   for (const PlannedFile& file : files) {
     QUANT_ASSIGN_OR_RETURN(GgufWriter writer, open_writer(file, options));
     writers.push_back(std::move(writer));
-    QUANT_TRY(copy_tensors(source, file, writers.back(), options, buffer));
+    QUANT_TRY(copy_tensors(source, file, writers.back(), options, buffers));
   }
   std::vector<GgufWriter*> all;
   for (GgufWriter& writer : writers) all.push_back(&writer);
