@@ -138,7 +138,8 @@ Result<std::vector<uint64_t>> cut_by_limits(std::span<const uint64_t> tensor_byt
 
 // `count` shards balanced by bytes, for `--shard I/N`: the largest shard (shard 0 also counting
 // `first_shard_extra` bytes: its metadata) is as small as any cut into `count` contiguous, non-empty shards allows;
-// among those cuts, each shard takes as many tensors as it can in order. A function of its arguments only, so
+// among those cuts, each shard takes as many tensors as fit in order, leaving one for each shard after it. A
+// function of its arguments only, so
 // every job of a sharded run computes the same cut. Each tensor counts as its data padded to 32 bytes.
 // impossible when there are fewer tensors than shards; usage error when count is 0 or above kMaxShards.
 Result<std::vector<uint64_t>> cut_balanced(std::span<const uint64_t> tensor_bytes, uint64_t first_shard_extra,
@@ -162,7 +163,7 @@ struct SplitJobOptions {
   bool dry_run = false;    // plan only
   bool overwrite = false;  // replace existing outputs
   bool fsync = false;
-  uint64_t chunk_bytes = uint64_t(8) << 20;  // bytes copied at a time
+  uint64_t chunk_bytes = uint64_t(8) << 20;  // bytes copied at a time (two chunks in memory: one read ahead)
   const std::atomic<bool>* cancel = nullptr; // when set and true, stop with an `interrupted` error
 };
 
