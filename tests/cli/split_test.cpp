@@ -6,8 +6,10 @@
 // of the later commands are shards, which the tests make with our own `quantize split` after checking each
 // against the reference's sha256, so the repository carries no shard files.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -520,6 +522,67 @@ TEST(SplitBadInput, OutputsNeverReplaceInputsOrExistingFiles) {
   after.insert("merged.gguf");
   EXPECT_EQ(files_in(dir), after);
   for (const std::string& name : before) EXPECT_EQ(file_sha256(dir + "/" + name), references().at(name));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// All or nothing: shards are placed together at the end, or none.
+
+// Waits for `pid` to stop (true) or end (false).
+bool stopped(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, WUNTRACED) < 0 && errno == EINTR) {
+  }
+  return WIFSTOPPED(status);
+}
+
+// The exit code of `pid`, or -signal.
+int ended(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+// Names in `dir` that are not temporary files (".NAME.tmp-PID").
+std::set<std::string> final_files(const std::string& dir) {
+  std::set<std::string> names;
+  for (const std::string& name : files_in(dir)) {
+    if (name.find(".tmp-") == std::string::npos) names.insert(name);
+  }
+  return names;
+}
+
+TEST(SplitAllOrNothing, InterruptedOrKilledRunsPlaceNoShard) {
+  const std::string model = data_path("models/tiny-llama-f16.gguf");
+  // Stopped inside the second of four shards (the first, 2.6 MB, complete), then interrupted: exit 130, no shard
+  // placed, no temporary file left.
+  const std::vector<std::vector<std::string>> jobs = {
+      {"split", model, "tl", "--split-max-tensors", "12"},
+      {model, "--to", "F16", "--split-max-tensors", "12", "-o", "tl.gguf"},
+      {model, "--to", "F16", "--shard", "1/2", "-o", "tl.gguf"}};
+  for (const auto& job : jobs) {
+    SCOPED_TRACE(job[0] + " " + job[1]);
+    const std::string dir = quant::testing::empty_dir("all-or-nothing");
+    const pid_t pid = quant::testing::spawn_quantize(job, {"QUANT_FAULT_STOP_AFTER_BYTES=3000000"}, dir + "/out",
+                                                     dir + "/err", dir);
+    ASSERT_TRUE(stopped(pid));
+    ::kill(pid, SIGINT);
+    ::kill(pid, SIGCONT);
+    EXPECT_EQ(ended(pid), 130) << quant::testing::read_text(dir + "/err");
+    EXPECT_EQ(files_in(dir), (std::set<std::string>{"err", "out"}));
+  }
+  // Killed there: the temporary files stay (nothing can clean up after SIGKILL) but no shard is placed, and the
+  // next run removes them and writes llama-gguf-split's shards.
+  const std::string dir = quant::testing::empty_dir("killed");
+  const pid_t pid = quant::testing::spawn_quantize(jobs[0], {"QUANT_FAULT_KILL_AFTER_BYTES=3000000"}, dir + "/out",
+                                                   dir + "/err", dir);
+  EXPECT_EQ(ended(pid), -SIGKILL);
+  EXPECT_EQ(final_files(dir), (std::set<std::string>{"err", "out"}));
+  EXPECT_GE(files_in(dir).size(), 4u);  // the first shard's and the second's temporary files
+  ASSERT_EQ(quantize({"split", model, "tl-f16-t12", "--split-max-tensors", "12", "-q"}, dir).exit_code, 0);
+  expect_reference_shards(dir, "tl-f16-t12");
+  ASSERT_EQ(quantize({"split", model, "tl", "--split-max-tensors", "12", "-q"}, dir).exit_code, 0);
+  for (const std::string& name : files_in(dir)) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
 }
 
 }  // namespace
