@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "core/checked_math.h"
@@ -52,18 +54,59 @@ uint64_t gguf_file_bytes(std::span<const KeyValue> metadata, std::span<const Dec
 }
 
 Status commit_together(std::span<GgufWriter* const> writers) {
-  // Every file is complete before the first is placed; then each is renamed into place in turn. If a rename
-  // fails, the files placed before it are removed again, so no output of the command appears. (A file that
-  // replaced an older one under --force cannot be given back here: the multi-file commit of the review branch
-  // keeps replaced files until every new one is in place.)
-  std::vector<std::string> placed;
+  // Each file is renamed into place in turn. A file it replaces (--force) is first kept under a backup name (a
+  // hard link, or the file itself moved aside where links are not possible); if any step fails, the files placed
+  // so far are removed and the backups put back, so every final path holds what it held before. The backups go
+  // once all files are in place. (The multi-file commit of quant/atomic_file.h, on the review branch, does this
+  // with renameat2 and keeps the final paths occupied throughout; it replaces this function.)
+  struct Placed {
+    std::string path;
+    std::string backup;  // empty: nothing was there
+  };
+  std::vector<Placed> placed;
+  const auto undo = [&]() {
+    for (auto it = placed.rbegin(); it != placed.rend(); ++it) {
+      if (it->backup.empty()) {
+        ::unlink(it->path.c_str());
+      } else {
+        ::rename(it->backup.c_str(), it->path.c_str());
+      }
+    }
+  };
   for (GgufWriter* writer : writers) {
+    const std::string& path = writer->final_path();
+    std::string backup;
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) {
+      // Only a regular file is ever replaced (the paths were checked before the work began; this is the check
+      // at the moment of placing).
+      if (!std::filesystem::is_regular_file(path, ec)) {
+        undo();
+        return io_error("is not a regular file: not replaced").in_file(path);
+      }
+      backup = writer_temp_path(path, long(::getpid())) + ".old";
+      ::unlink(backup.c_str());
+      if (::link(path.c_str(), backup.c_str()) != 0 && ::rename(path.c_str(), backup.c_str()) != 0) {
+        const int saved = errno;
+        undo();
+        return io_error(fmt::format("cannot keep the existing file while it is replaced: {}", std::strerror(saved)))
+            .in_file(path);
+      }
+    }
     Status committed = writer->commit();
     if (!committed) {
-      for (const std::string& path : placed) ::unlink(path.c_str());
+      if (!backup.empty() && !std::filesystem::exists(path, ec)) {
+        ::rename(backup.c_str(), path.c_str());
+      } else if (!backup.empty()) {
+        ::unlink(backup.c_str());
+      }
+      undo();
       return committed;
     }
-    placed.push_back(writer->final_path());
+    placed.push_back({path, std::move(backup)});
+  }
+  for (const Placed& p : placed) {
+    if (!p.backup.empty()) ::unlink(p.backup.c_str());
   }
   return Status::success();
 }

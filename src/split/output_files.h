@@ -34,9 +34,9 @@ struct DeclaredTensor {
 uint64_t gguf_file_bytes(std::span<const KeyValue> metadata, std::span<const DeclaredTensor> tensors,
                          uint64_t alignment = 32);
 
-// Places every writer's finished file, all or nothing: after an error no final path has changed (as far as this
-// step can undo: see the .cpp) and every temporary file is gone. This is the one place the files of a command are
-// committed, so the multi-file commit of quant/atomic_file.h replaces it in one edit.
+// Places every writer's finished file, all or nothing: after an error every final path holds what it held before
+// (a replaced file is kept aside until all are placed), and the temporary files not placed go with their writers. This is the one place the
+// files of a command are committed, so the multi-file commit of quant/atomic_file.h replaces it in one edit.
 Status commit_together(std::span<GgufWriter* const> writers);
 
 }  // namespace quant::split_internal
