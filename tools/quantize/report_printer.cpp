@@ -56,8 +56,8 @@ void print_report(std::ostream& out, const ConversionReport& r, bool all_tensors
   }
   if (!r.shards.empty()) {
     // A split output: the files this run wrote (or would write), of all the output's shards.
-    out << fmt::format("  shards      {} of {} file{} {}\n", r.shards.size(), r.shard_count, r.shard_count == 1 ? "" : "s",
-                       verb);
+    out << fmt::format("  shards      {} {} of {} file{}\n", verb, r.shards.size(), r.shard_count,
+                       r.shard_count == 1 ? "" : "s");
     print_shards(out, r.shards, r.dry_run);
   }
 
