@@ -10,35 +10,13 @@
 
 #include "quant/gguf.h"
 #include "split/output_files.h"
+#include "split/scratch_folder.h"
 
 namespace quant {
 namespace {
 
 namespace fs = std::filesystem;
 
-class Folder {
- public:
-  Folder() {
-    std::string pattern = (fs::temp_directory_path() / "quant-output-files-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~Folder() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  // Every name in the folder.
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& entry : fs::directory_iterator(path_)) out.push_back(entry.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  fs::path path_;
-};
 
 std::string text_of(const std::string& path) {
   std::ifstream in(path);
@@ -57,7 +35,7 @@ GgufWriter finished_writer(const std::string& path) {
 }
 
 TEST(CommitTogether, PlacesEveryFile) {
-  Folder dir;
+  testing::ScratchFolder dir;
   std::ofstream(dir / "b.gguf") << "old b";
   GgufWriter a = finished_writer(dir / "a.gguf");
   GgufWriter b = finished_writer(dir / "b.gguf");
@@ -68,7 +46,7 @@ TEST(CommitTogether, PlacesEveryFile) {
 }
 
 TEST(CommitTogether, AFailedPlacementPutsEverythingBack) {
-  Folder dir;
+  testing::ScratchFolder dir;
   std::ofstream(dir / "a.gguf") << "old a";  // replaced first, then given back
   {
     GgufWriter a = finished_writer(dir / "a.gguf");

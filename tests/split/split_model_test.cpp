@@ -14,28 +14,13 @@
 
 #include "quant/model_source.h"
 #include "quant/split.h"
+#include "split/scratch_folder.h"
 
 namespace quant {
 namespace {
 
 namespace fs = std::filesystem;
 
-class ScratchFolder {
- public:
-  ScratchFolder() {
-    std::string pattern = (fs::temp_directory_path() / "quant-split-model-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~ScratchFolder() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 // Tensor i of the test model: "t<i>", 8 f32 values i*8 .. i*8+7.
 std::string tensor_name(int i) {
@@ -96,7 +81,7 @@ void remove_key(ShardSpec& shard, const std::string& key) {
   std::erase_if(shard.metadata, [&](const KeyValue& kv) { return kv.key == key; });
 }
 
-std::vector<std::string> write_set(const ScratchFolder& dir, const std::vector<ShardSpec>& set,
+std::vector<std::string> write_set(const testing::ScratchFolder& dir, const std::vector<ShardSpec>& set,
                                    const std::string& prefix = "model") {
   std::vector<std::string> paths;
   for (uint32_t i = 0; i < set.size(); ++i) {
@@ -107,7 +92,7 @@ std::vector<std::string> write_set(const ScratchFolder& dir, const std::vector<S
 }
 
 TEST(SplitModel, AnyShardOpensTheWholeModel) {
-  ScratchFolder dir;
+  testing::ScratchFolder dir;
   const std::vector<std::string> paths = write_set(dir, good_set());
   uint64_t bytes = 0;
   for (const std::string& p : paths) bytes += fs::file_size(p);
@@ -146,7 +131,7 @@ TEST(SplitModel, AnyShardOpensTheWholeModel) {
 }
 
 TEST(SplitModel, OneShardSetAndPlainFiles) {
-  ScratchFolder dir;
+  testing::ScratchFolder dir;
   // A file with split.count 1 is a set of one when opened as a split model, and a plain file for open_model.
   ShardSpec only{shard_metadata({}, 0, 1, 2, SplitKeyOrder::gguf_split), {0, 1}};
   const std::string path = dir / "one-00001-of-00001.gguf";
@@ -174,14 +159,14 @@ struct Damage {
   uint32_t shard;
   ErrorKind kind;
   std::string reason;
-  std::function<void(const ScratchFolder&, std::vector<std::string>&)> after_writing = nullptr;
+  std::function<void(const testing::ScratchFolder&, std::vector<std::string>&)> after_writing = nullptr;
   uint32_t named = 1;  // the shard given to open_model
 };
 
 std::vector<Damage> damages() {
   return {
       {"missing shard", nullptr, 3, ErrorKind::io, "shard 3 of 4: cannot open",
-       [](const ScratchFolder&, std::vector<std::string>& paths) { fs::remove(paths[2]); }},
+       [](const testing::ScratchFolder&, std::vector<std::string>& paths) { fs::remove(paths[2]); }},
       {"shard count mismatch", [](auto& set) { set_key(set[1], "split.count", Value::u16(3)); }, 2,
        ErrorKind::invalid_input, "its split.count is 3 but"},
       {"shard index mismatch", [](auto& set) { set_key(set[2], "split.no", Value::u16(1)); }, 3,
@@ -209,9 +194,9 @@ std::vector<Damage> damages() {
       {"split.count of the wrong type", [](auto& set) { set_key(set[1], "split.count", Value::string("4")); }, 2,
        ErrorKind::invalid_input, "'split.count' is string, expected an integer"},
       {"damaged shard", nullptr, 2, ErrorKind::invalid_input, "shard 2 of 4: ",
-       [](const ScratchFolder&, std::vector<std::string>& paths) { fs::resize_file(paths[1], 40); }},
+       [](const testing::ScratchFolder&, std::vector<std::string>& paths) { fs::resize_file(paths[1], 40); }},
       {"shard renamed off the naming rule", nullptr, 2, ErrorKind::invalid_input, "its name must end in",
-       [](const ScratchFolder& dir, std::vector<std::string>& paths) {
+       [](const testing::ScratchFolder& dir, std::vector<std::string>& paths) {
          fs::rename(paths[1], dir / "renamed.gguf");
          paths[1] = dir / "renamed.gguf";
        },
@@ -222,7 +207,7 @@ std::vector<Damage> damages() {
 TEST(SplitModel, EveryKindOfBadSetIsRefusedNamingTheShard) {
   for (const Damage& d : damages()) {
     SCOPED_TRACE(d.name);
-    ScratchFolder dir;
+    testing::ScratchFolder dir;
     std::vector<ShardSpec> set = good_set();
     if (d.damage) d.damage(set);
     std::vector<std::string> paths = write_set(dir, set);
@@ -238,7 +223,7 @@ TEST(SplitModel, EveryKindOfBadSetIsRefusedNamingTheShard) {
 
 TEST(SplitModel, TheOtherShardsFindTheSameFaults) {
   // Naming a later shard finds the set the same way.
-  ScratchFolder dir;
+  testing::ScratchFolder dir;
   std::vector<ShardSpec> set = good_set();
   set_key(set[1], "split.count", Value::u16(3));
   const std::vector<std::string> paths = write_set(dir, set);
