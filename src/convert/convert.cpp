@@ -19,6 +19,7 @@
 #include "convert/tensor_stream.h"
 #include "convert/work_pool.h"
 #include "quant/gguf.h"
+#include "quant/hf.h"
 #include "split/output_files.h"
 
 namespace quant {
@@ -33,6 +34,10 @@ struct Target {
   std::string type_name;
   std::string output_path;
   Plan plan;
+  // Set when the input defines this target's bytes itself (SourcePlan): its metadata, and what each tensor is
+  // read as (in plan order).
+  std::optional<std::vector<KeyValue>> source_metadata;
+  std::vector<TensorInfo> source_tensors;
   std::vector<KeyValue> metadata;  // of the whole output: shard 0's, without split keys
   convert_internal::OutputShards files;
   std::vector<std::optional<GgufWriter>> writers;  // per file
@@ -46,6 +51,24 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
   target.type_name = wanted.type_name;
   target.output_path = wanted.output.empty() ? default_output_path(request.input, std::string(target.file_type->name))
                                              : wanted.output;
+  // A source that defines this type's bytes (a Hugging Face checkpoint written as convert_hf_to_gguf.py writes
+  // its outtypes) plans it itself, unless per-tensor options ask for llama-quantize's rules.
+  const bool per_tensor_options = request.pure || request.leave_output_tensor || request.output_tensor_type ||
+                                  request.token_embedding_type || !request.tensor_types.empty() || has_imatrix;
+  if (!target.file_type->copy_only && !per_tensor_options) {
+    QUANT_ASSIGN_OR_RETURN(std::optional<SourcePlan> own, input.source_plan(uint32_t(target.file_type->id)));
+    if (own) {
+      target.plan.file_type = uint32_t(target.file_type->id);
+      for (SourcePlanTensor& t : own->tensors) {
+        TensorPlan entry{t.source.name, t.source.shape, t.source.type, t.target, PlanRule::pure_default, t.why, {},
+                         false};
+        target.plan.tensors.push_back(std::move(entry));
+        target.source_tensors.push_back(std::move(t.source));
+      }
+      target.source_metadata = std::move(own->metadata);
+      return target;
+    }
+  }
   PlanOptions options;
   options.file_type = target.file_type->id;
   options.copy_only = target.file_type->copy_only;
@@ -137,9 +160,22 @@ TensorReport start_tensor_report(const TensorInfo& info, const TensorPlan& plan)
 }  // namespace
 
 std::string default_output_path(const std::string& input, const std::string& type_name) {
+  std::filesystem::path path(input);
+  if (is_checkpoint_directory(input)) {
+    // A checkpoint folder: "<folder>-<TYPE>.gguf" beside it (its whole name: "Llama-3.2-1B" has no extension).
+    std::string trimmed = input;
+    while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+    const std::filesystem::path folder(trimmed);
+    const std::string name = checkpoint_folder_name(trimmed);
+    if (!name.empty() && name != ".." && folder.filename() == name) {
+      return (folder.parent_path() / (name + "-" + type_name + ".gguf")).string();
+    }
+    // ".", "..", "a/.": name the output after the folder's real name.
+    const std::filesystem::path real = std::filesystem::weakly_canonical(folder);
+    return (real.parent_path() / (real.filename().string() + "-" + type_name + ".gguf")).string();
+  }
   // A split model is named after its shards' prefix: model-00001-of-00003.gguf -> model-Q4_K_M.gguf.
-  const std::optional<SplitName> shard = parse_split_path(input);
-  std::filesystem::path path(shard ? shard->prefix + ".gguf" : input);
+  if (const std::optional<SplitName> shard = parse_split_path(input); shard) path = shard->prefix + ".gguf";
   std::string stem = path.stem().string();
   return (path.parent_path() / (stem + "-" + type_name + ".gguf")).string();
 }
@@ -179,6 +215,21 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     }
     targets.push_back(std::move(target));
   }
+  // Targets planned by the source read tensors as the source says, in its order: they cannot share a pass with
+  // targets planned by llama-quantize's rules.
+  for (const Target& target : targets) {
+    if (target.source_metadata.has_value() != targets[0].source_metadata.has_value()) {
+      return usage_error(fmt::format("{} and {} cannot be written in one run from this input: {} is written as "
+                                     "the input's own converter writes it (docs/hf.md)",
+                                     targets[0].type_name, target.type_name,
+                                     target.source_metadata ? target.type_name : targets[0].type_name));
+    }
+  }
+  // Which TensorInfo tensor i of the plans is read as.
+  auto source_info = [&](size_t i) -> const TensorInfo& {
+    if (targets[0].source_metadata) return targets[0].source_tensors[i];
+    return *input.find_tensor(targets[0].plan.tensors[i].name);
+  };
   std::vector<KvOverride> overrides = request.kv_overrides;
   if (has_imatrix) {
     for (KvOverride& o : convert_internal::imatrix_overrides(*importance->record)) overrides.push_back(std::move(o));
@@ -190,7 +241,8 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   const ImportanceMatrix* importance_data = has_imatrix ? &importance->matrix : nullptr;
   std::vector<std::string> output_paths;
   for (Target& target : targets) {
-    target.metadata = convert_internal::output_metadata(input, target.plan.file_type, overrides);
+    target.metadata = target.source_metadata ? convert_internal::with_overrides(*target.source_metadata, overrides)
+                                             : convert_internal::output_metadata(input, target.plan.file_type, overrides);
     convert_internal::append_calibration_metadata(target.metadata, calibration_keys);
     auto files = convert_internal::lay_out_output(split, input, target.plan, target.output_path, target.metadata,
                                                   importance_data);
@@ -226,12 +278,12 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   uint64_t total_bytes = 0;
   for (size_t i = 0; i < targets[0].plan.tensors.size(); ++i) {
     if (std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return writes(t, i); })) {
-      total_bytes += input.find_tensor(targets[0].plan.tensors[i].name)->size_bytes;
+      total_bytes += source_info(i).size_bytes;
     }
   }
   convert_internal::TensorStreamer streamer(input, pool, request, request.dry_run ? 0 : total_bytes);
   for (size_t i = 0; i < targets[0].plan.tensors.size(); ++i) {
-    const TensorInfo& info = *input.find_tensor(targets[0].plan.tensors[i].name);
+    const TensorInfo& info = source_info(i);
     std::vector<TensorOutput> outputs;
     for (Target& target : targets) {
       if (!writes(target, i)) continue;

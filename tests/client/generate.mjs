@@ -4,7 +4,9 @@
 // same negative log-likelihood of every token, to the last bit, and the same greedy continuation.
 //
 // usage: node generate.mjs [--reference F16.gguf --same-as-reference Q8_0.gguf] [--same-score A.gguf B.gguf]...
-//                          [--tokens 16] [A.gguf ...]
+//                          [--tokens 16] [A.gguf ...] [--runs B.gguf ...]
+//        (A: must load and generate text; B: must load and complete, possibly with no text, as a model with random
+//        weights may stop at once)
 // Prints one JSON line per model or pair and "N passed, N failed" at the end; exits 1 on any failure.
 import { getLlama, LlamaCompletion } from "node-llama-cpp";
 
@@ -14,8 +16,10 @@ let tokens = 16;
 const sameAsReference = [];
 const sameScore = [];
 const loadsOnly = [];
+const runsOnly = [];
 for (let i = 0; i < args.length; ++i) {
   if (args[i] === "--reference") reference = args[++i];
+  else if (args[i] === "--runs") runsOnly.push(args[++i]);
   else if (args[i] === "--tokens") tokens = Number(args[++i]);
   else if (args[i] === "--same-as-reference") sameAsReference.push(args[++i]);
   else if (args[i] === "--same-score") { sameScore.push([args[i + 1], args[i + 2]]); i += 2; }
@@ -109,6 +113,14 @@ for (const path of loadsOnly) {
     record({ model: path, role: "loads", text: out.text }, out.text.length > 0);
   } catch (e) {
     record({ model: path, role: "loads", error: String(e) }, false);
+  }
+}
+for (const path of runsOnly) {
+  try {
+    const out = await greedyTokens(path);
+    record({ model: path, role: "runs", text: out.text }, true);
+  } catch (e) {
+    record({ model: path, role: "runs", error: String(e) }, false);
   }
 }
 console.log(`${passed} passed, ${failed} failed`);

@@ -11,6 +11,7 @@
 
 #include "command.h"
 #include "quant/gguf.h"
+#include "quant/hf.h"
 #include "quant/split.h"
 
 namespace quant::cli {
@@ -251,6 +252,14 @@ Command add_info_command(CLI::App& parent, GlobalOptions& globals) {
   app->add_option("FILE", *file, "GGUF file to describe (any shard of a split model describes the whole model)")
       ->required();
   return Command{app, [file, &globals]() -> int {
+                   if (is_checkpoint_directory(*file)) {
+                     // info describes a file's own layout (version, alignment, offsets), which a checkpoint
+                     // folder does not have; the dry run shows the GGUF it is read as.
+                     return fail(usage_error(fmt::format("'{}' is a checkpoint folder: info describes GGUF files; "
+                                                         "`quantize {} --to F16 --dry-run` lists the tensors it "
+                                                         "is read as (docs/hf.md)",
+                                                         *file, *file)));
+                   }
                    Result<std::unique_ptr<ModelSource>> model = open_model(*file);
                    if (!model) return fail(model.error());
                    if (globals.json) {
