@@ -25,6 +25,8 @@
 
 namespace quant {
 
+class ModelSource;  // quant/model_source.h
+
 enum class ImatrixFormat { gguf, dat };
 
 // The importance vector of one weight: n_expert slices of n_per_row values (one slice for a dense weight).
@@ -134,7 +136,8 @@ Result<ImatrixCollection> collect_imatrix(const std::vector<std::string>& data_f
 Status write_imatrix(const std::string& path, ImatrixFormat format, const ImatrixCollection& collection);
 
 // The input features (row length, ne0) of every weight of a GGUF model that takes activations: tensors named
-// "*.weight" with at least 2 dimensions. For DatasetOptions::weight_features.
-Result<std::map<std::string, int64_t>> model_weight_features(const std::string& model_path);
+// "*.weight" with at least 2 dimensions. For DatasetOptions::weight_features. Any model open_model() reads: a
+// GGUF file, a split model (every shard's weights) or a checkpoint folder.
+std::map<std::string, int64_t> model_weight_features(const ModelSource& model);
 
 }  // namespace quant

@@ -3,6 +3,7 @@
 
 #include "quant/gguf.h"
 #include "quant/imatrix.h"
+#include "quant/model_source.h"
 
 namespace quant {
 
@@ -33,8 +34,7 @@ Status write_imatrix(const std::string& path, ImatrixFormat format, const Imatri
                                        : write_imatrix_dat(path, collection.accumulator.sums(), collection.metadata);
 }
 
-Result<std::map<std::string, int64_t>> model_weight_features(const std::string& model_path) {
-  QUANT_ASSIGN_OR_RETURN(GgufFile model, GgufFile::open(model_path));
+std::map<std::string, int64_t> model_weight_features(const ModelSource& model) {
   std::map<std::string, int64_t> features;
   for (const TensorInfo& tensor : model.tensors()) {
     const bool is_weight = tensor.name.size() > 7 && tensor.name.compare(tensor.name.size() - 7, 7, ".weight") == 0;

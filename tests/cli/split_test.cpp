@@ -245,6 +245,50 @@ TEST(SplitInput, InfoDescribesTheWholeModel) {
   EXPECT_EQ(s["metadata"].size(), w["metadata"].size() + 3);
 }
 
+// `imatrix --model` checks activations against the weights of the whole model, wherever their shard: the
+// activations of blk.0.attn_q.weight (64 features, stories260K's row length) are checked against the last shard's
+// model, which does not hold that weight, and the imatrix written equals the one checked against the unsplit file.
+TEST(SplitInput, ImatrixChecksTheWeightsOfEveryShard) {
+  const SplitInputs& inputs = SplitInputs::get();
+  ASSERT_TRUE(inputs.ok());
+  const std::string last = inputs / "st-t20-00003-of-00003.gguf";
+  auto last_shard = quant::GgufFile::open(last);
+  ASSERT_TRUE(last_shard);
+  ASSERT_EQ(last_shard->find_tensor("blk.0.attn_q.weight"), nullptr);
+  std::vector<std::string> data;
+  for (int i = 0; i < 4; ++i) data.push_back(data_path("safetensors/imatrix-batch" + std::to_string(i) + ".safetensors"));
+  auto imatrix = [&](const std::string& model, const std::string& out) {
+    std::vector<std::string> args = {"imatrix", "--model", model, "-o", out, "-q", "--data"};
+    args.insert(args.end(), data.begin(), data.end());
+    return quantize(args);
+  };
+  ScratchDir dir;
+  const ProgramRun split = imatrix(last, dir / "split.imatrix.gguf");
+  ASSERT_EQ(split.exit_code, 0) << split.err;
+  ASSERT_EQ(imatrix(inputs / "stories260K.gguf", dir / "whole.imatrix.gguf").exit_code, 0);
+  EXPECT_EQ(file_sha256(dir / "split.imatrix.gguf"), file_sha256(dir / "whole.imatrix.gguf"));
+  // A model whose row length differs (tiny-llama) is refused through its shards too.
+  const ProgramRun other = imatrix(inputs / "tl-f16-t12-00002-of-00004.gguf", dir / "other.imatrix.gguf");
+  EXPECT_EQ(other.exit_code, 3);
+  EXPECT_NE(other.err.find("activations have 64 features but the weight takes"), std::string::npos) << other.err;
+  // A damaged set is refused naming the shard, and nothing is written.
+  const std::string damaged = quant::testing::empty_dir("imatrix-missing-shard");
+  for (const std::string& name : reference_shards("st-t20")) fs::copy_file(inputs / name, damaged + "/" + name);
+  fs::remove(damaged + "/st-t20-00002-of-00003.gguf");
+  const ProgramRun missing = imatrix(damaged + "/st-t20-00001-of-00003.gguf", dir / "missing.imatrix.gguf");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("st-t20-00002-of-00003.gguf"), std::string::npos) << missing.err;
+  EXPECT_FALSE(fs::exists(dir / "missing.imatrix.gguf"));
+  EXPECT_FALSE(fs::exists(dir / "other.imatrix.gguf"));
+  // The output may not be one of the model's other shards.
+  const std::string over = damaged + "/st-t20-00003-of-00003.gguf";
+  fs::copy_file(inputs / "st-t20-00002-of-00003.gguf", damaged + "/st-t20-00002-of-00003.gguf");
+  const ProgramRun over_shard = imatrix(damaged + "/st-t20-00001-of-00003.gguf", over);
+  EXPECT_EQ(over_shard.exit_code, 2) << over_shard.err;
+  EXPECT_NE(over_shard.err.find("is the input file"), std::string::npos) << over_shard.err;
+  EXPECT_EQ(file_sha256(over), references().at("st-t20-00003-of-00003.gguf"));
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Sharded runs: --shard I/N.
 

@@ -8,6 +8,7 @@
 
 #include "command.h"
 #include "quant/imatrix.h"
+#include "quant/model_source.h"
 
 namespace quant::cli {
 
@@ -25,14 +26,18 @@ int run_imatrix(const ImatrixArgs& args, const GlobalOptions& globals) {
     return fail(usage_error(fmt::format("--format must be gguf or dat, not '{}'", args.format)));
   }
   std::vector<std::string> inputs = args.data;
-  if (!args.model.empty()) inputs.push_back(args.model);
-  if (Status guard = refuse_output_over_inputs(args.output, inputs); !guard) return fail(guard.error());
   DatasetOptions options;
   if (!args.model.empty()) {
-    auto features = model_weight_features(args.model);
-    if (!features) return fail(features.error());
-    options.weight_features = std::move(features).value();
+    // Any shard of a split model names the whole model, as for conversions; the output may be none of its files.
+    auto model = open_model(args.model);
+    if (!model) return fail(model.error());
+    inputs.push_back(args.model);
+    for (const TensorInfo& tensor : (*model)->tensors()) {
+      if ((*model)->file_of(tensor) != inputs.back()) inputs.push_back((*model)->file_of(tensor));
+    }
+    options.weight_features = model_weight_features(**model);
   }
+  if (Status guard = refuse_output_over_inputs(args.output, inputs); !guard) return fail(guard.error());
   auto collection = collect_imatrix(args.data, options);
   if (!collection) return fail(collection.error());
   const ImatrixFormat format = args.format == "dat" ? ImatrixFormat::dat : ImatrixFormat::gguf;
