@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -366,6 +367,48 @@ TEST(ShardedRun, ThreeJobsMakeOneModelWithTheSingleRunsTensors) {
     if (reference->find(kv.key) == nullptr) extra.push_back(kv.key);
   }
   EXPECT_EQ(extra, (std::vector<std::string>{"split.no", "split.tensors.count", "quantize.shard.plan", "split.count"}));
+}
+
+// A job reads only the tensors of its shard: a NaN in an f16 weight of shard 3 stops job 3 and the single run
+// (naming the tensor), while jobs 1 and 2, which never read it, write their shards.
+TEST(ShardedRun, AJobReadsOnlyTheTensorsOfItsShard) {
+  ScratchDir dir;
+  const std::string model = dir / "tl-f16.gguf";
+  fs::copy_file(data_path("models/tiny-llama-f16.gguf"), model);
+  const ProgramRun plan = quantize({"--json", model, "--to", "Q4_K_M", "--shard", "3/3", "--dry-run"});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  auto input = quant::GgufFile::open(model);
+  ASSERT_TRUE(input);
+  const quant::TensorInfo* poisoned = nullptr;
+  const nlohmann::json planned = nlohmann::json::parse(plan.out);
+  for (const auto& t : planned["tensors"]) {
+    const quant::TensorInfo* info = input->find_tensor(t["name"].get<std::string>());
+    ASSERT_NE(info, nullptr);
+    if (info->type == quant::TypeId::f16) poisoned = info;
+  }
+  ASSERT_NE(poisoned, nullptr);
+  {
+    std::fstream file(model, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(std::streamoff(input->data_offset() + poisoned->offset));
+    const unsigned char nan_f16[2] = {0x00, 0x7e};  // 0x7e00, little-endian
+    file.write(reinterpret_cast<const char*>(nan_f16), 2);
+    ASSERT_TRUE(file.good());
+  }
+  for (const char* shard : {"1/3", "2/3"}) {
+    const ProgramRun run = quantize({model, "--to", "Q4_K_M", "--shard", shard, "-o", dir / "tl.gguf", "-q"});
+    EXPECT_EQ(run.exit_code, 0) << shard << ": " << run.err;
+  }
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--shard", "3/3", "-o", dir / "tl.gguf"}, {"-o", dir / "single.gguf"}}) {
+    std::vector<std::string> command = {model, "--to", "Q4_K_M"};
+    command.insert(command.end(), args.begin(), args.end());
+    const ProgramRun run = quantize(command);
+    EXPECT_EQ(run.exit_code, 3) << run.err;
+    EXPECT_NE(run.err.find(poisoned->name), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find("NaN"), std::string::npos) << run.err;
+  }
+  EXPECT_EQ(files_in(dir.path().string()),
+            (std::set<std::string>{"tl-f16.gguf", "tl-00001-of-00003.gguf", "tl-00002-of-00003.gguf"}));
 }
 
 TEST(ShardedRun, DeterministicAndBalancedByOutputBytes) {
