@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,19 @@ struct ShardReport {
   std::string sha256;         // empty in a dry run
 };
 
+// How an output scores against its input on a text (`--eval-text`, llama-perplexity's statistics, docs/eval.md).
+struct ModelQuality {
+  std::string text;
+  int64_t n_ctx = 0;
+  int64_t chunks = 0;
+  int64_t tokens_scored = 0;
+  double perplexity = 0, perplexity_uncertainty = 0;
+  double base_perplexity = 0, base_perplexity_uncertainty = 0;
+  double kld_mean = 0, kld_uncertainty = 0, kld_median = 0, kld_p99 = 0, kld_max = 0;
+  double same_top = 0, same_top_uncertainty = 0;  // fractions 0..1
+  double seconds = 0;
+};
+
 struct ConversionReport {
   std::string input;
   std::string output;
@@ -77,6 +91,7 @@ struct ConversionReport {
   // and `shard_count` is how many the whole output has. Empty for a single-file output.
   std::vector<ShardReport> shards;
   uint32_t shard_count = 0;
+  std::optional<ModelQuality> quality;  // set when the output was scored against the input
 
   double ratio() const { return output_bytes == 0 ? 0.0 : double(input_bytes) / double(output_bytes); }
   // Bits per weight of the tensor data written (all tensors).
@@ -93,6 +108,7 @@ double process_cpu_seconds();
 nlohmann::json to_json(const ErrorStats& stats);
 nlohmann::json to_json(const TensorReport& tensor);
 nlohmann::json to_json(const ShardReport& shard);
+nlohmann::json to_json(const ModelQuality& quality);
 nlohmann::json to_json(const ConversionReport& report);
 
 }  // namespace quant

@@ -118,6 +118,21 @@ nlohmann::json to_json(const ShardReport& s) {
           {"sha256", s.sha256.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.sha256)}};
 }
 
+nlohmann::json to_json(const ModelQuality& q) {
+  return {{"text", q.text},
+          {"n_ctx", q.n_ctx},
+          {"chunks", q.chunks},
+          {"tokens_scored", q.tokens_scored},
+          {"perplexity", {{"value", q.perplexity}, {"uncertainty", q.perplexity_uncertainty}}},
+          {"base_perplexity", {{"value", q.base_perplexity}, {"uncertainty", q.base_perplexity_uncertainty}}},
+          {"kl_divergence",
+           {{"mean", q.kld_mean}, {"uncertainty", q.kld_uncertainty}, {"median", q.kld_median},
+            {"percentiles", {{"99", q.kld_p99}}}, {"max", q.kld_max}}},
+          {"same_top_fraction", q.same_top},
+          {"same_top_uncertainty", q.same_top_uncertainty},
+          {"seconds", q.seconds}};
+}
+
 nlohmann::json to_json(const ConversionReport& r) {
   nlohmann::json tensors = nlohmann::json::array();
   for (const TensorReport& t : r.tensors) tensors.push_back(to_json(t));
@@ -146,6 +161,7 @@ nlohmann::json to_json(const ConversionReport& r) {
     out["shards"] = std::move(shards);
     out["shard_count"] = r.shard_count;
   }
+  if (r.quality) out["model"] = to_json(*r.quality);
   return out;
 }
 

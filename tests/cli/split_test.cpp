@@ -290,6 +290,61 @@ TEST(SplitInput, ImatrixChecksTheWeightsOfEveryShard) {
   EXPECT_EQ(file_sha256(over), references().at("st-t20-00003-of-00003.gguf"));
 }
 
+// `quantize eval` reads a split model from any shard: against llama-perplexity's KL-divergence base file of the
+// unsplit f16 model (tests/data/eval), the split f16 scores exactly as the unsplit file does.
+TEST(SplitInput, EvalScoresTheSplitModelAsTheWholeFile) {
+  const SplitInputs& inputs = SplitInputs::get();
+  ASSERT_TRUE(inputs.ok());
+  const std::string base = data_path("eval/f16-code-calib-c256-16chunks.kld");
+  const ProgramRun split = quantize({"--json", "eval", inputs / "tl-f16-t12-00003-of-00004.gguf", "--kl-base", base});
+  const ProgramRun whole = quantize({"--json", "eval", inputs / "tiny-llama-f16.gguf", "--kl-base", base});
+  ASSERT_EQ(split.exit_code, 0) << split.err;
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  nlohmann::json s = nlohmann::json::parse(split.out);
+  nlohmann::json w = nlohmann::json::parse(whole.out);
+  EXPECT_EQ(s["chunks"], 16);
+  EXPECT_LT(s["kl_divergence"]["mean"].get<double>(), 1e-4);  // the model that wrote the base file
+  for (nlohmann::json* doc : {&s, &w}) {
+    for (const char* varies : {"model", "seconds", "tokens_per_second", "peak_rss_bytes"}) doc->erase(varies);
+  }
+  EXPECT_EQ(s, w);
+}
+
+// A conversion scores a split output as the one model it makes (--eval-text), and a --shard job, which writes one
+// shard, cannot score it: exit 2 before anything is written.
+TEST(SplitOutput, EvalTextScoresTheWholeSplitOutput) {
+  ScratchDir dir;
+  const std::string model = data_path("models/tiny-llama-f16.gguf");
+  {
+    std::ofstream text(dir / "code.txt");
+    for (int i = 0; i < 60; ++i) {
+      text << "def function_" << i << "(value, count=3):\n    return [value * k for k in range(count)]\n\n";
+    }
+  }
+  auto score = [&](const std::vector<std::string>& cut, const std::string& out) {
+    std::vector<std::string> args = {"--json", model, "--to", "Q4_K_M", "-o", out, "--eval-text", dir / "code.txt",
+                                     "--eval-ctx", "128"};
+    args.insert(args.end(), cut.begin(), cut.end());
+    return quantize(args);
+  };
+  const ProgramRun split = score({"--split-max-size", "1M"}, dir / "cut.gguf");
+  const ProgramRun whole = score({}, dir / "whole.gguf");
+  ASSERT_EQ(split.exit_code, 0) << split.err;
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  nlohmann::json s = nlohmann::json::parse(split.out)["model"];
+  nlohmann::json w = nlohmann::json::parse(whole.out)["model"];
+  ASSERT_TRUE(s.is_object()) << split.out;
+  EXPECT_GT(s["kl_divergence"]["mean"].get<double>(), 0.0);
+  s.erase("seconds");
+  w.erase("seconds");
+  EXPECT_EQ(s, w);
+  const std::set<std::string> before = files_in(dir.path().string());
+  const ProgramRun sharded = score({"--shard", "1/3"}, dir / "job.gguf");
+  EXPECT_EQ(sharded.exit_code, 2) << sharded.err;
+  EXPECT_NE(sharded.err.find("not with --shard"), std::string::npos) << sharded.err;
+  EXPECT_EQ(files_in(dir.path().string()), before);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Sharded runs: --shard I/N.
 

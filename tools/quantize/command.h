@@ -18,6 +18,7 @@ enum ExitCode : int {
   kExitUsage = 2,
   kExitInvalidInput = 3,
   kExitImpossible = 4,
+  kExitQualityGate = 5,  // outputs written, but a quality gate (--max-kld) failed
   kExitInterrupted = 130,
 };
 
@@ -49,5 +50,7 @@ Command add_imatrix_command(CLI::App& parent, GlobalOptions& globals);
 Command add_calibrate_command(CLI::App& parent, GlobalOptions& globals);
 Command add_split_command(CLI::App& parent, GlobalOptions& globals);
 Command add_merge_command(CLI::App& parent, GlobalOptions& globals);
+Command add_eval_command(CLI::App& parent, GlobalOptions& globals);
+Command add_tokenize_command(CLI::App& parent, GlobalOptions& globals);
 
 }  // namespace quant::cli
