@@ -199,11 +199,16 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   if (split.keep_split) tensors = convert_internal::keep_split_order(input, std::move(tensors));
 
   // 2. The importance matrix, if any.
+  if (!request.imatrix_path.empty() && request.calibration_text) {
+    return usage_error("--imatrix and --calibration-text both give the importance matrix: use one");
+  }
   std::optional<convert_internal::LoadedImportance> importance;
   if (!request.imatrix_path.empty()) {
     QUANT_ASSIGN_OR_RETURN(importance, convert_internal::load_importance(request));
   }
-  const bool has_imatrix = importance && importance->record.has_value();
+  // A calibration text is computed after the plans (a bad type name should not wait for it); they are made as
+  // if its matrix were there, which it is unless the run fails.
+  bool has_imatrix = (importance && importance->record.has_value()) || request.calibration_text.has_value();
 
   // 3. Plan every target, then open its writer (nothing is created until every plan succeeded).
   std::vector<Target> targets;
@@ -230,6 +235,11 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     if (targets[0].source_metadata) return targets[0].source_tensors[i];
     return *input.find_tensor(targets[0].plan.tensors[i].name);
   };
+  if (request.calibration_text && !request.dry_run) {
+    // One read of the model for the statistics; the conversion below reads it again.
+    QUANT_ASSIGN_OR_RETURN(importance, convert_internal::compute_importance(request, input));
+  }
+  has_imatrix = importance && importance->record.has_value();
   std::vector<KvOverride> overrides = request.kv_overrides;
   if (has_imatrix) {
     for (KvOverride& o : convert_internal::imatrix_overrides(*importance->record)) overrides.push_back(std::move(o));
@@ -329,6 +339,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     report.threads = pool.size();
     report.input_bytes = input.input_bytes();
     report.parameters = int64_t(input.total_elements());
+    if (importance) report.imatrix_from_text = importance->summary;
     if (split.shard) {
       // One shard of the output: its share of the work, so that the rates are this job's.
       report.input_bytes = 0;

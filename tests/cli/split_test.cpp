@@ -20,6 +20,7 @@
 
 #include "cli/cli_harness.h"
 #include "quant/gguf.h"
+#include "quant/imatrix.h"
 #include "quant/split.h"
 #include "test_data.h"
 
@@ -288,6 +289,32 @@ TEST(SplitInput, ImatrixChecksTheWeightsOfEveryShard) {
   EXPECT_EQ(over_shard.exit_code, 2) << over_shard.err;
   EXPECT_NE(over_shard.err.find("is the input file"), std::string::npos) << over_shard.err;
   EXPECT_EQ(file_sha256(over), references().at("st-t20-00003-of-00003.gguf"));
+}
+
+// `quantize imatrix MODEL --text` runs the forward pass over a split model named by any shard: the same imatrix,
+// byte for byte, as from the unsplit file.
+TEST(SplitInput, TextImatrixOfTheSplitModelIsTheWholeFiles) {
+  const SplitInputs& inputs = SplitInputs::get();
+  ASSERT_TRUE(inputs.ok());
+  ScratchDir dir;
+  {
+    std::ofstream text(dir / "code.txt");
+    for (int i = 0; i < 60; ++i) {
+      text << "def function_" << i << "(value, count=3):\n    return [value * k for k in range(count)]\n\n";
+    }
+  }
+  auto imatrix = [&](const std::string& model, const std::string& out) {
+    return quantize({"imatrix", model, "--text", dir / "code.txt", "--ctx", "128", "--chunks", "3", "-o", out, "-q"});
+  };
+  const ProgramRun split = imatrix(inputs / "tl-f16-t12-00004-of-00004.gguf", dir / "split.imatrix.gguf");
+  const ProgramRun whole = imatrix(inputs / "tiny-llama-f16.gguf", dir / "whole.imatrix.gguf");
+  ASSERT_EQ(split.exit_code, 0) << split.err;
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  auto read = quant::read_imatrix(dir / "split.imatrix.gguf");
+  ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(read->chunk_count, 3);
+  EXPECT_GT(read->entries.size(), 20u);
+  EXPECT_EQ(file_sha256(dir / "split.imatrix.gguf"), file_sha256(dir / "whole.imatrix.gguf"));
 }
 
 // `quantize eval` reads a split model from any shard: against llama-perplexity's KL-divergence base file of the

@@ -35,6 +35,8 @@ struct ConvertArgs {
   std::string tensor_type_file;
   std::vector<std::string> override_kv;
   std::string calibration;
+  std::string calibration_text;
+  int64_t calibration_ctx = 512, calibration_chunks = -1;
   bool pure = false, allow_requantize = false, leave_output_tensor = false, dry_run = false, force = false;
   bool fsync = false, allow_non_finite = false;
   int threads = 0;
@@ -62,8 +64,17 @@ Result<ConvertRequest> build_request(const ConvertArgs& args) {
   if (!args.include_weights.empty() && !args.exclude_weights.empty()) {
     return usage_error("--include-weights and --exclude-weights cannot be combined");
   }
-  if ((!args.include_weights.empty() || !args.exclude_weights.empty()) && args.imatrix.empty()) {
-    return usage_error("--include-weights / --exclude-weights need --imatrix");
+  if ((!args.include_weights.empty() || !args.exclude_weights.empty()) && args.imatrix.empty() &&
+      args.calibration_text.empty()) {
+    return usage_error("--include-weights / --exclude-weights need --imatrix or --calibration-text");
+  }
+  if (!args.calibration_text.empty()) {
+    TextImatrixOptions text;
+    text.text_path = args.calibration_text;
+    text.n_ctx = args.calibration_ctx;
+    text.max_chunks = args.calibration_chunks;
+    text.threads = args.threads;
+    request.calibration_text = text;
   }
   request.imatrix_path = args.imatrix;
   request.include_weights = args.include_weights;
@@ -122,8 +133,15 @@ int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
     request->progress = [&progress](uint64_t done, uint64_t total, const std::string& tensor) {
       progress.update(done, total, tensor);
     };
+    if (request->calibration_text) {
+      request->calibration_text->progress = [&progress](const TextImatrixProgress& p) {
+        progress.update(uint64_t(p.chunks_done), uint64_t(p.chunks_total),
+                        fmt::format("imatrix: {}/{} chunks", p.chunks_done, p.chunks_total));
+      };
+    }
   }
-  request->cancel = stop_on_interrupt();
+  request->cancel = install_interrupt_handlers();
+  if (request->calibration_text) request->calibration_text->cancel = request->cancel;
   auto reports = convert(*request);
   progress.finish();
   if (!reports) return fail(reports.error());
@@ -169,6 +187,16 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
       ->group("Conversion");
   app.add_flag("--pure", args->pure, "Give every quantizable tensor the one type: no mix rules")->group("Conversion");
   app.add_option("--imatrix", args->imatrix, "Importance matrix (llama.cpp GGUF imatrix or legacy .dat)")
+      ->group("Conversion");
+  app.add_option("--calibration-text", args->calibration_text,
+                 "Compute the importance matrix in this run from a text (plain or JSONL), as llama-imatrix would, "
+                 "and use it as --imatrix would (docs/imatrix.md)")
+      ->group("Conversion");
+  app.add_option("--calibration-ctx", args->calibration_ctx,
+                 "Tokens per chunk for --calibration-text (default 512, llama-imatrix's)")
+      ->group("Conversion");
+  app.add_option("--calibration-chunks", args->calibration_chunks,
+                 "Use at most this many chunks of --calibration-text (default -1: all)")
       ->group("Conversion");
   app.add_option("--include-weights", args->include_weights,
                  "Use importance data only for tensors whose name contains this (repeatable)")->allow_extra_args(false)

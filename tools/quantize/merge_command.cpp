@@ -19,7 +19,7 @@ int run_merge(const MergeArgs& args, const GlobalOptions& globals) {
   options.dry_run = args.dry_run;
   options.overwrite = args.force;
   options.fsync = args.fsync;
-  options.cancel = stop_on_interrupt();
+  options.cancel = install_interrupt_handlers();
   auto report = merge_model(args.shard, args.output, options);
   if (!report) return fail(report.error());
   return print_split_job(*report, args.dry_run, globals);

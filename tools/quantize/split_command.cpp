@@ -35,7 +35,7 @@ int run_split(const SplitArgs& args, const GlobalOptions& globals) {
   options.dry_run = args.dry_run;
   options.overwrite = args.force;
   options.fsync = args.fsync;
-  options.cancel = stop_on_interrupt();
+  options.cancel = install_interrupt_handlers();
   auto report = split_model(args.input, args.prefix, limits, options);
   if (!report) return fail(report.error());
   return print_split_job(*report, args.dry_run, globals);
