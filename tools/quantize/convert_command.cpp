@@ -149,6 +149,7 @@ int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
     EvalOptions options;
     options.n_ctx = args.eval_ctx;
     options.max_chunks = args.eval_chunks;
+    options.cancel = request->cancel;  // the outputs are complete by now; a signal stops only their scoring
     if (Status scored = score_conversions(args.input, *reports, args.eval_text, options, args.threads); !scored) {
       return fail(scored.error());
     }
