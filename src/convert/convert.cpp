@@ -327,6 +327,8 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
       if (writer) writers.push_back(&*writer);
     }
   }
+  // A signal that arrived after the last chunk was read (while the tail was written) still means no output.
+  if (request.cancel != nullptr && request.cancel->load()) return Error(ErrorKind::interrupted, "interrupted");
   QUANT_TRY(split_internal::commit_together(writers));
 
   // 6. The reports.

@@ -126,6 +126,8 @@ Result<SplitJobReport> write_files(const ModelSource& source, std::vector<Planne
   }
   std::vector<GgufWriter*> all;
   for (GgufWriter& writer : writers) all.push_back(&writer);
+  // A signal that arrived while the last piece was written still means no output.
+  if (options.cancel != nullptr && options.cancel->load()) return Error(ErrorKind::interrupted, "interrupted");
   QUANT_TRY(split_internal::commit_together(all));
   for (size_t i = 0; i < writers.size(); ++i) {
     report.files[i].file_bytes = writers[i].bytes_written();
