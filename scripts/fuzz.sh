@@ -25,7 +25,7 @@ mode=""
 seconds=""
 runs=""
 seed=1
-targets="gguf dequantize dataset imatrix hf kl_base jsonl tokenizer"
+targets="gguf dequantize dataset imatrix hf split kl_base jsonl tokenizer"
 build=1
 jobs=1
 while [ $# -gt 0 ]; do
@@ -61,11 +61,11 @@ regressions="tests/data/fuzz-regressions"
 # or a process above the RSS limit, is a finding; so is one input taking more than the timeout.
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=20)
 # Longest input libFuzzer builds, per target: GGUF headers and dataset files need room; blocks do not.
-declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536 [hf]=16384 [kl_base]=16384 [jsonl]=8192 [tokenizer]=65536)
+declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536 [hf]=16384 [split]=32768 [kl_base]=16384 [jsonl]=8192 [tokenizer]=65536)
 # Executions per target in the CI (--regressions) runs: about 30-60 s each on a loaded 2-core machine. A fixed
 # count and seed make the run reproducible: a clean local run means a clean CI run. Finding new bugs is the long
 # campaign's job; CI guards against regressions and shallow bugs on changed code.
-declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000 [kl_base]=100000 [jsonl]=40000 [tokenizer]=20000)
+declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000 [split]=30000 [kl_base]=100000 [jsonl]=40000 [tokenizer]=20000)
 
 if [ "$build" = 1 ]; then
   if ! command -v clang++ >/dev/null 2>&1; then
@@ -126,6 +126,11 @@ make_seeds() {
     hf)
       # Each checkpoint config of tests/data/hf, shrunk, with a consistent safetensors file (stdlib Python).
       python3 fuzz/make_hf_seeds.py tests/data/hf "$work/hf/seeds"
+      ;;
+    split)
+      # Small copies of the real models, each cut into shards and packed as one input (fuzz/split_input.h).
+      "$build_dir/fuzz/make_gguf_seeds" --split "$work/split/seeds" tests/data/gguf/stories260K.gguf \
+        tests/data/models/tiny-llama-f16.gguf tests/data/gguf/mnist-fc-f32.gguf 2>/dev/null || true
       ;;
     jsonl)
       # Calibration text as JSON Lines: documents, OpenAI-style chats (string and list-of-parts contents) and

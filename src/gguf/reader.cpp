@@ -28,6 +28,7 @@ namespace {
 constexpr uint64_t kMaxTensorDims = 4;
 constexpr uint64_t kMaxTensorNameBytes = 63;  // ggml's GGML_MAX_NAME is 64 including the terminating NUL
 constexpr uint64_t kInitialHeaderRead = uint64_t(1) << 20;
+constexpr uint64_t kHeaderSlack = uint64_t(64) << 10;  // a read prefix this much larger than the header is trimmed
 
 // "GGUF" read as a little-endian u32, and the same bytes reversed as one 2023 writer stored them.
 constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
@@ -423,6 +424,17 @@ Result<GgufFile> GgufFile::open(const std::string& path, const GgufLimits& limit
     const uint64_t limit = std::min(file.file_size_, limits.max_header_bytes);
     if (!parser.needs_more() || prefix >= limit) return std::move(status).error();
     prefix = std::min(limit, prefix > limit / 4 ? limit : prefix * 4);
+  }
+  // The first read takes up to 1 MiB, most of it tensor data when the header is small. A split model holds one
+  // GgufFile per shard, and most shards' headers are a few hundred bytes: keep only the header's bytes (the
+  // parsed Values view them, so parse again from the trimmed copy).
+  if (buffer->size() > file.header_size_ + kHeaderSlack) {
+    auto trimmed = std::make_shared<std::vector<uint8_t>>(buffer->begin(), buffer->begin() + file.header_size_);
+    file.metadata_.clear();
+    file.tensors_.clear();
+    GgufParser parser(file, trimmed, limits);
+    QUANT_TRY(parser.parse());
+    buffer = std::move(trimmed);
   }
   file.header_bytes_ = std::move(buffer);
   for (size_t i = 0; i < file.metadata_.size(); ++i) file.key_index_.emplace(file.metadata_[i].key, i);
