@@ -75,6 +75,23 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
   return target;
 }
 
+std::vector<KeyValue> target_metadata(const Target& target, const ModelSource& input,
+                                      const std::vector<KvOverride>& overrides,
+                                      const std::vector<KeyValue>& calibration_keys) {
+  std::vector<KeyValue> metadata = convert_internal::output_metadata(input, target.plan.file_type, overrides);
+  convert_internal::append_calibration_metadata(metadata, calibration_keys);
+  return metadata;
+}
+
+// The exact size of the file open_writer() and the stream would write: a dry run reports it.
+Result<uint64_t> predicted_file_size(const Target& target, const ModelSource& input,
+                                     const std::vector<KvOverride>& overrides,
+                                     const std::vector<KeyValue>& calibration_keys) {
+  std::vector<TensorInfo> tensors;
+  for (const TensorPlan& t : target.plan.tensors) tensors.push_back(TensorInfo{t.name, t.target_type, t.shape, 0, 0});
+  return gguf_file_size(target_metadata(target, input, overrides, calibration_keys), tensors);
+}
+
 Status open_writer(Target& target, const ModelSource& input, const std::vector<KvOverride>& overrides,
                    const std::vector<KeyValue>& calibration_keys, const ConvertRequest& request) {
   QUANT_TRY(check_output_path(request.input, target.output_path, request.overwrite));
@@ -86,9 +103,7 @@ Status open_writer(Target& target, const ModelSource& input, const std::vector<K
     options.alignment = alignment->as<uint32_t>();
   }
   QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(target.output_path, options));
-  std::vector<KeyValue> metadata = convert_internal::output_metadata(input, target.plan.file_type, overrides);
-  convert_internal::append_calibration_metadata(metadata, calibration_keys);
-  for (KeyValue& kv : metadata) {
+  for (KeyValue& kv : target_metadata(target, input, overrides, calibration_keys)) {
     QUANT_TRY(writer.add_metadata(std::move(kv.key), std::move(kv.value)));
   }
   for (const TensorPlan& t : target.plan.tensors) QUANT_TRY(writer.add_tensor(t.name, t.target_type, t.shape));
@@ -214,8 +229,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
       report.output_sha256 = target.writer->sha256_hex();
       report.output_bytes = target.writer->bytes_written();
     } else {
-      report.output_bytes = 0;
-      for (const TensorReport& t : report.tensors) report.output_bytes += t.bytes_out;
+      QUANT_ASSIGN_OR_RETURN(report.output_bytes, predicted_file_size(target, input, overrides, calibration_keys));
     }
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

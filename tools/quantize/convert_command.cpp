@@ -130,6 +130,22 @@ int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
   return kExitOk;
 }
 
+SharedConvertValues shared_values(const ConvertArgs& args) {
+  SharedConvertValues shared{args.input, args.to, args.outputs, args.imatrix, args.tensor_types,
+                             args.tensor_type_file, args.dry_run, args.force, args.threads, {}, &g_interrupted};
+  const std::pair<bool, const char*> given[] = {
+      {args.pure, "--pure"}, {args.leave_output_tensor, "--leave-output-tensor"},
+      {!args.output_tensor_type.empty(), "--output-tensor-type"},
+      {!args.token_embedding_type.empty(), "--token-embedding-type"},
+      {!args.include_weights.empty(), "--include-weights"}, {!args.exclude_weights.empty(), "--exclude-weights"},
+      {!args.override_kv.empty(), "--override-kv"}, {!args.calibration.empty(), "--calibration"}};
+  for (const auto& [is_given, name] : given) {
+    if (is_given) shared.unsupported.push_back(name);
+  }
+  install_interrupt_handlers();
+  return shared;
+}
+
 }  // namespace
 
 Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
@@ -184,7 +200,11 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   app.add_flag("--allow-non-finite", args->allow_non_finite,
                "Accept NaN/Inf in input tensors (llama.cpp refuses to load such files)")
       ->group("Conversion");
-  return Command{&app, [args, &globals, &app]() -> int {
+  std::shared_ptr<AutomixOptions> automix = add_automix_options(app);
+  return Command{&app, [args, automix, &globals, &app]() -> int {
+                   if (!args->input.empty() && automix_requested(*automix)) {
+                     return run_automix(*automix, shared_values(*args), globals);
+                   }
                    if (args->input.empty() || args->to.empty()) {
                      std::cerr << app.help();
                      return kExitUsage;
