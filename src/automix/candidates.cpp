@@ -49,7 +49,7 @@ std::vector<TypeId> candidate_types(const PlanTensor& tensor, bool has_importanc
     }
     if (!is_weight_type(format.id) || format.quantize == nullptr) continue;
     if (row_length <= 0 || row_length % format.block_size != 0) continue;
-    if (format.bits_per_weight() >= source->bits_per_weight()) continue;
+    if (format.bits_per_weight() > source->bits_per_weight()) continue;
     if (needs_importance(tensor, format) && !has_importance) continue;
     types.push_back(format.id);
   }
