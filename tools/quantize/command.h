@@ -20,6 +20,7 @@ enum ExitCode : int {
   kExitUsage = 2,
   kExitInvalidInput = 3,
   kExitImpossible = 4,
+  kExitQualityGate = 5,  // outputs written, but a quality gate (--max-kld) failed
   kExitInterrupted = 130,
 };
 
@@ -67,5 +68,7 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals);
 Command add_info_command(CLI::App& parent, GlobalOptions& globals);
 Command add_imatrix_command(CLI::App& parent, GlobalOptions& globals);
 Command add_calibrate_command(CLI::App& parent, GlobalOptions& globals);
+Command add_eval_command(CLI::App& parent, GlobalOptions& globals);
+Command add_tokenize_command(CLI::App& parent, GlobalOptions& globals);
 
 }  // namespace quant::cli

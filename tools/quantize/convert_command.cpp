@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "progress.h"
+#include "quant/eval.h"
 #include "quant/convert.h"
 #include "report_printer.h"
 
@@ -52,6 +53,10 @@ struct ConvertArgs {
   bool pure = false, allow_requantize = false, leave_output_tensor = false, dry_run = false, force = false;
   bool fsync = false, allow_non_finite = false;
   int threads = 0;
+  // Scoring the outputs against the input (docs/eval.md).
+  std::string eval_text;
+  int64_t eval_ctx = 0, eval_chunks = -1;
+  std::optional<double> max_kld;
 };
 
 Result<ConvertRequest> build_request(const ConvertArgs& args) {
@@ -107,6 +112,8 @@ Result<ConvertRequest> build_request(const ConvertArgs& args) {
 }
 
 int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
+  if (args.max_kld && args.eval_text.empty()) return fail(usage_error("--max-kld needs --eval-text"));
+  if (!args.eval_text.empty() && args.dry_run) return fail(usage_error("--eval-text scores written outputs: not with --dry-run"));
   auto request = build_request(args);
   if (!request) return fail(request.error());
   ProgressBar progress(globals.quiet || globals.json);
@@ -120,12 +127,29 @@ int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
   auto reports = convert(*request);
   progress.finish();
   if (!reports) return fail(reports.error());
+  if (!args.eval_text.empty()) {
+    EvalOptions options;
+    options.n_ctx = args.eval_ctx;
+    options.max_chunks = args.eval_chunks;
+    if (Status scored = score_conversions(args.input, *reports, args.eval_text, options, args.threads); !scored) {
+      return fail(scored.error());
+    }
+  }
   if (globals.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const ConversionReport& report : *reports) out.push_back(to_json(report));
     std::cout << (out.size() == 1 ? out[0] : nlohmann::json{{"outputs", out}}).dump(2) << "\n";
   } else if (!globals.quiet) {
     for (const ConversionReport& report : *reports) print_report(std::cout, report, globals.verbose);
+  }
+  if (args.max_kld) {
+    for (const ConversionReport& report : *reports) {
+      if (report.quality && report.quality->kld_mean > *args.max_kld) {
+        spdlog::error("{}: mean KL divergence {:.6f} exceeds --max-kld {} (the file is written)", report.output,
+                      report.quality->kld_mean, *args.max_kld);
+        return kExitQualityGate;
+      }
+    }
   }
   return kExitOk;
 }
@@ -194,6 +218,14 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   app.add_option("-t,--threads", args->threads, "Worker threads (default 0: all cores); output is identical for any N")
       ->group("Conversion");
   app.add_flag("-f,--force", args->force, "Replace an existing output file")->group("Conversion");
+  app.add_option("--eval-text", args->eval_text,
+                 "Score each output against the input on this text (llama-perplexity's PPL, KL divergence, same top)")
+      ->group("Quality");
+  app.add_option("--eval-ctx", args->eval_ctx, "Context for --eval-text (default 512)")->group("Quality");
+  app.add_option("--eval-chunks", args->eval_chunks, "Score at most this many chunks of --eval-text")->group("Quality");
+  app.add_option("--max-kld", args->max_kld,
+                 "With --eval-text: exit 5 (outputs still written) when an output's mean KL divergence exceeds this")
+      ->group("Quality");
   app.add_flag("--fsync", args->fsync,
                "Flush the output to disk before renaming it into place (survives power loss; slower)")
       ->group("Conversion");
