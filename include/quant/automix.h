@@ -78,7 +78,7 @@ struct SensitivityFingerprint {
   std::string model;     // hex digest of the model's header and samples of every tensor's bytes
   std::string imatrix;   // hex digest of the importance values used, or "none"
   std::string text;      // hex digest of the calibration text's bytes, or "none"
-  std::string measurer;  // the measurer and its settings, e.g. "weighted-error/1 rows=512"
+  std::string measurer;  // the measurer and its settings, e.g. "weighted-error/1 values=131072"
 };
 
 struct SensitivityTable {
@@ -113,7 +113,7 @@ struct MeasureTensor {
 using MeasureProgress = std::function<void(size_t done, size_t total, const std::string& tensor)>;
 
 struct MeasureContext {
-  const ModelSource* model = nullptr;
+  std::shared_ptr<const ModelSource> model;
   std::vector<MeasureTensor> tensors;
   std::string calibration_text;  // path; empty: none
   int threads = 0;               // 0: all cores
@@ -131,14 +131,40 @@ class SensitivityMeasurer {
   virtual std::string unit() const = 0;
   // Fills costs for every tensor and type of the context (the fingerprint is the caller's).
   virtual Result<SensitivityTable> measure(const MeasureContext& context) = 0;
+
+  // What a whole mix costs, measured at once (every tensor of the context at its first type, the others
+  // unquantized), in the same unit and on the same data as measure(); nullopt when this measurer cannot run the
+  // model.
+  struct MixScore {
+    double cost = 0;      // mean KL divergence against the unquantized model
+    double same_top = 0;  // fraction of scored tokens whose most likely next token is the unquantized model's
+  };
+  virtual Result<std::optional<MixScore>> measure_mix(const MeasureContext& mix) {
+    (void)mix;
+    return std::optional<MixScore>();
+  }
 };
 
 // The proxy measurer: for every candidate type, the relative importance-weighted squared error of the tensor's
-// output, Σ_ij imp_j (w_ij − q(w)_ij)² / Σ_ij imp_j w_ij², on up to `sample_rows` evenly spaced rows (all rows when
-// fewer). imp is the tensor's importance vector (the mean square of each input column over the calibration text,
-// so this is the expected output error energy relative to the output's energy for independent inputs), or all
-// ones when the imatrix has none. The quantization is exactly the converter's, importance included.
-std::unique_ptr<SensitivityMeasurer> make_weighted_error_measurer(int64_t sample_rows = 512);
+// output, Σ_ij imp_j (w_ij − q(w)_ij)² / Σ_ij imp_j w_ij², on evenly spaced rows holding about `sample_values`
+// values (at least 16 rows; all rows when the tensor is smaller). imp is the tensor's importance vector (the mean
+// square of each input column over the calibration text, so this is the expected output error energy relative to
+// the output's energy for independent inputs), or all ones when the imatrix has none. The quantization is exactly
+// the converter's, importance included; every ggml type quantizes rows independently, so a sample of rows measures
+// the whole tensor.
+std::unique_ptr<SensitivityMeasurer> make_weighted_error_measurer(int64_t sample_values = 131072);
+
+// The measurer of what users judge a quantized model by: the increase of mean KL divergence of the final logits
+// against the unquantized model, on the calibration text (llama-perplexity's chunks and arithmetic), in nats. A few
+// forward passes per tensor calibrate the weighted error of every candidate type (docs/automix.md has the model and
+// its check against llama-perplexity). Errors: no calibration text (usage), a text of fewer than two chunks
+// (impossible, naming the file), a model the forward pass does not support (impossible).
+struct KldMeasurerOptions {
+  int64_t ctx = 0;             // tokens per chunk; 0: 512, or the model's training context when smaller
+  int64_t max_tokens = 4096;   // whole chunks up to this many tokens (at least two chunks)
+  int64_t sample_values = 131072;  // for the weighted error
+};
+std::unique_ptr<SensitivityMeasurer> make_kld_measurer(const KldMeasurerOptions& options = {});
 
 // ---- Solver -----------------------------------------------------------------------------------------------------
 
@@ -178,7 +204,9 @@ struct AutomixRequest {
   std::vector<TensorTypeOverride> pins;  // --tensor-type: these tensors keep these types
   std::string save_plan;         // write the chosen plan as a --tensor-type-file here; empty: don't
   std::optional<FrontierOptions> frontier;
-  std::shared_ptr<SensitivityMeasurer> measurer;  // null: the weighted-error measurer
+  // null: the KLD measurer with `kld` when there is a calibration text, else the weighted-error measurer.
+  std::shared_ptr<SensitivityMeasurer> measurer;
+  KldMeasurerOptions kld;
   bool dry_run = false;          // choose and report; write no GGUF (the plan file and frontier are written)
   bool overwrite = false;
   int threads = 0;
@@ -221,6 +249,9 @@ struct AutomixResult {
   uint64_t file_bytes = 0;           // exact size of the chosen file
   double bits_per_weight = 0;
   double predicted_cost = 0;         // sum of the chosen types' costs
+  // The chosen mix measured whole on the calibration text (when the measurer runs the model): errors of several
+  // tensors do not add up exactly, this is the real figure.
+  std::optional<SensitivityMeasurer::MixScore> measured;
   std::string cost_unit;
   std::string measurer;
   bool cache_used = false;           // the measurements came from --sensitivity-cache

@@ -40,7 +40,7 @@ struct Slot {
 };
 
 struct Model {
-  std::unique_ptr<ModelSource> source;
+  std::shared_ptr<const ModelSource> source;
   ModelParams params;
   std::vector<Slot> slots;  // output order
   std::optional<convert_internal::LoadedImportance> importance;
@@ -123,6 +123,23 @@ Result<Model> open_and_classify(const AutomixRequest& request) {
 
 // ---- Measuring (or reading the cache) ---------------------------------------------------------------------------
 
+// Every quantizable tensor with its candidates, or with the one type `chosen` gives it (a mix to measure whole).
+MeasureContext measure_context(const AutomixRequest& request, const Model& model, std::span<const TypeId> chosen) {
+  MeasureContext context;
+  context.model = model.source;
+  context.calibration_text = request.calibration_text;
+  context.threads = request.threads;
+  context.progress = request.progress;
+  context.cancel = request.cancel;
+  size_t k = 0;
+  for (const Slot& slot : model.slots) {
+    if (!slot.quantizable) continue;
+    std::vector<TypeId> types = chosen.empty() ? slot.candidates : std::vector<TypeId>{chosen[k++]};
+    context.tensors.push_back({slot.info, std::move(types), slot.importance});
+  }
+  return context;
+}
+
 Result<SensitivityTable> measurements(const AutomixRequest& request, const Model& model, SensitivityMeasurer& measurer,
                                       bool* cache_used) {
   SensitivityFingerprint fingerprint;
@@ -150,16 +167,7 @@ Result<SensitivityTable> measurements(const AutomixRequest& request, const Model
     *cache_used = true;
     return cached;
   }
-  MeasureContext context;
-  context.model = model.source.get();
-  context.calibration_text = request.calibration_text;
-  context.threads = request.threads;
-  context.progress = request.progress;
-  context.cancel = request.cancel;
-  for (const Slot& slot : model.slots) {
-    if (slot.quantizable) context.tensors.push_back({slot.info, slot.candidates, slot.importance});
-  }
-  QUANT_ASSIGN_OR_RETURN(SensitivityTable table, measurer.measure(context));
+  QUANT_ASSIGN_OR_RETURN(SensitivityTable table, measurer.measure(measure_context(request, model, {})));
   table.fingerprint = fingerprint;
   table.unit = measurer.unit();
   if (!request.sensitivity_cache.empty()) QUANT_TRY(write_sensitivity_cache(request.sensitivity_cache, table));
@@ -408,7 +416,9 @@ Status check_request(const AutomixRequest& request) {
 Result<AutomixResult> automix(const AutomixRequest& request) {
   QUANT_TRY(check_request(request));
   std::shared_ptr<SensitivityMeasurer> measurer = request.measurer;
-  if (!measurer) measurer = make_weighted_error_measurer();
+  if (!measurer) {
+    measurer = request.calibration_text.empty() ? make_weighted_error_measurer() : make_kld_measurer(request.kld);
+  }
 
   // 1. The model, its quantizable tensors, their candidates and the user's pins.
   QUANT_ASSIGN_OR_RETURN(Model model, open_and_classify(request));
@@ -512,7 +522,12 @@ Result<AutomixResult> automix(const AutomixRequest& request) {
     }
   }
 
-  // 6. The frontier, the plan file, then the model itself.
+  // 6. The chosen mix measured whole, when the measurer can run the model.
+  const auto check_started = Clock::now();
+  QUANT_ASSIGN_OR_RETURN(result.measured, measurer->measure_mix(measure_context(request, model, types)));
+  if (result.measured) result.measure_seconds += seconds_since(check_started);
+
+  // 7. The frontier, the plan file, then the model itself.
   if (request.frontier) {
     QUANT_ASSIGN_OR_RETURN(result.frontier, frontier_of(chooser, *request.frontier, model.importance.has_value()));
     QUANT_TRY(write_frontier(*result.frontier, request.frontier->prefix));

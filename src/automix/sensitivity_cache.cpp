@@ -1,6 +1,6 @@
 // The sensitivity cache: one measurement, many budgets. A JSON file:
 //   {"format": "quantize.sensitivity", "version": 1, "unit": "...", "seconds": 1.2,
-//    "fingerprint": {"model": HEX, "imatrix": HEX|"none", "text": HEX|"none", "measurer": "weighted-error/1 rows=512"},
+//    "fingerprint": {"model": HEX, "imatrix": HEX|"none", "text": HEX|"none", "measurer": "weighted-error/1 values=131072"},
 //    "tensors": [{"name": "blk.0.attn_q.weight", "costs": {"q4_K": 0.0012, ...}}, ...]}
 // A cache is only used for the inputs it was measured from; the refusal says which input differs.
 #include <fcntl.h>

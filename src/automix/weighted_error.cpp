@@ -18,6 +18,9 @@
 namespace quant {
 namespace {
 
+// Fewer rows than this would let one row's luck decide a tensor's figure.
+constexpr int64_t kMinSampleRows = 16;
+
 // The rows to measure: all of them, or `limit` evenly spaced ones.
 std::vector<int64_t> sample_rows(int64_t rows, int64_t limit) {
   std::vector<int64_t> picked;
@@ -90,9 +93,9 @@ Result<ErrorSums> weighted_error(const SampledRows& sampled, const TensorInfo& t
 
 class WeightedErrorMeasurer final : public SensitivityMeasurer {
  public:
-  explicit WeightedErrorMeasurer(int64_t sample_rows) : sample_rows_(std::max<int64_t>(sample_rows, 1)) {}
+  explicit WeightedErrorMeasurer(int64_t sample_values) : sample_values_(std::max<int64_t>(sample_values, 1)) {}
 
-  std::string id() const override { return fmt::format("weighted-error/1 rows={}", sample_rows_); }
+  std::string id() const override { return fmt::format("weighted-error/1 values={}", sample_values_); }
   std::string unit() const override { return "relative weighted error"; }
 
   Result<SensitivityTable> measure(const MeasureContext& context) override {
@@ -131,7 +134,9 @@ class WeightedErrorMeasurer final : public SensitivityMeasurer {
   Result<TensorSensitivity> measure_tensor(const ModelSource& model, const MeasureTensor& item) const {
     TensorSensitivity result;
     result.name = item.tensor->name;
-    QUANT_ASSIGN_OR_RETURN(const SampledRows sampled, read_sampled_rows(model, *item.tensor, sample_rows_));
+    const int64_t row_length = std::max<int64_t>(item.tensor->row_length(), 1);
+    const int64_t rows = std::max<int64_t>(kMinSampleRows, (sample_values_ + row_length - 1) / row_length);
+    QUANT_ASSIGN_OR_RETURN(const SampledRows sampled, read_sampled_rows(model, *item.tensor, rows));
     for (TypeId type : item.types) {
       if (type == item.tensor->type) {
         result.costs.push_back({type, 0.0});  // kept as it is: exact
@@ -149,13 +154,13 @@ class WeightedErrorMeasurer final : public SensitivityMeasurer {
     return result;
   }
 
-  int64_t sample_rows_;
+  int64_t sample_values_;
 };
 
 }  // namespace
 
-std::unique_ptr<SensitivityMeasurer> make_weighted_error_measurer(int64_t sample_rows) {
-  return std::make_unique<WeightedErrorMeasurer>(sample_rows);
+std::unique_ptr<SensitivityMeasurer> make_weighted_error_measurer(int64_t sample_values) {
+  return std::make_unique<WeightedErrorMeasurer>(sample_values);
 }
 
 }  // namespace quant

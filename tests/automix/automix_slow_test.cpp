@@ -1,6 +1,6 @@
 // automix() end to end on tiny-llama (tests/data/models) with its imatrix: every file at or under its budget and
 // exactly the predicted size, pins kept, the reachable range enforced, the cache reused or refused, the plan and
-// frontier files written. The measurer samples 64 rows a tensor to keep the test quick.
+// frontier files written. The measurer samples about 16384 values a tensor to keep the test quick.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -38,7 +38,7 @@ AutomixRequest request_for(uint64_t budget, const std::string& output) {
   request.budget.file_bytes = budget;
   request.budget_text = std::to_string(budget);
   request.imatrix_path = kImatrix;
-  request.measurer = make_weighted_error_measurer(64);
+  request.measurer = make_weighted_error_measurer(16384);
   request.threads = 2;
   request.sensitivity_cache = shared_cache();
   return request;

@@ -18,7 +18,7 @@ using testing::write_text_file;
 
 SensitivityTable sample_table() {
   SensitivityTable table;
-  table.fingerprint = {"aa11", "bb22", "none", "weighted-error/1 rows=512"};
+  table.fingerprint = {"aa11", "bb22", "none", "weighted-error/1 values=131072"};
   table.unit = "relative weighted error";
   table.seconds = 1.25;
   table.tensors.push_back({"blk.0.attn_q.weight", {{TypeId::q4_K, 0.0123}, {TypeId::f16, 0.0}, {TypeId::iq2_xs, 0.5}}});
@@ -56,7 +56,7 @@ TEST(SensitivityCache, RefusesACacheFromOtherInputsNamingWhy) {
       {{f.model, "dd44", f.text, f.measurer}, "with another importance matrix"},
       {{f.model, "none", f.text, f.measurer}, "with an importance matrix and none is given now"},
       {{f.model, f.imatrix, "ee55", f.measurer}, "measured without a calibration text"},
-      {{f.model, f.imatrix, f.text, "kld/1"}, "measured by 'weighted-error/1 rows=512'"},
+      {{f.model, f.imatrix, f.text, "kld/1"}, "measured by 'weighted-error/1 values=131072'"},
   };
   for (const Case& c : cases) {
     auto read = read_sensitivity_cache(dir / "cache.json", c.expected);
@@ -71,7 +71,7 @@ TEST(SensitivityCache, MalformedFilesAreInvalidInput) {
   Scratch dir;
   const SensitivityFingerprint f = sample_table().fingerprint;
   const std::string good_fingerprint =
-      R"("fingerprint": {"model": "aa11", "imatrix": "bb22", "text": "none", "measurer": "weighted-error/1 rows=512"})";
+      R"("fingerprint": {"model": "aa11", "imatrix": "bb22", "text": "none", "measurer": "weighted-error/1 values=131072"})";
   struct Case {
     std::string text;
     const char* why;

@@ -20,6 +20,8 @@ struct AutomixOptions {
   std::string target_size;
   double target_bpw = 0;
   std::string calibration_text;
+  int64_t calibration_ctx = 0;
+  int64_t calibration_tokens = 4096;
   std::string sensitivity_cache;
   std::string save_plan;
   std::string frontier;
@@ -60,6 +62,8 @@ nlohmann::json to_json(const AutomixResult& r) {
       {"file_bytes", r.file_bytes},
       {"bits_per_weight", r.bits_per_weight},
       {"predicted_cost", r.predicted_cost},
+      {"measured", r.measured ? nlohmann::json{{"kld", r.measured->cost}, {"same_top_fraction", r.measured->same_top}}
+                              : nlohmann::json()},
       {"cost_unit", r.cost_unit},
       {"measurer", r.measurer},
       {"cache_used", r.cache_used},
@@ -82,6 +86,10 @@ void print_result(std::ostream& out, const AutomixResult& r) {
                      r.max_file_bytes);
   out << fmt::format("  file        {}  ({:.4f} bits per weight)\n", human_bytes(r.file_bytes), r.bits_per_weight);
   out << fmt::format("  predicted   {:.6g} ({})\n", r.predicted_cost, r.cost_unit);
+  if (r.measured) {
+    out << fmt::format("  measured    KLD {:.6g}, same top token {:.3f} % (the whole mix on the calibration text)\n",
+                       r.measured->cost, 100.0 * r.measured->same_top);
+  }
   out << fmt::format("  measured by {}{}, {:.2f} s; solved in {:.3f} s\n", r.measurer,
                      r.cache_used ? " (from the sensitivity cache)" : "", r.measure_seconds, r.solve_seconds);
   out << fmt::format("  {:<32} {:>6} {:>8} {:>10} {:>12}\n", "tensor", "from", "type", "bytes", "cost");
@@ -134,6 +142,11 @@ Result<AutomixRequest> build_request(const AutomixOptions& options, const Shared
   }
   request.imatrix_path = shared.imatrix;
   request.calibration_text = options.calibration_text;
+  if (options.calibration_ctx < 0 || options.calibration_tokens <= 0) {
+    return usage_error("--calibration-ctx must be 0 (automatic) or more, --calibration-tokens more than 0");
+  }
+  request.kld.ctx = options.calibration_ctx;
+  request.kld.max_tokens = options.calibration_tokens;
   request.sensitivity_cache = options.sensitivity_cache;
   for (const std::string& text : shared.tensor_types) {
     QUANT_ASSIGN_OR_RETURN(TensorTypeOverride pin, parse_tensor_type_override(text));
@@ -167,7 +180,16 @@ std::shared_ptr<AutomixOptions> add_automix_options(CLI::App& app) {
   app.add_option("--target-bpw", options->target_bpw,
                  "Same, for a budget in bits per weight (8 x tensor bytes / parameters, llama.cpp's BPW)")
       ->group(group);
-  app.add_option("--calibration-text", options->calibration_text, "Text to measure the model on")->group(group);
+  app.add_option("--calibration-text", options->calibration_text,
+                 "Text to measure the model on: each tensor's cost is then the KL divergence it adds to the model's "
+                 "answers (without it, a proxy: the importance-weighted quantization error)")
+      ->group(group);
+  app.add_option("--calibration-ctx", options->calibration_ctx,
+                 "Tokens per calibration chunk (default 0: 512, or the model's training context when smaller)")
+      ->group(group);
+  app.add_option("--calibration-tokens", options->calibration_tokens,
+                 "Tokens of the calibration text measured on, in whole chunks (default 4096)")
+      ->group(group);
   app.add_option("--sensitivity-cache", options->sensitivity_cache,
                  "Keep the measurements in FILE: reused when it matches the model, imatrix and text, written otherwise")
       ->group(group);
