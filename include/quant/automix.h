@@ -243,7 +243,7 @@ struct AutomixResult {
   std::string input;
   std::string output;                // empty for a dry run
   std::string base_file_type;        // the mix named to llama-quantize (general.file_type)
-  uint64_t budget_bytes = 0;         // the largest file allowed
+  SizeBudget budget;                 // as asked
   uint64_t min_file_bytes = 0;       // the reachable range under the pins
   uint64_t max_file_bytes = 0;
   uint64_t file_bytes = 0;           // exact size of the chosen file

@@ -283,6 +283,15 @@ struct Chooser {
   }
 };
 
+// The measured cost of quantizable slot k in `type`: its pin's, or the table's (a pinned type the table lacks, such
+// as f32 for an f16 source, is lossless or unmeasured: nullopt).
+std::optional<double> cost_of(const Chooser& chooser, size_t k, TypeId type) {
+  const Slot& slot = chooser.model.slots[chooser.slots[k]];
+  if (type == slot.info->type) return 0.0;
+  const TensorSensitivity* measured = chooser.table.find(slot.info->name);
+  return measured ? measured->cost_of(type) : std::nullopt;
+}
+
 // File bytes, bits per weight and predicted cost of one assignment of the quantizable slots.
 FrontierPoint evaluate(const Chooser& chooser, const std::vector<TypeId>& types, std::string label) {
   FrontierPoint point;
@@ -296,9 +305,7 @@ FrontierPoint evaluate(const Chooser& chooser, const std::vector<TypeId>& types,
     const Slot& slot = chooser.model.slots[chooser.slots[k]];
     point.file_bytes += padded_bytes(types[k], slot.info->shape, chooser.model.alignment);
     data += data_bytes(types[k], slot.info->shape);
-    for (const auto& [type, cost] : chooser.options[k]) {
-      if (type == types[k]) point.cost += cost;
-    }
+    point.cost += cost_of(chooser, k, types[k]).value_or(0.0);
   }
   point.bits_per_weight = chooser.model.elements > 0 ? 8.0 * double(data) / double(chooser.model.elements) : 0;
   return point;
@@ -324,9 +331,7 @@ std::vector<std::pair<const FileTypeInfo*, std::vector<TypeId>>> named_mixes(con
     bool priced = true;
     for (size_t k = 0; k < chooser.slots.size() && priced; ++k) {
       const TypeId type = chosen.at(chooser.model.slots[chooser.slots[k]].info->name);
-      const auto& options_k = chooser.options[k];
-      priced = std::any_of(options_k.begin(), options_k.end(), [&](const auto& o) { return o.first == type; }) ||
-               chooser.model.slots[chooser.slots[k]].pin.has_value();
+      priced = cost_of(chooser, k, type).has_value();
       types.push_back(type);
     }
     if (priced) mixes.push_back({&info, std::move(types)});
@@ -471,7 +476,7 @@ Result<AutomixResult> automix(const AutomixRequest& request) {
   QUANT_ASSIGN_OR_RETURN(const std::vector<TypeId> types, chooser.choose(budget));
   const FrontierPoint chosen = evaluate(chooser, types, "auto");
   result.solve_seconds = seconds_since(solve_started);
-  result.budget_bytes = request.budget.kind == SizeBudget::Kind::file_bytes ? budget : chosen.file_bytes;
+  result.budget = request.budget;
   result.file_bytes = chosen.file_bytes;
   result.bits_per_weight = chosen.bits_per_weight;
   result.predicted_cost = chosen.cost;
@@ -484,9 +489,7 @@ Result<AutomixResult> automix(const AutomixRequest& request) {
                          slot.pin.has_value()};
     if (slot.quantizable) {
       tensor.type = types[k];
-      for (const auto& [type, cost] : chooser.options[k]) {
-        if (type == tensor.type) tensor.cost = cost;
-      }
+      tensor.cost = cost_of(chooser, k, tensor.type).value_or(0.0);
       ++k;
     }
     tensor.bytes = padded_bytes(tensor.type, tensor.shape, model.alignment);

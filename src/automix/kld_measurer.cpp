@@ -253,9 +253,10 @@ std::span<const float> importance_of(const MeasureTensor& tensor) {
 
 Result<SensitivityTable> KldMeasurer::measure(const MeasureContext& context) {
   const auto started = std::chrono::steady_clock::now();
-  // 1. The weighted error of every candidate (its own progress), then the unquantized model's answers.
-  QUANT_ASSIGN_OR_RETURN(const SensitivityTable errors, proxy_->measure(context));
+  // 1. The unquantized model's answers (a text too short is refused before anything else), then the weighted error
+  //    of every candidate (its own progress).
   QUANT_TRY(prepare(context));
+  QUANT_ASSIGN_OR_RETURN(const SensitivityTable errors, proxy_->measure(context));
   const Calibration& c = *calibration_;
   const Model& model = *c.model;
   const int n_layer = int(model.hparams().n_layer);

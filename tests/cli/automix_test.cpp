@@ -1,6 +1,6 @@
 // Whole-program tests of `quantize INPUT --target-size SIZE` / `--target-bpw B`: the file reproduced byte for byte
 // by llama.cpp's llama-quantize from the saved plan (when that binary is available locally), the exit codes and
-// messages for budgets out of range, a cache from another model and bad options.
+// messages for budgets out of range, a cache from another model, a calibration text too short and bad options.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -90,6 +90,18 @@ TEST(AutomixCommand, ACacheFromAnotherModelIsRefusedNamingWhy) {
   EXPECT_EQ(other.exit_code, 4) << other.err;
   EXPECT_NE(other.err.find("measured on another model"), std::string::npos) << other.err;
   EXPECT_NE(other.err.find(shared_cache()), std::string::npos) << other.err;
+}
+
+TEST(AutomixCommand, ACalibrationTextTooShortToMeasureExits4) {
+  ScratchDir dir;
+  quant::testing::write_text(dir / "short.txt", "import os\nprint(os.getcwd())\n");
+  const ProgramRun run = run_quantize({kModel, "--imatrix", kImatrix, "--target-size", "2M", "--calibration-text",
+                                       dir / "short.txt", "-o", dir / "out.gguf"},
+                                      kImatrixDir);
+  EXPECT_EQ(run.exit_code, 4) << run.err;
+  EXPECT_NE(run.err.find("too short to measure"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("short.txt"), std::string::npos) << run.err;
+  EXPECT_FALSE(fs::exists(dir / "out.gguf"));
 }
 
 TEST(AutomixCommand, ReportsTheChoiceAndItsCost) {

@@ -2,7 +2,7 @@
 # The llama.cpp client test: quantize tests/data/models/tiny-llama-f16.gguf with our binary to a spread of
 # types, then load every output in llama.cpp (node-llama-cpp 3.22.1's prebuilt CPU build, llama.cpp release
 # v0.5.0) and generate 16 tokens greedily. Every file must load and generate, and Q8_0's continuation must
-# equal the f16 input's token for token.
+# equal the f16 input's token for token. Automatic mixes (--target-size) are among the files.
 #
 # usage: tests/client/run.sh QUANTIZE_BINARY
 # Exit codes: 0 passed, 1 failed, 77 skipped (Node.js or tests/client/node_modules missing; ctest reports it
@@ -46,6 +46,15 @@ for type in "${mixes[@]}"; do outputs+=(-o "$work/$type.gguf"); done
 # A type that needs an importance matrix, from inside the imatrix's folder as llama-quantize users do.
 (cd "$(dirname "$imatrix")" &&
   "$quantize" "$model" --imatrix "$(basename "$imatrix")" --to IQ2_XS -o "$work/IQ2_XS-imat.gguf" -q)
+
+# Automatic mixes at the sizes of llama-quantize's Q2_K, Q3_K_M and Q5_K_M of this model with this imatrix, measured
+# once by KL divergence on the calibration text (the cache serves the other budgets).
+for budget in 1486720 1877888 2652544; do
+  (cd "$(dirname "$imatrix")" &&
+    "$quantize" "$model" --imatrix "$(basename "$imatrix")" --target-size "$budget" \
+      --calibration-text "$data_dir/automix/code-calib-head.txt" --calibration-ctx 256 \
+      --sensitivity-cache "$work/sensitivity.json" -o "$work/auto-$budget.gguf" -q)
+done
 
 others=()
 for file in "$work"/*.gguf; do

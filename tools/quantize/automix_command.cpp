@@ -57,7 +57,9 @@ nlohmann::json to_json(const AutomixResult& r) {
       {"input", r.input},
       {"output", r.output.empty() ? nlohmann::json() : nlohmann::json(r.output)},
       {"dry_run", r.output.empty()},
-      {"budget_bytes", r.budget_bytes},
+      {"budget", r.budget.kind == SizeBudget::Kind::file_bytes
+                     ? nlohmann::json{{"file_bytes", r.budget.file_bytes}}
+                     : nlohmann::json{{"bits_per_weight", r.budget.bits_per_weight}}},
       {"reachable_bytes", {r.min_file_bytes, r.max_file_bytes}},
       {"file_bytes", r.file_bytes},
       {"bits_per_weight", r.bits_per_weight},
@@ -82,7 +84,10 @@ nlohmann::json to_json(const AutomixResult& r) {
 void print_result(std::ostream& out, const AutomixResult& r) {
   out << fmt::format("{} -> {} (automatic mix, file type {})\n", r.input, r.output.empty() ? "(dry run)" : r.output,
                      r.base_file_type);
-  out << fmt::format("  budget      {}  (reachable {} to {})\n", human_bytes(r.budget_bytes), r.min_file_bytes,
+  const std::string budget = r.budget.kind == SizeBudget::Kind::file_bytes
+                                 ? human_bytes(r.budget.file_bytes)
+                                 : fmt::format("{} bits per weight", r.budget.bits_per_weight);
+  out << fmt::format("  budget      {}  (files of {} to {} bytes are reachable)\n", budget, r.min_file_bytes,
                      r.max_file_bytes);
   out << fmt::format("  file        {}  ({:.4f} bits per weight)\n", human_bytes(r.file_bytes), r.bits_per_weight);
   out << fmt::format("  predicted   {:.6g} ({})\n", r.predicted_cost, r.cost_unit);
