@@ -154,6 +154,8 @@ class HiddenStates {
 
 class ModelImpl;
 
+// One evaluation at a time per Model: its methods serialize on an internal lock (the thread pool and buffers are
+// shared); open two Models to evaluate in parallel.
 class Model {
  public:
   // Reads the hyper-parameters, checks every tensor and loads the small ones (norms, biases, rope_freqs).

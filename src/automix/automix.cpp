@@ -39,7 +39,7 @@ struct Slot {
   const float* importance = nullptr;
 };
 
-struct Model {
+struct InputModel {
   std::shared_ptr<const ModelSource> source;
   ModelParams params;
   std::vector<Slot> slots;  // output order
@@ -58,7 +58,7 @@ uint64_t padded_bytes(TypeId type, const std::vector<int64_t>& shape, uint64_t a
   return *checked_align_up(data_bytes(type, shape), alignment);
 }
 
-Status match_pins(Model& model, const std::vector<TensorTypeOverride>& pins) {
+Status match_pins(InputModel& model, const std::vector<TensorTypeOverride>& pins) {
   std::vector<std::regex> patterns;
   for (const TensorTypeOverride& pin : pins) {
     try {
@@ -79,8 +79,8 @@ Status match_pins(Model& model, const std::vector<TensorTypeOverride>& pins) {
   return Status::success();
 }
 
-Result<Model> open_and_classify(const AutomixRequest& request) {
-  Model model;
+Result<InputModel> open_and_classify(const AutomixRequest& request) {
+  InputModel model;
   QUANT_ASSIGN_OR_RETURN(model.source, open_model(request.input));
   const ModelSource& input = *model.source;
   QUANT_ASSIGN_OR_RETURN(model.params, convert_internal::read_model_params(input));
@@ -124,7 +124,7 @@ Result<Model> open_and_classify(const AutomixRequest& request) {
 // ---- Measuring (or reading the cache) ---------------------------------------------------------------------------
 
 // Every quantizable tensor with its candidates, or with the one type `chosen` gives it (a mix to measure whole).
-MeasureContext measure_context(const AutomixRequest& request, const Model& model, std::span<const TypeId> chosen) {
+MeasureContext measure_context(const AutomixRequest& request, const InputModel& model, std::span<const TypeId> chosen) {
   MeasureContext context;
   context.model = model.source;
   context.calibration_text = request.calibration_text;
@@ -140,7 +140,7 @@ MeasureContext measure_context(const AutomixRequest& request, const Model& model
   return context;
 }
 
-Result<SensitivityTable> measurements(const AutomixRequest& request, const Model& model, SensitivityMeasurer& measurer,
+Result<SensitivityTable> measurements(const AutomixRequest& request, const InputModel& model, SensitivityMeasurer& measurer,
                                       bool* cache_used) {
   SensitivityFingerprint fingerprint;
   QUANT_ASSIGN_OR_RETURN(fingerprint.model, model_fingerprint(*model.source));
@@ -191,7 +191,7 @@ ConvertRequest conversion_request(const AutomixRequest& request, std::string bas
 
 // Every quantizable tensor pinned to `type_of(slot)`, as --tensor-type patterns.
 template <typename TypeOf>
-std::vector<TensorTypeOverride> overrides_for(const Model& model, TypeOf type_of) {
+std::vector<TensorTypeOverride> overrides_for(const InputModel& model, TypeOf type_of) {
   std::vector<TensorTypeOverride> overrides;
   for (const Slot& slot : model.slots) {
     if (slot.quantizable) overrides.push_back({exact_name_pattern(slot.info->name), type_of(slot)});
@@ -201,7 +201,7 @@ std::vector<TensorTypeOverride> overrides_for(const Model& model, TypeOf type_of
 
 // The bytes of the file that do not depend on the types: convert()'s dry run of the unquantized assignment, less
 // its tensor data.
-Result<uint64_t> fixed_file_bytes(const AutomixRequest& request, const Model& model) {
+Result<uint64_t> fixed_file_bytes(const AutomixRequest& request, const InputModel& model) {
   auto overrides = overrides_for(model, [](const Slot& slot) { return slot.info->type; });
   ConvertRequest dry = conversion_request(request, "Q8_0", "", std::move(overrides));
   dry.dry_run = true;
@@ -232,7 +232,7 @@ std::vector<std::pair<TypeId, double>> options_of(const Slot& slot, const Sensit
 }
 
 struct Chooser {
-  const Model& model;
+  const InputModel& model;
   const SensitivityTable& table;
   SizeBudget::Kind kind;
   uint64_t fixed_file = 0;  // header and the tensors that are never quantized
@@ -426,7 +426,7 @@ Result<AutomixResult> automix(const AutomixRequest& request) {
   }
 
   // 1. The model, its quantizable tensors, their candidates and the user's pins.
-  QUANT_ASSIGN_OR_RETURN(Model model, open_and_classify(request));
+  QUANT_ASSIGN_OR_RETURN(InputModel model, open_and_classify(request));
   AutomixResult result;
   result.input = request.input;
   result.measurer = measurer->id();

@@ -17,6 +17,7 @@
 #include "convert/tensor_stream.h"
 #include "convert/work_pool.h"
 #include "quant/gguf.h"
+#include "quant/hf.h"
 
 namespace quant {
 namespace {
@@ -29,6 +30,10 @@ struct Target {
   std::string type_name;
   std::string output_path;
   Plan plan;
+  // Set when the input defines this target's bytes itself (SourcePlan): its metadata, and what each tensor is
+  // read as (in plan order).
+  std::optional<std::vector<KeyValue>> source_metadata;
+  std::vector<TensorInfo> source_tensors;
   std::optional<GgufWriter> writer;
   ConversionReport report;
 };
@@ -54,6 +59,24 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
   target.type_name = wanted.type_name;
   target.output_path = wanted.output.empty() ? default_output_path(request.input, std::string(target.file_type->name))
                                              : wanted.output;
+  // A source that defines this type's bytes (a Hugging Face checkpoint written as convert_hf_to_gguf.py writes
+  // its outtypes) plans it itself, unless per-tensor options ask for llama-quantize's rules.
+  const bool per_tensor_options = request.pure || request.leave_output_tensor || request.output_tensor_type ||
+                                  request.token_embedding_type || !request.tensor_types.empty() || has_imatrix;
+  if (!target.file_type->copy_only && !per_tensor_options) {
+    QUANT_ASSIGN_OR_RETURN(std::optional<SourcePlan> own, input.source_plan(uint32_t(target.file_type->id)));
+    if (own) {
+      target.plan.file_type = uint32_t(target.file_type->id);
+      for (SourcePlanTensor& t : own->tensors) {
+        TensorPlan entry{t.source.name, t.source.shape, t.source.type, t.target, PlanRule::pure_default, t.why, {},
+                         false};
+        target.plan.tensors.push_back(std::move(entry));
+        target.source_tensors.push_back(std::move(t.source));
+      }
+      target.source_metadata = std::move(own->metadata);
+      return target;
+    }
+  }
   PlanOptions options;
   options.file_type = target.file_type->id;
   options.copy_only = target.file_type->copy_only;
@@ -78,7 +101,9 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
 std::vector<KeyValue> target_metadata(const Target& target, const ModelSource& input,
                                       const std::vector<KvOverride>& overrides,
                                       const std::vector<KeyValue>& calibration_keys) {
-  std::vector<KeyValue> metadata = convert_internal::output_metadata(input, target.plan.file_type, overrides);
+  std::vector<KeyValue> metadata = target.source_metadata
+                                       ? convert_internal::with_overrides(*target.source_metadata, overrides)
+                                       : convert_internal::output_metadata(input, target.plan.file_type, overrides);
   convert_internal::append_calibration_metadata(metadata, calibration_keys);
   return metadata;
 }
@@ -129,6 +154,19 @@ TensorReport start_tensor_report(const TensorInfo& info, const TensorPlan& plan)
 
 std::string default_output_path(const std::string& input, const std::string& type_name) {
   std::filesystem::path path(input);
+  if (is_checkpoint_directory(input)) {
+    // A checkpoint folder: "<folder>-<TYPE>.gguf" beside it (its whole name: "Llama-3.2-1B" has no extension).
+    std::string trimmed = input;
+    while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+    const std::filesystem::path folder(trimmed);
+    const std::string name = checkpoint_folder_name(trimmed);
+    if (!name.empty() && name != ".." && folder.filename() == name) {
+      return (folder.parent_path() / (name + "-" + type_name + ".gguf")).string();
+    }
+    // ".", "..", "a/.": name the output after the folder's real name.
+    const std::filesystem::path real = std::filesystem::weakly_canonical(folder);
+    return (real.parent_path() / (real.filename().string() + "-" + type_name + ".gguf")).string();
+  }
   std::string stem = path.stem().string();
   return (path.parent_path() / (stem + "-" + type_name + ".gguf")).string();
 }
@@ -145,11 +183,16 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   const std::vector<PlanTensor> tensors = convert_internal::plan_tensors(input);
 
   // 2. The importance matrix, if any.
+  if (!request.imatrix_path.empty() && request.calibration_text) {
+    return usage_error("--imatrix and --calibration-text both give the importance matrix: use one");
+  }
   std::optional<convert_internal::LoadedImportance> importance;
   if (!request.imatrix_path.empty()) {
     QUANT_ASSIGN_OR_RETURN(importance, convert_internal::load_importance(request));
   }
-  const bool has_imatrix = importance && importance->record.has_value();
+  // A calibration text is computed after the plans (a bad type name should not wait for it); they are made as
+  // if its matrix were there, which it is unless the run fails.
+  bool has_imatrix = (importance && importance->record.has_value()) || request.calibration_text.has_value();
 
   // 3. Plan every target, then open its writer (nothing is created until every plan succeeded).
   std::vector<Target> targets;
@@ -161,6 +204,26 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     }
     targets.push_back(std::move(target));
   }
+  // Targets planned by the source read tensors as the source says, in its order: they cannot share a pass with
+  // targets planned by llama-quantize's rules.
+  for (const Target& target : targets) {
+    if (target.source_metadata.has_value() != targets[0].source_metadata.has_value()) {
+      return usage_error(fmt::format("{} and {} cannot be written in one run from this input: {} is written as "
+                                     "the input's own converter writes it (docs/hf.md)",
+                                     targets[0].type_name, target.type_name,
+                                     target.source_metadata ? target.type_name : targets[0].type_name));
+    }
+  }
+  // Which TensorInfo tensor i of the plans is read as.
+  auto source_info = [&](size_t i) -> const TensorInfo& {
+    if (targets[0].source_metadata) return targets[0].source_tensors[i];
+    return *input.find_tensor(targets[0].plan.tensors[i].name);
+  };
+  if (request.calibration_text && !request.dry_run) {
+    // One read of the model for the statistics; the conversion below reads it again.
+    QUANT_ASSIGN_OR_RETURN(importance, convert_internal::compute_importance(request, input));
+  }
+  has_imatrix = importance && importance->record.has_value();
   std::vector<KvOverride> overrides = request.kv_overrides;
   if (has_imatrix) {
     for (KvOverride& o : convert_internal::imatrix_overrides(*importance->record)) overrides.push_back(std::move(o));
@@ -184,10 +247,10 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   //    on the names), so tensor i of each plan is the same input tensor.
   convert_internal::WorkPool pool(request.threads);
   uint64_t total_bytes = 0;
-  for (const TensorPlan& t : targets[0].plan.tensors) total_bytes += input.find_tensor(t.name)->size_bytes;
+  for (size_t i = 0; i < targets[0].plan.tensors.size(); ++i) total_bytes += source_info(i).size_bytes;
   convert_internal::TensorStreamer streamer(input, pool, request, request.dry_run ? 0 : total_bytes);
   for (size_t i = 0; i < targets[0].plan.tensors.size(); ++i) {
-    const TensorInfo& info = *input.find_tensor(targets[0].plan.tensors[i].name);
+    const TensorInfo& info = source_info(i);
     std::vector<TensorOutput> outputs;
     for (Target& target : targets) {
       target.report.tensors.push_back(start_tensor_report(info, target.plan.tensors[i]));
@@ -223,6 +286,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     report.threads = pool.size();
     report.input_bytes = input.input_bytes();
     report.parameters = int64_t(input.total_elements());
+    if (importance) report.imatrix_from_text = importance->summary;
     if (target.writer) {
       QUANT_TRY(target.writer->commit());
       // The writer hashed every byte as it wrote it: no second pass over the file.

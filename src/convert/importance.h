@@ -14,10 +14,14 @@ namespace quant::convert_internal {
 struct LoadedImportance {
   ImportanceMatrix matrix;
   std::optional<ImatrixRecord> record;  // empty when no entry is left: then no imatrix is used at all
+  std::optional<TextImatrixSummary> summary;  // computed from request.calibration_text
 };
 
 // Reads request.imatrix_path (GGUF imatrix, else legacy .dat) and applies the include/exclude filters.
 Result<LoadedImportance> load_importance(const ConvertRequest& request);
+// Computes the imatrix of request.calibration_text over the input (imatrix_from_text), applies the filters, and
+// records it without a file name.
+Result<LoadedImportance> compute_importance(const ConvertRequest& request, const ModelSource& input);
 
 // The quantize.imatrix.* overrides, in the order llama-quantize appends them after the user's overrides.
 std::vector<KvOverride> imatrix_overrides(const ImatrixRecord& record);

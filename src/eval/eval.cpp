@@ -12,7 +12,7 @@ namespace quant {
 namespace {
 
 // Logits computed per call of Model::logits, so the buffer stays small for large vocabularies.
-constexpr uint64_t kLogitsBufferBytes = uint64_t(256) << 20;
+constexpr uint64_t kLogitsBufferBytes = uint64_t(64) << 20;
 
 struct Chunking {
   int64_t n_ctx = 0;

@@ -4,13 +4,17 @@
 #include <cstring>
 
 #include "quant/half.h"
+#include "quant/kernels.h"
 
 namespace quant::model {
+
+void round_f16_avx2(const float* in, float* out, int64_t n);  // simd_avx2_gemm.cpp (F16C)
+
 namespace {
 
-// Round half to even, as _mm256_round_ps(_MM_ROUND_NEAREST) and ggml's nearest_int (the 1.5·2^23 trick) do for
-// the magnitudes involved (|v| <= 127.5).
-inline float round_even(float v) { return std::nearbyint(v); }
+// Round half to even, as _mm256_round_ps(_MM_ROUND_NEAREST) and ggml's nearest_int do for the magnitudes involved
+// (|v| <= 127.5): adding and removing 1.5·2^23 leaves the integer nearest v (ties to even) in float arithmetic.
+inline float round_even(float v) { return (v + 12582912.f) - 12582912.f; }
 
 void round_q8_0(const float* in, float* out, int64_t n) {
   for (int64_t b = 0; b < n; b += 32) {
@@ -59,6 +63,7 @@ int64_t activation_block(TypeId type) {
 void round_activations(TypeId type, const float* in, float* out, int64_t n) {
   switch (type) {
     case TypeId::f16:
+      if (active_kernel_level() != KernelLevel::scalar) return round_f16_avx2(in, out, n);
       for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_fp32(fp32_to_fp16(in[i]));
       return;
     case TypeId::bf16:

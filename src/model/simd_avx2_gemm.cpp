@@ -36,6 +36,23 @@
 
 #include "model/gemm_eigen_body.h"
 
+namespace {
+
+// F16C's round trip, as ggml-cpu converts a matmul input for f16 weights (GGML_CPU_FP32_TO_FP16 on x86).
+void round_f16_f16c(const float* in, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i half = _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(half));
+  }
+  for (; i < n; ++i) {
+    const __m128i half = _mm_cvtps_ph(_mm_set_ss(in[i]), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    out[i] = _mm_cvtss_f32(_mm_cvtph_ps(half));
+  }
+}
+
+}  // namespace
+
 #pragma pop_macro("Eigen")
 
 #if defined(__clang__)
@@ -45,6 +62,8 @@
 #endif
 
 namespace quant::model {
+
+void round_f16_avx2(const float* in, float* out, int64_t n) { round_f16_f16c(in, out, n); }
 
 void gemm_avx2(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                  bool b_transposed, float* c, int64_t ldc) {

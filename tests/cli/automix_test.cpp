@@ -130,6 +130,8 @@ TEST(AutomixCommand, BadOptionsAreUsageErrors) {
       {{"--target-size", "2M", "--target-bpw", "4"}, "alternatives"},
       {{"--target-bpw", "-1"}, "above 0"},
       {{"--target-size", "2M", "--pure"}, "--pure cannot be combined"},
+      {{"--target-size", "2M", "--eval-text", "t.txt"}, "--eval-text cannot be combined"},
+      {{"--target-size", "2M", "--calibration-chunks", "4"}, "--calibration-chunks cannot be combined"},
       {{"--target-size", "2M", "-o", "a.gguf", "-o", "b.gguf"}, "at most one -o"},
       {{"--target-size", "2M", "--frontier-points", "1", "--frontier", "f"}, "2 or more"},
   };

@@ -19,8 +19,6 @@ namespace quant::cli {
 struct AutomixOptions {
   std::string target_size;
   double target_bpw = 0;
-  std::string calibration_text;
-  int64_t calibration_ctx = 0;
   int64_t calibration_tokens = 4096;
   std::string sensitivity_cache;
   std::string save_plan;
@@ -126,9 +124,10 @@ Result<AutomixRequest> build_request(const AutomixOptions& options, const Shared
     return usage_error(fmt::format("{} cannot be combined with --target-size/--target-bpw", refused));
   }
   if (shared.imatrix.empty()) {
-    // Until importance matrices can be computed from --calibration-text (issue 13), the imatrix is required.
-    return usage_error("--target-size/--target-bpw need --imatrix FILE (computing one from --calibration-text is not "
-                       "available yet)");
+    // The calibration text computes an imatrix in a conversion, but the measurer does not take one computed in
+    // the same run yet: the imatrix is required.
+    return usage_error("--target-size/--target-bpw need --imatrix FILE (make one first with `quantize imatrix MODEL "
+                       "--text FILE -o IMATRIX`)");
   }
   request.input = shared.input;
   if (shared.outputs.size() > 1) return usage_error("an automatic mix writes one output: give at most one -o");
@@ -146,11 +145,11 @@ Result<AutomixRequest> build_request(const AutomixOptions& options, const Shared
     request.budget_text = fmt::format("{}bpw", options.target_bpw);
   }
   request.imatrix_path = shared.imatrix;
-  request.calibration_text = options.calibration_text;
-  if (options.calibration_ctx < 0 || options.calibration_tokens <= 0) {
+  request.calibration_text = shared.calibration_text;
+  if (shared.calibration_ctx < 0 || options.calibration_tokens <= 0) {
     return usage_error("--calibration-ctx must be 0 (automatic) or more, --calibration-tokens more than 0");
   }
-  request.kld.ctx = options.calibration_ctx;
+  request.kld.ctx = shared.calibration_ctx;
   request.kld.max_tokens = options.calibration_tokens;
   request.sensitivity_cache = options.sensitivity_cache;
   for (const std::string& text : shared.tensor_types) {
@@ -185,15 +184,9 @@ std::shared_ptr<AutomixOptions> add_automix_options(CLI::App& app) {
   app.add_option("--target-bpw", options->target_bpw,
                  "Same, for a budget in bits per weight (8 x tensor bytes / parameters, llama.cpp's BPW)")
       ->group(group);
-  app.add_option("--calibration-text", options->calibration_text,
-                 "Text to measure the model on: each tensor's cost is then the KL divergence it adds to the model's "
-                 "answers (without it, a proxy: the importance-weighted quantization error)")
-      ->group(group);
-  app.add_option("--calibration-ctx", options->calibration_ctx,
-                 "Tokens per calibration chunk (default 0: 512, or the model's training context when smaller)")
-      ->group(group);
   app.add_option("--calibration-tokens", options->calibration_tokens,
-                 "Tokens of the calibration text measured on, in whole chunks (default 4096)")
+                 "Tokens of --calibration-text measured on, in whole chunks (default 4096). Without a text "
+                 "the cost is a proxy: the importance-weighted quantization error")
       ->group(group);
   app.add_option("--sensitivity-cache", options->sensitivity_cache,
                  "Keep the measurements in FILE: reused when it matches the model, imatrix and text, written otherwise")

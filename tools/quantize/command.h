@@ -55,6 +55,8 @@ struct SharedConvertValues {
   std::string tensor_type_file;
   bool dry_run = false, force = false;
   int threads = 0;
+  std::string calibration_text;  // the automatic mix measures on it
+  int64_t calibration_ctx = 0;   // 0: not given (the automatic mix then picks it)
   std::vector<std::string> unsupported;  // main-job options given that an automatic mix does not take
   const std::atomic<bool>* cancel = nullptr;
 };

@@ -2,10 +2,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "interrupt.h"
 #include "progress.h"
 #include "quant/eval.h"
 #include "quant/convert.h"
@@ -13,21 +13,6 @@
 
 namespace quant::cli {
 namespace {
-
-std::atomic<bool> g_interrupted{false};
-
-extern "C" void on_interrupt(int) { g_interrupted.store(true); }
-
-// SIGINT and SIGTERM ask the conversion to stop at the next chunk; it then removes its temporary files and
-// we exit 130. A second signal while stopping has the default effect.
-void install_interrupt_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_interrupt;
-  action.sa_flags = SA_RESETHAND;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
 
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
@@ -50,6 +35,8 @@ struct ConvertArgs {
   std::string tensor_type_file;
   std::vector<std::string> override_kv;
   std::string calibration;
+  std::string calibration_text;
+  int64_t calibration_ctx = 512, calibration_chunks = -1;
   bool pure = false, allow_requantize = false, leave_output_tensor = false, dry_run = false, force = false;
   bool fsync = false, allow_non_finite = false;
   int threads = 0;
@@ -74,8 +61,17 @@ Result<ConvertRequest> build_request(const ConvertArgs& args) {
   if (!args.include_weights.empty() && !args.exclude_weights.empty()) {
     return usage_error("--include-weights and --exclude-weights cannot be combined");
   }
-  if ((!args.include_weights.empty() || !args.exclude_weights.empty()) && args.imatrix.empty()) {
-    return usage_error("--include-weights / --exclude-weights need --imatrix");
+  if ((!args.include_weights.empty() || !args.exclude_weights.empty()) && args.imatrix.empty() &&
+      args.calibration_text.empty()) {
+    return usage_error("--include-weights / --exclude-weights need --imatrix or --calibration-text");
+  }
+  if (!args.calibration_text.empty()) {
+    TextImatrixOptions text;
+    text.text_path = args.calibration_text;
+    text.n_ctx = args.calibration_ctx;
+    text.max_chunks = args.calibration_chunks;
+    text.threads = args.threads;
+    request.calibration_text = text;
   }
   request.imatrix_path = args.imatrix;
   request.include_weights = args.include_weights;
@@ -121,9 +117,15 @@ int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
     request->progress = [&progress](uint64_t done, uint64_t total, const std::string& tensor) {
       progress.update(done, total, tensor);
     };
+    if (request->calibration_text) {
+      request->calibration_text->progress = [&progress](const TextImatrixProgress& p) {
+        progress.update(uint64_t(p.chunks_done), uint64_t(p.chunks_total),
+                        fmt::format("imatrix: {}/{} chunks", p.chunks_done, p.chunks_total));
+      };
+    }
   }
-  install_interrupt_handlers();
-  request->cancel = &g_interrupted;
+  request->cancel = install_interrupt_handlers();
+  if (request->calibration_text) request->calibration_text->cancel = request->cancel;
   auto reports = convert(*request);
   progress.finish();
   if (!reports) return fail(reports.error());
@@ -155,14 +157,17 @@ int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
 }
 
 SharedConvertValues shared_values(const ConvertArgs& args) {
-  SharedConvertValues shared{args.input, args.to, args.outputs, args.imatrix, args.tensor_types,
-                             args.tensor_type_file, args.dry_run, args.force, args.threads, {}, &g_interrupted};
+  SharedConvertValues shared{args.input,     args.to,      args.outputs,          args.imatrix,
+                             args.tensor_types, args.tensor_type_file, args.dry_run, args.force,
+                             args.threads,    args.calibration_text, args.calibration_ctx, {}, &g_interrupted};
   const std::pair<bool, const char*> given[] = {
       {args.pure, "--pure"}, {args.leave_output_tensor, "--leave-output-tensor"},
       {!args.output_tensor_type.empty(), "--output-tensor-type"},
       {!args.token_embedding_type.empty(), "--token-embedding-type"},
       {!args.include_weights.empty(), "--include-weights"}, {!args.exclude_weights.empty(), "--exclude-weights"},
-      {!args.override_kv.empty(), "--override-kv"}, {!args.calibration.empty(), "--calibration"}};
+      {!args.override_kv.empty(), "--override-kv"}, {!args.calibration.empty(), "--calibration"},
+      {args.calibration_chunks != -1, "--calibration-chunks"}, {!args.eval_text.empty(), "--eval-text"},
+      {args.max_kld.has_value(), "--max-kld"}};
   for (const auto& [is_given, name] : given) {
     if (is_given) shared.unsupported.push_back(name);
   }
@@ -185,6 +190,18 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
       ->group("Conversion");
   app.add_flag("--pure", args->pure, "Give every quantizable tensor the one type: no mix rules")->group("Conversion");
   app.add_option("--imatrix", args->imatrix, "Importance matrix (llama.cpp GGUF imatrix or legacy .dat)")
+      ->group("Conversion");
+  app.add_option("--calibration-text", args->calibration_text,
+                 "Compute the importance matrix in this run from a text (plain or JSONL), as llama-imatrix would, "
+                 "and use it as --imatrix would (docs/imatrix.md). With --target-size: the text each tensor's cost "
+                 "is measured on (docs/automix.md)")
+      ->group("Conversion");
+  app.add_option("--calibration-ctx", args->calibration_ctx,
+                 "Tokens per chunk for --calibration-text (default 512, llama-imatrix's; with --target-size, 512 or "
+                 "the model's training context when smaller)")
+      ->group("Conversion");
+  app.add_option("--calibration-chunks", args->calibration_chunks,
+                 "Use at most this many chunks of --calibration-text (default -1: all)")
       ->group("Conversion");
   app.add_option("--include-weights", args->include_weights,
                  "Use importance data only for tensors whose name contains this (repeatable)")->allow_extra_args(false)
@@ -235,7 +252,9 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   std::shared_ptr<AutomixOptions> automix = add_automix_options(app);
   return Command{&app, [args, automix, &globals, &app]() -> int {
                    if (!args->input.empty() && automix_requested(*automix)) {
-                     return run_automix(*automix, shared_values(*args), globals);
+                     SharedConvertValues shared = shared_values(*args);
+                     if (app.count("--calibration-ctx") == 0) shared.calibration_ctx = 0;
+                     return run_automix(*automix, shared, globals);
                    }
                    if (args->input.empty() || args->to.empty()) {
                      std::cerr << app.help();

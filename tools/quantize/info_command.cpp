@@ -9,6 +9,7 @@
 
 #include "command.h"
 #include "quant/gguf.h"
+#include "quant/hf.h"
 
 namespace quant::cli {
 namespace {
@@ -206,6 +207,14 @@ Command add_info_command(CLI::App& parent, GlobalOptions& globals) {
   auto file = std::make_shared<std::string>();
   app->add_option("FILE", *file, "GGUF file to describe")->required();
   return Command{app, [file, &globals]() -> int {
+                   if (is_checkpoint_directory(*file)) {
+                     // info describes a file's own layout (version, alignment, offsets), which a checkpoint
+                     // folder does not have; the dry run shows the GGUF it is read as.
+                     return fail(usage_error(fmt::format("'{}' is a checkpoint folder: info describes GGUF files; "
+                                                         "`quantize {} --to F16 --dry-run` lists the tensors it "
+                                                         "is read as (docs/hf.md)",
+                                                         *file, *file)));
+                   }
                    Result<GgufFile> gguf = GgufFile::open(*file);
                    if (!gguf) return fail(gguf.error());
                    if (globals.json) {
