@@ -92,6 +92,9 @@ struct PlanOptions {
   std::optional<TypeId> output_tensor_type;    // --output-tensor-type
   std::optional<TypeId> token_embedding_type;  // --token-embedding-type
   std::vector<TensorTypeOverride> tensor_types;  // --tensor-type / --tensor-type-file, in command-line order
+  // Walk the tensors in the order given rather than llama-quantize's name order: llama-quantize --keep-split sorts
+  // them by input shard and offset first, and the mix rules' counters follow whichever order is walked.
+  bool input_order = false;
   // For COPY: the input's `general.file_type`, written back unchanged; when absent the plan guesses it.
   std::optional<uint32_t> input_file_type;
 };

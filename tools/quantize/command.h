@@ -70,6 +70,8 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals);
 Command add_info_command(CLI::App& parent, GlobalOptions& globals);
 Command add_imatrix_command(CLI::App& parent, GlobalOptions& globals);
 Command add_calibrate_command(CLI::App& parent, GlobalOptions& globals);
+Command add_split_command(CLI::App& parent, GlobalOptions& globals);
+Command add_merge_command(CLI::App& parent, GlobalOptions& globals);
 Command add_eval_command(CLI::App& parent, GlobalOptions& globals);
 Command add_tokenize_command(CLI::App& parent, GlobalOptions& globals);
 

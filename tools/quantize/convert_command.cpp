@@ -40,6 +40,9 @@ struct ConvertArgs {
   bool pure = false, allow_requantize = false, leave_output_tensor = false, dry_run = false, force = false;
   bool fsync = false, allow_non_finite = false;
   int threads = 0;
+  bool keep_split = false;
+  std::string split_max_size, shard;
+  uint64_t split_max_tensors = 0;
   // Scoring the outputs against the input (docs/eval.md).
   std::string eval_text;
   int64_t eval_ctx = 0, eval_chunks = -1;
@@ -100,6 +103,14 @@ Result<ConvertRequest> build_request(const ConvertArgs& args) {
     QUANT_ASSIGN_OR_RETURN(std::vector<TensorTypeOverride> list, read_tensor_type_file(args.tensor_type_file));
     for (TensorTypeOverride& o : list) request.tensor_types.push_back(std::move(o));
   }
+  request.split.keep_split = args.keep_split;
+  if (!args.split_max_size.empty()) {
+    QUANT_ASSIGN_OR_RETURN(request.split.limits.max_bytes, parse_split_size(args.split_max_size));
+  }
+  request.split.limits.max_tensors = args.split_max_tensors;
+  if (!args.shard.empty()) {
+    QUANT_ASSIGN_OR_RETURN(request.split.shard, parse_shard_selection(args.shard));
+  }
   for (const std::string& text : args.override_kv) {
     QUANT_ASSIGN_OR_RETURN(KvOverride o, parse_kv_override(text));
     request.kv_overrides.push_back(std::move(o));
@@ -110,6 +121,11 @@ Result<ConvertRequest> build_request(const ConvertArgs& args) {
 int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
   if (args.max_kld && args.eval_text.empty()) return fail(usage_error("--max-kld needs --eval-text"));
   if (!args.eval_text.empty() && args.dry_run) return fail(usage_error("--eval-text scores written outputs: not with --dry-run"));
+  if (!args.eval_text.empty() && !args.shard.empty()) {
+    // One job holds one shard of the output: the model is scored once every job is done (`quantize eval`).
+    return fail(usage_error("--eval-text scores whole outputs: not with --shard (score the set with `quantize eval` "
+                            "once every shard is written)"));
+  }
   auto request = build_request(args);
   if (!request) return fail(request.error());
   ProgressBar progress(globals.quiet || globals.json);
@@ -133,6 +149,7 @@ int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
     EvalOptions options;
     options.n_ctx = args.eval_ctx;
     options.max_chunks = args.eval_chunks;
+    options.cancel = request->cancel;  // the outputs are complete by now; a signal stops only their scoring
     if (Status scored = score_conversions(args.input, *reports, args.eval_text, options, args.threads); !scored) {
       return fail(scored.error());
     }
@@ -246,6 +263,20 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   app.add_flag("--fsync", args->fsync,
                "Flush the output to disk before renaming it into place (survives power loss; slower)")
       ->group("Conversion");
+  app.add_flag("--keep-split", args->keep_split,
+               "Write one output shard per input shard, OUT-0000i-of-0000n.gguf, as llama-quantize --keep-split")
+      ->group("Split output");
+  app.add_option("--split-max-size", args->split_max_size,
+                 "Cut the output into shards of at most N bytes of tensor data: N, NM (10^6) or NG (10^9), as "
+                 "llama-gguf-split --split-max-size cuts llama-quantize's output")
+      ->group("Split output");
+  app.add_option("--split-max-tensors", args->split_max_tensors,
+                 "Cut the output into shards of at most N tensors, as llama-gguf-split --split-max-tensors")
+      ->group("Split output");
+  app.add_option("--shard", args->shard,
+                 "I/N: write only shard I of the output cut into N shards balanced by bytes (OUT-0000I-of-0000N.gguf), "
+                 "reading only its tensors; N jobs make one split model (docs/scale-out.md)")
+      ->group("Split output");
   app.add_flag("--allow-non-finite", args->allow_non_finite,
                "Accept NaN/Inf in input tensors (llama.cpp refuses to load such files)")
       ->group("Conversion");
