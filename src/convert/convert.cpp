@@ -365,7 +365,9 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     for (const GgufWriter* writer : written) report.output_bytes += writer->bytes_written();
     if (written.size() == 1) report.output_sha256 = written.front()->sha256_hex();
     if (request.dry_run) {
-      for (const TensorReport& t : report.tensors) report.output_bytes += t.bytes_out;
+      // The exact size of the files a real run writes (header, metadata and padding included): a size budget
+      // (--target-size) is checked against it.
+      for (const ShardReport& shard : shard_reports(target)) report.output_bytes += shard.file_bytes;
     }
     const auto first_file = std::find(target.files.selected.begin(), target.files.selected.end(), true);
     report.output = target.files.paths[size_t(first_file - target.files.selected.begin())];

@@ -6,6 +6,7 @@
 # --split-max-size, each loaded from its first shard, must score a text exactly as the one-file Q4_K_M does.
 # Conversions of the small random Hugging Face checkpoints in tests/data/hf (every supported architecture) must
 # load and run a completion (random weights may stop at once).
+# Automatic mixes (--target-size) are among the files.
 #
 # usage: tests/client/run.sh QUANTIZE_BINARY
 # Exit codes: 0 passed, 1 failed, 77 skipped (Node.js or tests/client/node_modules missing; ctest reports it
@@ -50,6 +51,14 @@ for type in "${mixes[@]}"; do outputs+=(-o "$work/$type.gguf"); done
 (cd "$(dirname "$imatrix")" &&
   "$quantize" "$model" --imatrix "$(basename "$imatrix")" --to IQ2_XS -o "$work/IQ2_XS-imat.gguf" -q)
 
+# Automatic mixes at the sizes of llama-quantize's Q2_K, Q3_K_M and Q5_K_M of this model with this imatrix, measured
+# once by KL divergence on the calibration text (the cache serves the other budgets).
+for budget in 1486720 1877888 2652544; do
+  (cd "$(dirname "$imatrix")" &&
+    "$quantize" "$model" --imatrix "$(basename "$imatrix")" --target-size "$budget" \
+      --calibration-text "$data_dir/automix/code-calib-head.txt" --calibration-ctx 256 \
+      --sensitivity-cache "$work/sensitivity.json" -o "$work/auto-$budget.gguf" -q)
+done
 # Split models: three sharded jobs, and one run cut by size; llama.cpp loads each from its first shard.
 mkdir -p "$work/split"
 for i in 1 2 3; do "$quantize" "$model" --to Q4_K_M --shard "$i/3" -o "$work/split/sharded.gguf" -q; done

@@ -173,6 +173,25 @@ int run_convert(const ConvertArgs& args, const GlobalOptions& globals) {
   return kExitOk;
 }
 
+SharedConvertValues shared_values(const ConvertArgs& args) {
+  SharedConvertValues shared{args.input,     args.to,      args.outputs,          args.imatrix,
+                             args.tensor_types, args.tensor_type_file, args.dry_run, args.force,
+                             args.threads,    args.calibration_text, args.calibration_ctx, {}, &g_interrupted};
+  const std::pair<bool, const char*> given[] = {
+      {args.pure, "--pure"}, {args.leave_output_tensor, "--leave-output-tensor"},
+      {!args.output_tensor_type.empty(), "--output-tensor-type"},
+      {!args.token_embedding_type.empty(), "--token-embedding-type"},
+      {!args.include_weights.empty(), "--include-weights"}, {!args.exclude_weights.empty(), "--exclude-weights"},
+      {!args.override_kv.empty(), "--override-kv"}, {!args.calibration.empty(), "--calibration"},
+      {args.calibration_chunks != -1, "--calibration-chunks"}, {!args.eval_text.empty(), "--eval-text"},
+      {args.max_kld.has_value(), "--max-kld"}};
+  for (const auto& [is_given, name] : given) {
+    if (is_given) shared.unsupported.push_back(name);
+  }
+  install_interrupt_handlers();
+  return shared;
+}
+
 }  // namespace
 
 Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
@@ -191,10 +210,12 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
       ->group("Conversion");
   app.add_option("--calibration-text", args->calibration_text,
                  "Compute the importance matrix in this run from a text (plain or JSONL), as llama-imatrix would, "
-                 "and use it as --imatrix would (docs/imatrix.md)")
+                 "and use it as --imatrix would (docs/imatrix.md). With --target-size: the text each tensor's cost "
+                 "is measured on (docs/automix.md)")
       ->group("Conversion");
   app.add_option("--calibration-ctx", args->calibration_ctx,
-                 "Tokens per chunk for --calibration-text (default 512, llama-imatrix's)")
+                 "Tokens per chunk for --calibration-text (default 512, llama-imatrix's; with --target-size, 512 or "
+                 "the model's training context when smaller)")
       ->group("Conversion");
   app.add_option("--calibration-chunks", args->calibration_chunks,
                  "Use at most this many chunks of --calibration-text (default -1: all)")
@@ -259,7 +280,13 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   app.add_flag("--allow-non-finite", args->allow_non_finite,
                "Accept NaN/Inf in input tensors (llama.cpp refuses to load such files)")
       ->group("Conversion");
-  return Command{&app, [args, &globals, &app]() -> int {
+  std::shared_ptr<AutomixOptions> automix = add_automix_options(app);
+  return Command{&app, [args, automix, &globals, &app]() -> int {
+                   if (!args->input.empty() && automix_requested(*automix)) {
+                     SharedConvertValues shared = shared_values(*args);
+                     if (app.count("--calibration-ctx") == 0) shared.calibration_ctx = 0;
+                     return run_automix(*automix, shared, globals);
+                   }
                    if (args->input.empty() || args->to.empty()) {
                      std::cerr << app.help();
                      return kExitUsage;
