@@ -98,7 +98,7 @@ std::span<const uint16_t> Iq3GridSearch::neighbours(uint16_t code) const {
 
 Iq3GridSearch::Iq3GridSearch(Iq3Grid grid)
     : codes_(iq3_grid_codes(grid)), index_of_code_(kCodeCount, -1), list_begin_(kCodeCount + 1, 0) {
-  for (size_t index = 0; index < codes_.size(); ++index) index_of_code_[codes_[index]] = static_cast<int16_t>(index);
+  for (size_t index = 0; index < codes_.size(); ++index) index_of_code_[codes_[index]] = static_cast<int32_t>(index);
 
   const int distinct_distances_kept = grid == Iq3Grid::xxs ? 2 : 3;
   std::vector<std::pair<int, uint16_t>> by_distance(codes_.size());  // (distance, index): sorts as ggml does
@@ -122,6 +122,9 @@ Iq3GridSearch::Iq3GridSearch(Iq3Grid grid)
     }
   }
   list_begin_[kCodeCount] = static_cast<uint32_t>(neighbours_.size());
+  neighbour_codes_.reserve(neighbours_.size() + kListPadding);
+  for (const uint16_t index : neighbours_) neighbour_codes_.push_back(codes_[index]);
+  neighbour_codes_.resize(neighbours_.size() + kListPadding, 0);
 }
 
 }  // namespace quant::formats

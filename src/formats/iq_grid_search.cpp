@@ -82,6 +82,9 @@ IqGridSearch::IqGridSearch(IqGrid grid) : slot_(kCodeCount, kNoList) {
     slot_[code] = -1 - static_cast<int32_t>(list_begin_.size() - 1);
     list_begin_.push_back(static_cast<uint32_t>(neighbour_indices_.size()));
   }
+  neighbour_codes_.reserve(neighbour_indices_.size() + kListPadding);
+  for (const uint16_t index : neighbour_indices_) neighbour_codes_.push_back(codes[index]);
+  neighbour_codes_.resize(neighbour_indices_.size() + kListPadding, 0);
 }
 
 std::span<const uint16_t> IqGridSearch::neighbours(uint16_t code) const {

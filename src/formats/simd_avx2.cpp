@@ -10,7 +10,10 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <type_traits>
 
+#include "formats/iq2_layout.h"
+#include "formats/iq_grid_search.h"
 #include "formats/kernels.h"
 #include "formats/kquant_layout.h"
 #include "formats/kquant_lowbit_layout.h"
@@ -34,6 +37,8 @@
 #include "formats/simd_kquants_dequantize.h"
 #include "formats/simd_kquants_lowbit.h"
 #include "formats/simd_legacy_weighted.h"
+#include "formats/simd_iq_grid.h"
+#include "formats/simd_iq2.h"
 #include "formats/simd_kernel_list.h"
 
 namespace quant::formats {

@@ -3,6 +3,8 @@
 #pragma once
 
 #include "formats/simd_float_legacy.h"
+#include "formats/simd_iq2.h"
+#include "formats/simd_iq_grid.h"
 #include "formats/simd_kquants.h"
 #include "formats/simd_kquants_dequantize.h"
 #include "formats/simd_kquants_lowbit.h"
@@ -25,6 +27,9 @@ constexpr SimdKernels kSimdKernelList[] = {
     {TypeId::q4_K, quantize_q4_k_simd<V>, nullptr},
     {TypeId::q5_K, quantize_q5_k_simd<V>, nullptr},
     {TypeId::q6_K, quantize_q6_k_simd<V>, dequantize_q6_k_simd<V>},
+    {TypeId::iq2_xxs, quantize_iq2_xxs_simd<V>, nullptr},
+    {TypeId::iq2_xs, quantize_iq2_xs_simd<V>, nullptr},
+    {TypeId::iq2_s, quantize_iq2_s_simd<V>, nullptr},
 };
 
 }  // namespace
