@@ -18,6 +18,7 @@
 #include "formats/kquant_layout.h"
 #include "formats/kquant_lowbit_layout.h"
 #include "formats/kquant_search.h"
+#include "formats/nonlinear_layout.h"
 #include "formats/simd_kernels.h"
 
 // Every standard and scalar header is included above the region: an inline function first seen inside it would
@@ -43,6 +44,7 @@
 #include "formats/simd_legacy_weighted.h"
 #include "formats/simd_iq_grid.h"
 #include "formats/simd_iq2.h"
+#include "formats/simd_nonlinear.h"
 #include "formats/simd_kernel_list.h"
 
 namespace quant::formats {

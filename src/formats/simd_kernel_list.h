@@ -5,6 +5,7 @@
 #include "formats/simd_float_legacy.h"
 #include "formats/simd_iq2.h"
 #include "formats/simd_iq_grid.h"
+#include "formats/simd_nonlinear.h"
 #include "formats/simd_kquants.h"
 #include "formats/simd_kquants_dequantize.h"
 #include "formats/simd_kquants_lowbit.h"
@@ -30,6 +31,8 @@ constexpr SimdKernels kSimdKernelList[] = {
     {TypeId::iq2_xxs, quantize_iq2_xxs_simd<V>, nullptr},
     {TypeId::iq2_xs, quantize_iq2_xs_simd<V>, nullptr},
     {TypeId::iq2_s, quantize_iq2_s_simd<V>, nullptr},
+    {TypeId::iq4_nl, quantize_iq4_nl_simd<V>, nullptr},
+    {TypeId::iq4_xs, quantize_iq4_xs_simd<V>, nullptr},
 };
 
 }  // namespace
