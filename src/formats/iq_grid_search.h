@@ -44,7 +44,7 @@ class IqGridSearch {
   static constexpr int kListPadding = 16;
   // Per 16-bit code: the grid index (>= 0), or a negative value when the code is not a grid point. For
   // vector gathers of index_of.
-  const int32_t* slots() const { return slot_.data(); }
+  const int32_t* index_table() const { return slot_.data(); }
 
  private:
   explicit IqGridSearch(IqGrid grid);

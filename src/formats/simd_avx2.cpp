@@ -13,6 +13,8 @@
 #include <type_traits>
 
 #include "formats/iq2_layout.h"
+#include "formats/iq3_grids.h"
+#include "formats/iq3_layout.h"
 #include "formats/iq_grid_search.h"
 #include "formats/kernels.h"
 #include "formats/kquant_layout.h"
@@ -40,6 +42,7 @@
 #include "formats/simd_legacy_weighted.h"
 #include "formats/simd_iq_grid.h"
 #include "formats/simd_iq2.h"
+#include "formats/simd_iq3.h"
 #include "formats/simd_nonlinear.h"
 #include "formats/simd_kernel_list.h"
 

@@ -4,6 +4,7 @@
 
 #include "formats/simd_float_legacy.h"
 #include "formats/simd_iq2.h"
+#include "formats/simd_iq3.h"
 #include "formats/simd_iq_grid.h"
 #include "formats/simd_nonlinear.h"
 #include "formats/simd_kquants.h"
@@ -31,6 +32,8 @@ constexpr SimdKernels kSimdKernelList[] = {
     {TypeId::iq2_xxs, quantize_iq2_xxs_simd<V>, nullptr},
     {TypeId::iq2_xs, quantize_iq2_xs_simd<V>, nullptr},
     {TypeId::iq2_s, quantize_iq2_s_simd<V>, nullptr},
+    {TypeId::iq3_xxs, quantize_iq3_xxs_simd<V>, nullptr},
+    {TypeId::iq3_s, quantize_iq3_s_simd<V>, nullptr},
     {TypeId::iq4_nl, quantize_iq4_nl_simd<V>, nullptr},
     {TypeId::iq4_xs, quantize_iq4_xs_simd<V>, nullptr},
 };

@@ -271,34 +271,41 @@ void quantize_q3_k_batch_simd(const LowbitBlock* blocks, int count, bool weighte
   }
 }
 
-// Row-by-row, block-by-block driver: finite blocks are gathered into batches for `kBatch`, the others take
-// the scalar kernel of kId at once. The importance vector is per column, so block b of every row reads
-// importance[256 * b ..].
-template <class V, TypeId kId, int kBlockBytes, void (*kBatch)(const LowbitBlock*, int, bool)>
-void quantize_lowbit_k_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  constexpr int kBlocksPerBatch = LowbitSearchOps<V>::kWidth / 16;
-  const QuantizeRowsFn scalar = scalar_quantize(kId);
+// Row-by-row, super-block by super-block driver: finite super-blocks (values and importance) are gathered into
+// batches of kPerBatch for `batch(blocks, count)`, the others take the scalar kernel at once. The importance
+// vector is per column, so super-block b of every row reads importance[256 * b ..].
+template <class V, int kPerBatch, typename Batch>
+void quantize_finite_super_blocks(QuantizeRowsFn scalar, int64_t block_bytes, const float* src, void* dst,
+                                  int64_t nrows, int64_t n_per_row, const float* importance, Batch batch) {
   const int64_t blocks_per_row = n_per_row / kKSuperBlock;
-  const bool weighted = importance != nullptr;
-  LowbitBlock pending[kBlocksPerBatch];
+  LowbitBlock pending[kPerBatch];
   int count = 0;
   uint8_t* out = static_cast<uint8_t*>(dst);
   for (int64_t row = 0; row < nrows; ++row) {
-    for (int64_t b = 0; b < blocks_per_row; ++b, out += kBlockBytes) {
+    for (int64_t b = 0; b < blocks_per_row; ++b, out += block_bytes) {
       const float* x = src + (row * blocks_per_row + b) * kKSuperBlock;
-      const float* qw = weighted ? importance + kKSuperBlock * b : nullptr;
-      if (!all_finite<V>(x, kKSuperBlock) || (weighted && !all_finite<V>(qw, kKSuperBlock))) {
+      const float* qw = importance != nullptr ? importance + kKSuperBlock * b : nullptr;
+      if (!all_finite<V>(x, kKSuperBlock) || (qw != nullptr && !all_finite<V>(qw, kKSuperBlock))) {
         scalar(x, out, 1, kKSuperBlock, qw);
         continue;
       }
       pending[count++] = LowbitBlock{x, qw, out};
-      if (count == kBlocksPerBatch) {
-        kBatch(pending, count, weighted);
+      if (count == kPerBatch) {
+        batch(pending, count);
         count = 0;
       }
     }
   }
-  if (count > 0) kBatch(pending, count, weighted);
+  if (count > 0) batch(pending, count);
+}
+
+// The q2_K and q3_K drivers: batches of LowbitSearchOps<V>::kWidth / 16 super-blocks.
+template <class V, TypeId kId, int kBlockBytes, void (*kBatch)(const LowbitBlock*, int, bool)>
+void quantize_lowbit_k_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
+  const bool weighted = importance != nullptr;
+  quantize_finite_super_blocks<V, LowbitSearchOps<V>::kWidth / 16>(
+      scalar_quantize(kId), kBlockBytes, src, dst, nrows, n_per_row, importance,
+      [weighted](const LowbitBlock* blocks, int count) { kBatch(blocks, count, weighted); });
 }
 
 template <class V>
