@@ -12,6 +12,7 @@
 #include <span>
 #include <type_traits>
 
+#include "formats/iq1_layout.h"
 #include "formats/iq2_layout.h"
 #include "formats/iq3_grids.h"
 #include "formats/iq3_layout.h"
@@ -41,6 +42,7 @@
 #include "formats/simd_kquants_lowbit.h"
 #include "formats/simd_legacy_weighted.h"
 #include "formats/simd_iq_grid.h"
+#include "formats/simd_iq1.h"
 #include "formats/simd_iq2.h"
 #include "formats/simd_iq3.h"
 #include "formats/simd_nonlinear.h"

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "formats/simd_float_legacy.h"
+#include "formats/simd_iq1.h"
 #include "formats/simd_iq2.h"
 #include "formats/simd_iq3.h"
 #include "formats/simd_iq_grid.h"
@@ -32,6 +33,8 @@ constexpr SimdKernels kSimdKernelList[] = {
     {TypeId::iq2_xxs, quantize_iq2_xxs_simd<V>, nullptr},
     {TypeId::iq2_xs, quantize_iq2_xs_simd<V>, nullptr},
     {TypeId::iq2_s, quantize_iq2_s_simd<V>, nullptr},
+    {TypeId::iq1_s, quantize_iq1_s_simd<V>, nullptr},
+    {TypeId::iq1_m, quantize_iq1_m_simd<V>, nullptr},
     {TypeId::iq3_xxs, quantize_iq3_xxs_simd<V>, nullptr},
     {TypeId::iq3_s, quantize_iq3_s_simd<V>, nullptr},
     {TypeId::iq4_nl, quantize_iq4_nl_simd<V>, nullptr},
