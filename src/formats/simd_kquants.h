@@ -261,13 +261,15 @@ void finish_affine_block(const AffineKind& kind, const float* x, const float* sc
   }
 }
 
-// q4_K / q5_K: the groups of W/8 super-blocks fill the lanes of one search (padding lanes are zeros).
+// q4_K / q5_K: the groups of W/8 super-blocks fill the lanes of one search (padding lanes are zeros). The search
+// runs on PairOps<V> (simd_ops_pair.h): 32 lanes at AVX-512, 16 at AVX2, two independent chains in flight.
 template <class V>
 void quantize_affine_k_simd(const AffineKind& kind, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                             const float* importance) {
-  constexpr int W = V::kWidth;
+  using S = PairOps<V>;
+  constexpr int W = S::kWidth;
   constexpr int kBlocksPerSearch = W / 8;
-  using F = typename V::F;
+  using F = typename S::F;
   const int64_t blocks_per_row = n_per_row / kKSuperBlock;
   const int64_t nblocks = nrows * blocks_per_row;
   uint8_t* out = static_cast<uint8_t*>(dst);
@@ -283,11 +285,11 @@ void quantize_affine_k_simd(const AffineKind& kind, const float* src, void* dst,
     transpose_groups<W>(x, 32, 8 * blocks, xt);
     if (importance == nullptr) {
       // Reference weights: rms of the group + |x|.
-      F sum_x2 = V::set1(0.0f);
-      for (int i = 0; i < 32; ++i) sum_x2 = V::add(sum_x2, V::mul(V::load(xt + i * W), V::load(xt + i * W)));
-      const F rms = V::sqrt(V::div(sum_x2, V::set1(32.0f)));
-      for (int i = 0; i < 32; ++i) V::store(wt + i * W, V::add(rms, V::abs(V::load(xt + i * W))));
-      search_affine_scale_lanes<V>(32, kind.nmax, xt, wt, kind.reference_grid, kquant::ErrorNorm::squared,
+      F sum_x2 = S::set1(0.0f);
+      for (int i = 0; i < 32; ++i) sum_x2 = S::add(sum_x2, S::mul(S::load(xt + i * W), S::load(xt + i * W)));
+      const F rms = S::sqrt(S::div(sum_x2, S::set1(32.0f)));
+      for (int i = 0; i < 32; ++i) S::store(wt + i * W, S::add(rms, S::abs(S::load(xt + i * W))));
+      search_affine_scale_lanes<S>(32, kind.nmax, xt, wt, kind.reference_grid, kquant::ErrorNorm::squared,
                                    kquant::LevelClamp::round_then_clamp, scales, negated_mins, levels_t);
     } else {
       // Weighted: importance * sqrt(sigma2 + x^2), sigma2 twice the super-block's mean square.
@@ -301,15 +303,15 @@ void quantize_affine_k_simd(const AffineKind& kind, const float* src, void* dst,
         const float* qw = importance + kKSuperBlock * block_in_row + 32 * (g % 8);
         for (int i = 0; i < 32; ++i) importance_t[i * W + g] = real ? qw[i] : 0.0f;
       }
-      F sum = V::set1(0.0f);
+      F sum = S::set1(0.0f);
       for (int i = 0; i < 32; ++i) {
-        const F v = V::load(xt + i * W);
-        const F w = V::mul(V::load(importance_t + i * W), V::sqrt(V::add(V::load(sigma2), V::mul(v, v))));
-        V::store(wt + i * W, w);
-        sum = V::add(sum, w);
+        const F v = S::load(xt + i * W);
+        const F w = S::mul(S::load(importance_t + i * W), S::sqrt(S::add(S::load(sigma2), S::mul(v, v))));
+        S::store(wt + i * W, w);
+        sum = S::add(sum, w);
       }
-      V::store(group_weight, sum);
-      search_affine_scale_lanes<V>(32, kind.nmax, xt, wt, kquant::ScaleGrid{-0.9f, 0.05f, 36},
+      S::store(group_weight, sum);
+      search_affine_scale_lanes<S>(32, kind.nmax, xt, wt, kquant::ScaleGrid{-0.9f, 0.05f, 36},
                                    kquant::ErrorNorm::squared, kquant::LevelClamp::clamp_then_round, scales,
                                    negated_mins, levels_t);
     }
