@@ -118,22 +118,17 @@ struct GridLaneSearch {
     alignas(64) float start_scale[kLanes];
   };
 
-  // Lane g's group k (rounded to `code`, off the grid) replaced by its best neighbour at `scale`: levels go to
-  // levels_t column g, rows kPositions * k...
-  static void nearest_point(const Grid& grid, const Batch& batch, int k, uint16_t code, float scale, int g,
-                            int32_t* levels_t) {
+  // The best neighbour at `scale` of lane g's group k, rounded to `code` (off the grid): the point's code.
+  static int32_t nearest_point(const Grid& grid, const Batch& batch, int k, uint16_t code, float scale, int g) {
     typename V::F tables[kPositions];
     // 2l + 1 for l = lane mod 2^kBits
     const typename V::F values =
         V::to_float(V::iadd(V::template shift_left<1>(V::iand(V::iota(), V::iset1((1 << kBits) - 1))), V::iset1(1)));
     Candidates::terms(values, batch.xval[g] + kPositions * k, batch.waux[g] + kPositions * k, scale, tables);
     const auto candidates = grid.neighbour_code_list(code);
-    int position = Candidates::nearest(candidates.codes, candidates.count, tables);
-    if (position < 0) position = 0;  // the scalar searches keep the first candidate when no distance is finite
-    const uint16_t chosen = candidates.codes[position];
-    for (int i = 0; i < kPositions; ++i) {
-      levels_t[(kPositions * k + i) * kLanes + g] = (chosen >> (kBits * i)) & ((1 << kBits) - 1);
-    }
+    const int position = Candidates::nearest(candidates.codes, candidates.count, tables);
+    // The scalar searches keep the first candidate when no distance is finite.
+    return candidates.codes[position < 0 ? 0 : position];
   }
 
   // Rounds group k of every lane at inverse scale `inverse` to levels clamp(nearest_int((inverse x - 1) / 2)),
@@ -153,21 +148,28 @@ struct GridLaneSearch {
     return code;
   }
 
-  // For every lane in `lanes` whose code is off the grid, the nearest-point search at that lane's scale.
-  // Returns the lanes whose code was on the grid.
+  // For every lane in `lanes` whose code is off the grid, the nearest-point search at that lane's scale; the
+  // chosen points' levels replace rows kPositions * k.. of levels_t in those lanes. Returns the lanes whose code
+  // was on the grid.
   static unsigned snap_to_grid(const Grid& grid, const Batch& batch, int k, I code, F scale, unsigned lanes,
                                int32_t* levels_t) {
     const unsigned on_grid = S::bits(S::igt(S::igather(grid.index_table(), code), S::iset1(-1)));
-    unsigned off = lanes & ~on_grid;
-    if (off != 0) {
-      alignas(64) int32_t codes[kLanes];
-      alignas(64) float scales[kLanes];
-      S::istore(codes, code);
-      S::store(scales, scale);
-      for (; off != 0; off &= off - 1) {
-        const int g = __builtin_ctz(off);
-        nearest_point(grid, batch, k, static_cast<uint16_t>(codes[g]), scales[g], g, levels_t);
-      }
+    const unsigned off = lanes & ~on_grid;
+    if (off == 0) return on_grid;
+    alignas(64) int32_t codes[kLanes];
+    alignas(64) float scales[kLanes];
+    S::istore(codes, code);
+    S::store(scales, scale);
+    for (unsigned rest = off; rest != 0; rest &= rest - 1) {
+      const int g = __builtin_ctz(rest);
+      codes[g] = nearest_point(grid, batch, k, static_cast<uint16_t>(codes[g]), scales[g], g);
+    }
+    const I chosen = S::iload(codes);
+    const auto take = S::mask_from_bits(off);
+    for (int i = 0; i < kPositions; ++i) {
+      int32_t* row = levels_t + (kPositions * k + i) * kLanes;
+      const I level = S::iand(S::shift_right_lanes(chosen, S::iset1(kBits * i)), S::iset1((1 << kBits) - 1));
+      S::istore(row, S::iselect(take, level, S::iload(row)));
     }
     return on_grid;
   }

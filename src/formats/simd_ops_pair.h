@@ -58,6 +58,7 @@ struct PairOps {
   static I ior(I a, I b) { return {V::ior(a.lo, b.lo), V::ior(a.hi, b.hi)}; }
   static I imin(I a, I b) { return {V::imin(a.lo, b.lo), V::imin(a.hi, b.hi)}; }
   static I imax(I a, I b) { return {V::imax(a.lo, b.lo), V::imax(a.hi, b.hi)}; }
+  static I shift_right_lanes(I a, I counts) { return {V::shift_right_lanes(a.lo, counts.lo), V::shift_right_lanes(a.hi, counts.hi)}; }
   template <int kShift> static I shift_left(I a) { return {V::template shift_left<kShift>(a.lo), V::template shift_left<kShift>(a.hi)}; }
   static I igather(const int32_t* base, I index) { return {V::igather(base, index.lo), V::igather(base, index.hi)}; }
 
