@@ -97,9 +97,16 @@ struct SubBlockInput {
 };
 
 // Prepares sub-block `ib` of the super-block x (importance: the super-block's weights, or null for iq2_s's
-// fallback weights sigma2 / 4 + x^2).
+// fallback weights sigma2 / 4 + x^2). iq2_xxs starts from the scale of make_qp_quants; a caller that computes it
+// itself (`fit_start` false) calls set_xxs_start with it.
+inline void set_xxs_start(float fitted, SubBlockInput* in) {
+  in->start_scale = fitted;
+  in->reference = fitted * (kMaxLevel + 1);
+  in->skip = in->reference <= 0;
+}
+
 inline void prepare_sub_block(Variant variant, const float* x, const float* importance, float sigma2, int ib,
-                              SubBlockInput* in) {
+                              SubBlockInput* in, bool fit_start = true) {
   const int n = sub_block_values(variant);
   const float* xb = x + n * ib;
   if (importance != nullptr) {
@@ -121,11 +128,10 @@ inline void prepare_sub_block(Variant variant, const float* x, const float* impo
       in->skip = true;
       return;
     }
+    if (!fit_start) return;
     uint8_t first_levels[32];
     // ggml's make_qp_quants, the k-quants' positive-scale search.
-    in->start_scale = kquant::search_positive_scale(32, kMaxLevel + 2, in->xval, first_levels, in->weight);
-    in->reference = in->start_scale * (kMaxLevel + 1);
-    in->skip = in->reference <= 0;
+    set_xxs_start(kquant::search_positive_scale(32, kMaxLevel + 2, in->xval, first_levels, in->weight), in);
     return;
   }
   if (max < (variant == Variant::s ? 1e-8f : 1e-15f)) {

@@ -44,14 +44,32 @@ void quantize_iq2_batch_simd(iq2::Variant variant, const IqGridSearch& grid, con
   iq2::SubBlockInput inputs[kLanes];
   typename Search::Batch batch;
   batch.active = 0;
+  // iq2_xxs's starting scale (make_qp_quants) runs across the lanes too, once the values are in them.
+  const bool xxs = variant == iq2::Variant::xxs;
   for (int k = 0; k < kLanes / sub_blocks; ++k) {
     const float sigma2 = k < count ? iq2::super_block_sigma2(variant, blocks[k].x) : 0.0f;
     for (int ib = 0; ib < sub_blocks; ++ib) {
       const int g = k * sub_blocks + ib;
       iq2::SubBlockInput& in = inputs[g];
-      if (k < count) iq2::prepare_sub_block(variant, blocks[k].x, blocks[k].qw, sigma2, ib, &in);
+      if (k < count) iq2::prepare_sub_block(variant, blocks[k].x, blocks[k].qw, sigma2, ib, &in, !xxs);
       Search::fill_lane(batch, g, k < count && !in.skip, in.xval, in.weight, in.waux, n, in.reference,
                         in.start_scale);
+    }
+  }
+  if (xxs) {
+    alignas(64) int32_t first_levels[32 * kLanes];
+    alignas(64) float fitted[kLanes];
+    using S = typename Search::S;
+    S::store(fitted, search_positive_scale_lanes<S>(32, iq2::kMaxLevel + 2, batch.xt, batch.wt, first_levels));
+    for (int g = 0; g < kLanes; ++g) {
+      if (((batch.active >> g) & 1u) == 0) continue;
+      iq2::set_xxs_start(fitted[g], &inputs[g]);
+      if (inputs[g].skip) {
+        batch.active &= ~(1u << g);
+        continue;
+      }
+      batch.reference[g] = inputs[g].reference;
+      batch.start_scale[g] = inputs[g].start_scale;
     }
   }
   alignas(64) float scales[kLanes];

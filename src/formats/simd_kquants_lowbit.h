@@ -108,6 +108,90 @@ void search_q3_scale_lanes(int n, int nmax, const float* xt, float* scales, int3
   }
 }
 
+// kquant::search_positive_scale (ggml's make_qp_quants) for S::kWidth groups at once, transposed as above
+// (value i of group g at xt[i * W + g], its weight at wt[i * W + g]): returns each group's scale. The levels
+// are kept as the scalar code keeps them, in bytes: a negative rounded level wraps (x may hold a negative
+// value), and the wrapped byte is what the error sums and the refinement read back.
+template <class S>
+typename S::F search_positive_scale_lanes(int n, int nmax, const float* xt, const float* wt, int32_t* levels_t) {
+  using L = Lanes<S>;
+  constexpr int W = S::kWidth;
+  using F = typename S::F;
+  using I = typename S::I;
+  const F zero = S::set1(0.0f);
+  const I byte = S::iset1(255);
+  const I top = S::iset1(nmax);
+  F max = zero;
+  for (int i = 0; i < n; ++i) max = S::max(max, S::load(xt + i * W));  // max > x ? max : x, as the scalar code
+  const auto all_zero = S::lt(max, S::set1(kquant::kGroupMaxEps));
+
+  F iscale = S::div(S::set1(static_cast<float>(nmax)), max);
+  const F first_scale = S::div(S::set1(1.0f), iscale);
+  F best_error = zero;
+  for (int i = 0; i < n; ++i) {
+    const F x = S::load(xt + i * W);
+    const I level = S::iand(L::nearest_int(S::mul(iscale, x)), byte);
+    const F diff = S::sub(x, S::mul(first_scale, S::to_float(level)));
+    best_error = S::add(best_error, S::mul(S::mul(S::load(wt + i * W), diff), diff));
+  }
+  for (int step = -4; step <= 4; ++step) {
+    if (step == 0) continue;
+    const F trial_iscale = S::div(S::set1(0.1f * static_cast<float>(step) + static_cast<float>(nmax)), max);
+    const F trial_scale = S::div(S::set1(1.0f), trial_iscale);
+    F error = zero;
+    for (int i = 0; i < n; ++i) {
+      const F x = S::load(xt + i * W);
+      const I level = S::imin(L::nearest_int(S::mul(trial_iscale, x)), top);
+      const F diff = S::sub(x, S::mul(trial_scale, S::to_float(level)));
+      error = S::add(error, S::mul(S::mul(S::load(wt + i * W), diff), diff));
+    }
+    const auto better = S::lt(error, best_error);
+    best_error = S::select(better, error, best_error);
+    iscale = S::select(better, trial_iscale, iscale);
+  }
+
+  F sum_xl = zero;
+  F sum_ll = zero;
+  for (int i = 0; i < n; ++i) {
+    const F x = S::load(xt + i * W);
+    const F w = S::load(wt + i * W);
+    const I level = S::imin(L::nearest_int(S::mul(iscale, x)), top);
+    S::istore(levels_t + i * W, S::iand(level, byte));
+    const F l = S::to_float(level);
+    sum_xl = S::add(sum_xl, S::mul(S::mul(w, x), l));
+    sum_ll = S::add(sum_ll, S::mul(S::mul(w, l), l));
+  }
+  // Up to 5 sweeps of single-level moves. A lane whose sweep changed nothing would stop in the scalar search;
+  // here it sweeps on with the same state, which changes nothing again.
+  for (int sweep = 0; sweep < 5; ++sweep) {
+    auto changed = S::lt(zero, zero);
+    for (int i = 0; i < n; ++i) {
+      const F x = S::load(xt + i * W);
+      const F w = S::load(wt + i * W);
+      const I level = S::iload(levels_t + i * W);
+      const F l = S::to_float(level);
+      F xl_without = S::sub(sum_xl, S::mul(S::mul(w, x), l));
+      F ll_without = S::sub(sum_ll, S::mul(S::mul(w, l), l));
+      const auto positive = S::mand(S::gt(xl_without, zero), S::gt(ll_without, zero));
+      const I candidate = S::imin(L::nearest_int(S::div(S::mul(x, ll_without), xl_without)), top);
+      const auto moves = S::mand(positive, S::mnot(S::ieq(candidate, level)));
+      if (!S::any(moves)) continue;
+      const F c = S::to_float(candidate);
+      xl_without = S::add(xl_without, S::mul(S::mul(w, x), c));
+      ll_without = S::add(ll_without, S::mul(S::mul(w, c), c));
+      const auto better = S::mand(moves, S::gt(S::mul(S::mul(xl_without, xl_without), sum_ll),
+                                               S::mul(S::mul(sum_xl, sum_xl), ll_without)));
+      S::istore(levels_t + i * W, S::iselect(better, S::iand(candidate, byte), level));
+      sum_xl = S::select(better, xl_without, sum_xl);
+      sum_ll = S::select(better, ll_without, sum_ll);
+      changed = S::mor(changed, better);
+    }
+    if (!S::any(S::mand(changed, S::mnot(all_zero)))) break;
+  }
+  const F scale = S::select(S::gt(sum_ll, zero), S::div(sum_xl, sum_ll), zero);
+  return S::select(all_zero, zero, scale);
+}
+
 // The searches run on PairOps<V> (simd_ops_pair.h): 16 lanes at AVX2 (one super-block, its two halves
 // interleaved), 32 at AVX-512 (two super-blocks), so that two independent chains of dependent operations are
 // in flight. Lane 16 * k + g carries group g of block k of the batch.
