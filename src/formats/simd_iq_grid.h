@@ -24,7 +24,6 @@
 
 #include <cfloat>
 #include <cstdint>
-#include <type_traits>
 
 namespace quant::formats {
 namespace {
@@ -79,10 +78,6 @@ struct GridCandidates {
     return first;
   }
 };
-
-// 16 lanes from V: V itself when it has 16, else a pair of V.
-template <class V>
-using Lanes16 = std::conditional_t<V::kWidth == 16, V, PairOps<V>>;
 
 // How a grid type searches a sub-block's scale (the same for every lane).
 struct GridSearchRule {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace quant::formats {
 namespace {
@@ -68,6 +69,10 @@ struct PairOps {
   static I float_bits(F a) { return {V::float_bits(a.lo), V::float_bits(a.hi)}; }
   static F from_bits(I a) { return {V::from_bits(a.lo), V::from_bits(a.hi)}; }
 };
+
+// 16 lanes from V: V itself when it has 16, else a pair of V.
+template <class V>
+using Lanes16 = std::conditional_t<V::kWidth == 16, V, PairOps<V>>;
 
 }  // namespace
 }  // namespace quant::formats
