@@ -105,23 +105,9 @@ inline void set_xxs_start(float fitted, SubBlockInput* in) {
   in->skip = in->reference <= 0;
 }
 
-inline void prepare_sub_block(Variant variant, const float* x, const float* importance, float sigma2, int ib,
-                              SubBlockInput* in, bool fit_start = true) {
-  const int n = sub_block_values(variant);
-  const float* xb = x + n * ib;
-  if (importance != nullptr) {
-    const float* qw = importance + n * ib;
-    for (int i = 0; i < n; ++i) in->weight[i] = qw[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
-  } else {
-    for (int i = 0; i < n; ++i) in->weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
-  }
-  for (int i = 0; i < n; ++i) in->waux[i] = std::sqrt(in->weight[i]);
-  for (int k = 0; k < n / 8; ++k) {
-    const uint8_t s = fold_signs(xb + 8 * k, in->weight + 8 * k, in->xval + 8 * k, variant != Variant::s);
-    in->signs[k] = variant == Variant::s ? s : static_cast<uint8_t>(s & 127);
-  }
-  float max = in->xval[0];
-  for (int i = 1; i < n; ++i) max = max_of(max, in->xval[i]);
+// The rest of the preparation once weights, signs and magnitudes are in `in` and `max` is their largest
+// magnitude: whether the sub-block is skipped, and the scale the search starts from.
+inline void set_start(Variant variant, float max, SubBlockInput* in, bool fit_start) {
   in->skip = false;
   if (variant == Variant::xxs) {
     if (max < 1e-15f) {
@@ -141,6 +127,28 @@ inline void prepare_sub_block(Variant variant, const float* x, const float* impo
   in->start_scale = max / (2 * kMaxLevel + 1);
   in->reference = max;
 }
+
+inline void prepare_sub_block(Variant variant, const float* x, const float* importance, float sigma2, int ib,
+                              SubBlockInput* in, bool fit_start = true) {
+  const int n = sub_block_values(variant);
+  const float* xb = x + n * ib;
+  if (importance != nullptr) {
+    const float* qw = importance + n * ib;
+    for (int i = 0; i < n; ++i) in->weight[i] = qw[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+  } else {
+    for (int i = 0; i < n; ++i) in->weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
+  }
+  for (int i = 0; i < n; ++i) in->waux[i] = std::sqrt(in->weight[i]);
+  for (int k = 0; k < n / 8; ++k) {
+    const uint8_t s = fold_signs(xb + 8 * k, in->weight + 8 * k, in->xval + 8 * k, variant != Variant::s);
+    in->signs[k] = variant == Variant::s ? s : static_cast<uint8_t>(s & 127);
+  }
+  float max = in->xval[0];
+  for (int i = 1; i < n; ++i) max = max_of(max, in->xval[i]);
+  set_start(variant, max, in, fit_start);
+}
+
+
 
 // The searched super-block: per sub-block its scale (unused when skipped) and per group its 8 levels and
 // sign bits.

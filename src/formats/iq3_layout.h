@@ -108,6 +108,12 @@ inline float super_block_sigma2(const float* x) {
   return 2.0f * sum / static_cast<float>(kSuperBlock);
 }
 
+// Whether a block whose largest magnitude is `max` stores nothing (iq3_xxs: below 1e-8, GROUP_MAX_EPS_IQ3_XXS;
+// iq3_s: only an exactly zero block).
+inline bool is_all_zero(const Variant& variant, float max) {
+  return variant.grid == Iq3Grid::xxs ? max < 1e-8f : max == 0.0f;
+}
+
 // Prepares a block: weights importance * sqrt(sigma2 + x^2) (x^2 without importance), signs, magnitudes.
 inline void prepare_block(const Variant& variant, const float* x, const float* importance, float sigma2,
                           BlockInput* in) {
@@ -119,7 +125,7 @@ inline void prepare_block(const Variant& variant, const float* x, const float* i
   float max = in->magnitudes[0];
   for (int i = 1; i < kBlock; ++i) max = max > in->magnitudes[i] ? max : in->magnitudes[i];  // ggml's MAX form
   in->max = max;
-  in->all_zero = variant.grid == Iq3Grid::xxs ? max < 1e-8f : max == 0.0f;
+  in->all_zero = is_all_zero(variant, max);
 }
 
 // The outcome for one 32-value block: the block scale, grid indices and per-8 sign bytes.

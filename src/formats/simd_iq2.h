@@ -51,7 +51,14 @@ void quantize_iq2_batch_simd(iq2::Variant variant, const IqGridSearch& grid, con
     for (int ib = 0; ib < sub_blocks; ++ib) {
       const int g = k * sub_blocks + ib;
       iq2::SubBlockInput& in = inputs[g];
-      if (k < count) iq2::prepare_sub_block(variant, blocks[k].x, blocks[k].qw, sigma2, ib, &in, !xxs);
+      if (k < count) {
+        // iq2_layout.h prepare_sub_block, element-wise across lanes.
+        const float max = prepare_group_values<V>(
+            blocks[k].x + n * ib, blocks[k].qw != nullptr ? blocks[k].qw + n * ib : nullptr, sigma2,
+            UnweightedRule::quarter_sigma2_plus_square, n, variant != iq2::Variant::s, variant != iq2::Variant::s,
+            in.weight, in.waux, in.xval, in.signs);
+        iq2::set_start(variant, max, &in, !xxs);
+      }
       Search::fill_lane(batch, g, k < count && !in.skip, in.xval, in.weight, in.waux, n, in.reference,
                         in.start_scale);
     }

@@ -50,8 +50,12 @@ void quantize_iq3_batch_simd(const iq3::Variant& variant, const Iq3GridSearch& g
       const int g = k * iq3::kBlocksPerSuper + b;
       iq3::BlockInput& in = inputs[g];
       if (k < count) {
-        iq3::prepare_block(variant, blocks[k].x + iq3::kBlock * b,
-                           blocks[k].qw != nullptr ? blocks[k].qw + iq3::kBlock * b : nullptr, sigma2, &in);
+        // iq3_layout.h prepare_block, element-wise across lanes.
+        in.max = prepare_group_values<V>(blocks[k].x + iq3::kBlock * b,
+                                         blocks[k].qw != nullptr ? blocks[k].qw + iq3::kBlock * b : nullptr, sigma2,
+                                         UnweightedRule::square, iq3::kBlock, variant.even_sign_count,
+                                         variant.even_sign_count, in.weights, in.sqrt_weights, in.magnitudes, in.signs);
+        in.all_zero = iq3::is_all_zero(variant, in.max);
       }
       Search::fill_lane(batch, g, k < count && !in.all_zero, in.magnitudes, in.weights, in.sqrt_weights, iq3::kBlock,
                         in.max, in.max / static_cast<float>(2 * iq3::kTopLevel + 1));

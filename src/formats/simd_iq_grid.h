@@ -79,6 +79,66 @@ struct GridCandidates {
   }
 };
 
+// What weighs a value when there is no importance vector: iq2_s uses sigma2 / 4 + x^2, iq3 x^2.
+enum class UnweightedRule { quarter_sigma2_plus_square, square };
+
+// The preparation the grid i-quants share (iq2_layout.h prepare_sub_block, iq3_layout.h prepare_block) for n
+// values (a multiple of 8 and of V::kWidth), element-wise across lanes: the weights importance * sqrt(sigma2 +
+// x^2) (or the unweighted rule), their square roots, the magnitudes (x >= 0 ? x : -x, so -0 stays -0) and per 8
+// values the sign bits (x < 0 or unordered). With `even_signs`, a group of 8 with an odd number of minus signs
+// gets the bit of its value of least weight * x * x (the first on ties) toggled and that magnitude negated;
+// `seven_bits` keeps 7 sign bits. Returns the largest of the resulting magnitudes (a non-zero maximum does not
+// depend on the order it is taken in; a zero one only in its sign, which every caller treats alike).
+template <class V>
+float prepare_group_values(const float* x, const float* importance, float sigma2, UnweightedRule rule, int n,
+                           bool even_signs, bool seven_bits, float* weight, float* waux, float* xval,
+                           uint8_t* signs) {
+  constexpr int W = V::kWidth;
+  using F = typename V::F;
+  const F zero = V::set1(0.0f);
+  for (int i = 0; i < n; i += W) {
+    const F v = V::load(x + i);
+    const F square = V::mul(v, v);
+    F w;
+    if (importance != nullptr) {
+      w = V::mul(V::load(importance + i), V::sqrt(V::add(V::set1(sigma2), square)));
+    } else if (rule == UnweightedRule::quarter_sigma2_plus_square) {
+      w = V::add(V::mul(V::set1(0.25f), V::set1(sigma2)), square);
+    } else {
+      w = square;
+    }
+    V::store(weight + i, w);
+    V::store(waux + i, V::sqrt(w));
+    const auto non_negative = V::le(zero, v);
+    const F magnitude = V::select(non_negative, v, negate_lanes<V>(v));
+    V::store(xval + i, magnitude);
+    const unsigned negative = ~V::bits(non_negative) & ((1u << W) - 1);
+    for (int k = 0; k < W / 8; ++k) signs[(i + 8 * k) / 8] = static_cast<uint8_t>(negative >> (8 * k));
+  }
+  for (int k = 0; k < n / 8; ++k) {
+    uint8_t bits = signs[k];
+    if (even_signs && (__builtin_popcount(bits) & 1) != 0) {
+      const float* xk = x + 8 * k;
+      const float* wk = weight + 8 * k;
+      int least = 0;
+      float least_value = wk[0] * xk[0] * xk[0];
+      for (int i = 1; i < 8; ++i) {
+        const float value = wk[i] * xk[i] * xk[i];
+        const bool smaller = value < least_value;
+        least_value = smaller ? value : least_value;
+        least = smaller ? i : least;
+      }
+      xval[8 * k + least] = -xval[8 * k + least];
+      bits = static_cast<uint8_t>(bits ^ (1u << least));
+    }
+    signs[k] = seven_bits ? static_cast<uint8_t>(bits & 127) : bits;
+  }
+  // The largest magnitude after the sign fix, as the scalar code takes it.
+  F largest = V::load(xval);
+  for (int i = W; i < n; i += W) largest = V::max(largest, V::load(xval + i));
+  return V::reduce_max(largest);
+}
+
 // How a grid type searches a sub-block's scale (the same for every lane).
 struct GridSearchRule {
   int values;              // per sub-block: 16 or 32
