@@ -16,16 +16,6 @@ namespace {
 using iq2::kBlock;
 using iq2::kMaxLevel;
 
-inline uint16_t load_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-inline uint32_t load_u32(const uint8_t* p) {
-  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
-}
-
-// iq2_xxs and iq2_xs store 7 sign bits per group; the 8th makes the number of minus signs even.
-inline uint8_t expand_signs(uint32_t seven_bits) {
-  return static_cast<uint8_t>(seven_bits | ((__builtin_popcount(seven_bits) & 1u) << 7));
-}
-
 // Rounds group k of xval to levels at inverse scale `inverse_scale`; when those are off the grid, takes the
 // best of the code's nearest grid points at `scale`. Writes the group's 8 levels; returns whether the rounded
 // levels were on the grid.
@@ -127,10 +117,14 @@ void quantize_block(iq2::Variant variant, const IqGridSearch& grid, const float*
 }
 
 // Writes 8 dequantized values of one group: scale * magnitude, negated where the sign bit is set.
+// ggml multiplies by -1 or +1; a negation gives the same float for every value but a NaN, whose sign a
+// multiplication leaves unspecified (compilers turn it into a negation), so we negate, which every level can
+// match bit for bit.
 inline void decode_iq2_group(const IqGridSearch& grid, int index, uint8_t signs, float scale, float* y) {
   const std::array<int8_t, 8>& levels = grid.levels(index);
   for (int j = 0; j < 8; ++j) {
-    y[j] = scale * kIq2LevelValue[levels[j]] * ((signs >> j) & 1 ? -1.f : 1.f);
+    const float magnitude = scale * kIq2LevelValue[levels[j]];
+    y[j] = (signs >> j) & 1 ? -magnitude : magnitude;
   }
 }
 
@@ -160,58 +154,32 @@ void quantize_rows_iq2_s(const float* src, void* dst, int64_t nrows, int64_t n_p
                          });
 }
 
-void dequantize_iq2_xxs(const void* src, float* dst, int64_t n) {
-  const IqGridSearch& grid = IqGridSearch::of(IqGrid::iq2_xxs);
+namespace {
+
+void dequantize_iq2(iq2::Variant variant, IqGrid grid_id, const void* src, float* dst, int64_t n) {
+  const IqGridSearch& grid = IqGridSearch::of(grid_id);
   const uint8_t* block = static_cast<const uint8_t*>(src);
-  for (int64_t b = 0; b < n / kBlock; ++b, block += kIq2XxsBlockBytes) {
+  for (int64_t b = 0; b < n / kBlock; ++b, block += iq2::block_bytes(variant)) {
     const float d = load_f16(block);
-    for (int ib = 0; ib < 8; ++ib) {
-      const uint8_t* indices = block + 2 + 8 * ib;
-      const uint32_t signs_and_scale = load_u32(indices + 4);
-      const float scale = d * (0.5f + static_cast<float>(signs_and_scale >> 28)) * 0.25f;
-      for (int k = 0; k < 4; ++k, dst += 8) {
-        decode_iq2_group(grid, indices[k], expand_signs((signs_and_scale >> (7 * k)) & 127), scale, dst);
-      }
+    for (int group = 0; group < 32; ++group, dst += 8) {
+      const iq2::StoredGroup stored = iq2::stored_group(variant, block, d, group);
+      decode_iq2_group(grid, stored.index, stored.signs, stored.scale, dst);
     }
   }
+}
+
+}  // namespace
+
+void dequantize_iq2_xxs(const void* src, float* dst, int64_t n) {
+  dequantize_iq2(iq2::Variant::xxs, IqGrid::iq2_xxs, src, dst, n);
 }
 
 void dequantize_iq2_xs(const void* src, float* dst, int64_t n) {
-  const IqGridSearch& grid = IqGridSearch::of(IqGrid::iq2_xs);
-  const uint8_t* block = static_cast<const uint8_t*>(src);
-  for (int64_t b = 0; b < n / kBlock; ++b, block += kIq2XsBlockBytes) {
-    const float d = load_f16(block);
-    for (int ib = 0; ib < 8; ++ib) {
-      const uint8_t scale_byte = block[66 + ib];
-      const float scale[2] = {d * (0.5f + static_cast<float>(scale_byte & 0xf)) * 0.25f,
-                              d * (0.5f + static_cast<float>(scale_byte >> 4)) * 0.25f};
-      for (int k = 0; k < 4; ++k, dst += 8) {
-        const uint16_t word = load_u16(block + 2 + 2 * (4 * ib + k));
-        decode_iq2_group(grid, word & 511, expand_signs(word >> 9), scale[k / 2], dst);
-      }
-    }
-  }
+  dequantize_iq2(iq2::Variant::xs, IqGrid::iq2_xs, src, dst, n);
 }
 
 void dequantize_iq2_s(const void* src, float* dst, int64_t n) {
-  const IqGridSearch& grid = IqGridSearch::of(IqGrid::iq2_s);
-  const uint8_t* block = static_cast<const uint8_t*>(src);
-  for (int64_t b = 0; b < n / kBlock; ++b, block += kIq2SBlockBytes) {
-    const float d = load_f16(block);
-    const uint8_t* index_low = block + 2;
-    const uint8_t* signs = block + 34;
-    const uint8_t* index_high = block + 66;
-    for (int ib = 0; ib < 8; ++ib) {
-      const uint8_t scale_byte = block[74 + ib];
-      const float scale[2] = {d * (0.5f + static_cast<float>(scale_byte & 0xf)) * 0.25f,
-                              d * (0.5f + static_cast<float>(scale_byte >> 4)) * 0.25f};
-      for (int k = 0; k < 4; ++k, dst += 8) {
-        const int group = 4 * ib + k;
-        const int index = index_low[group] | (((index_high[ib] >> (2 * k)) & 3) << 8);
-        decode_iq2_group(grid, index, signs[group], scale[k / 2], dst);
-      }
-    }
-  }
+  dequantize_iq2(iq2::Variant::s, IqGrid::iq2_s, src, dst, n);
 }
 
 }  // namespace quant::formats

@@ -167,6 +167,45 @@ inline int scale_code(float inverse_d, float scale) {
 inline void store_u16(uint8_t* p, uint16_t v) { p[0] = static_cast<uint8_t>(v); p[1] = static_cast<uint8_t>(v >> 8); }
 inline void store_u32(uint8_t* p, uint32_t v) { for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i)); }
 
+// What a stored group decodes from (ggml's dequantize_row_iq2_xxs / _xs / _s): its grid index, its 8 sign bits
+// (bit j set: value j negative; iq2_xxs and iq2_xs store 7, the 8th making the count even) and its scale,
+// d * (0.5 + code) / 4 with the sub-block's 4-bit scale code. Groups 2m and 2m + 1 always share a scale.
+struct StoredGroup {
+  int index;
+  uint8_t signs;
+  float scale;
+};
+
+inline uint8_t expand_seven_signs(uint32_t seven_bits) {
+  return static_cast<uint8_t>(seven_bits | ((__builtin_popcount(seven_bits) & 1u) << 7));
+}
+
+inline StoredGroup stored_group(Variant variant, const uint8_t* block, float d, int group) {
+  const int ib = group / 4;
+  const int k = group % 4;
+  switch (variant) {
+    case Variant::xxs: {
+      const uint8_t* indices = block + 2 + 8 * ib;
+      const uint32_t signs_and_scale = uint32_t{indices[4]} | (uint32_t{indices[5]} << 8) |
+                                       (uint32_t{indices[6]} << 16) | (uint32_t{indices[7]} << 24);
+      return {indices[k], expand_seven_signs((signs_and_scale >> (7 * k)) & 127),
+              d * (0.5f + static_cast<float>(signs_and_scale >> 28)) * 0.25f};
+    }
+    case Variant::xs: {
+      const uint8_t scale_byte = block[66 + ib];
+      const uint16_t word = static_cast<uint16_t>(block[2 + 2 * group] | (block[3 + 2 * group] << 8));
+      const int code = k < 2 ? scale_byte & 0xf : scale_byte >> 4;
+      return {word & 511, expand_seven_signs(word >> 9), d * (0.5f + static_cast<float>(code)) * 0.25f};
+    }
+    case Variant::s:
+      break;
+  }
+  const uint8_t scale_byte = block[74 + ib];
+  const int code = k < 2 ? scale_byte & 0xf : scale_byte >> 4;
+  const int index = block[2 + group] | (((block[66 + ib] >> (2 * k)) & 3) << 8);
+  return {index, block[34 + group], d * (0.5f + static_cast<float>(code)) * 0.25f};
+}
+
 // The super-block stage: a negative sub-block scale flips the sub-block's signs (ggml guards against it),
 // the groups' levels become grid indices, d = largest scale / 31 and each sub-block scale a 4-bit code.
 inline void pack_super_block(Variant variant, const IqGridSearch& grid, SuperBlockFit& fit, uint8_t* block) {

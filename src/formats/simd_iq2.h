@@ -109,6 +109,48 @@ void quantize_iq2_rows_simd(const float* src, void* dst, int64_t nrows, int64_t 
                                              });
 }
 
+// Dequantizers: each value is the scalar code's scale * magnitude, negated where the sign bit is set (iq2.cpp
+// decode_iq2_group), one
+// group of 8 per AVX2 vector, two (sharing a scale) per AVX-512 vector; the magnitude comes from the point's
+// level by a lane permute and the sign from the group's sign bits.
+template <class V, iq2::Variant kVariant, IqGrid kGrid>
+void dequantize_iq2_simd(const void* src, float* dst, int64_t n) {
+  constexpr int W = V::kWidth;
+  constexpr int kGroups = W / 8;
+  static_assert(kGroups == 1 || kGroups == 2);
+  using F = typename V::F;
+  using I = typename V::I;
+  const IqGridSearch& grid = IqGridSearch::of(kGrid);
+  const int8_t* points = grid.levels(0).data();  // 8 levels per point, one point after another
+  alignas(64) float magnitudes[W];
+  alignas(64) int32_t lane_bits[W];
+  for (int l = 0; l < W; ++l) {
+    magnitudes[l] = static_cast<float>(kIq2LevelValue[l % 4]);
+    lane_bits[l] = 1 << l;
+  }
+  const F table = V::load(magnitudes);
+  const I bit_of_lane = V::iload(lane_bits);
+  const uint8_t* block = static_cast<const uint8_t*>(src);
+  for (int64_t b = 0; b < n / iq2::kBlock; ++b, block += iq2::block_bytes(kVariant)) {
+    const float d = load_f16(block);
+    for (int group = 0; group < 32; group += kGroups, dst += W) {
+      const iq2::StoredGroup first = iq2::stored_group(kVariant, block, d, group);
+      I levels;
+      unsigned signs = first.signs;
+      if constexpr (kGroups == 2) {
+        const iq2::StoredGroup second = iq2::stored_group(kVariant, block, d, group + 1);
+        levels = V::load_i8_pair(points + 8 * first.index, points + 8 * second.index);
+        signs |= static_cast<unsigned>(second.signs) << 8;
+      } else {
+        levels = V::load_i8(points + 8 * first.index);
+      }
+      const auto negative = V::ieq(V::iand(V::iset1(static_cast<int32_t>(signs)), bit_of_lane), bit_of_lane);
+      const F magnitude = V::mul(V::set1(first.scale), V::permute(table, levels));
+      V::store(dst, V::select(negative, negate_lanes<V>(magnitude), magnitude));
+    }
+  }
+}
+
 template <class V>
 void quantize_iq2_xxs_simd(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
   quantize_iq2_rows_simd<V, TypeId::iq2_xxs, iq2::Variant::xxs, IqGrid::iq2_xxs>(src, dst, nrows, n_per_row,
