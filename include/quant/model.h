@@ -16,8 +16,9 @@
 // A batch is n_seq independent sequences of seq_len tokens each at positions 0..seq_len-1 (llama-perplexity's
 // chunks); rows are sequence-major. Rows at positions >= first_output are outputs: the last layer keeps only them
 // after attention, as llama.cpp's graphs do, and logits() reads them.
-// Weights are read a layer at a time through the ModelSource: memory stays bounded by one layer's weights plus the
-// working set, unless they fit the resident budget (then they are dequantized once and kept).
+// Weights are read through the ModelSource a tile of rows at a time, by the thread that multiplies by the tile:
+// memory stays bounded by one tile per thread plus the working set, unless every weight fits the resident budget
+// (then they are dequantized once and kept).
 #pragma once
 
 #include <cstdint>
@@ -176,6 +177,11 @@ class Model {
   // Step 3: output norm and head for `n_rows` rows of compacted states from `first_row`: n_rows x n_vocab logits.
   Status logits(const HiddenStates& states, int64_t first_row, int64_t n_rows, float* out,
                 const EvalHooks& hooks = {}) const;
+
+  // Runs task(i) for every i in [0, n) on the model's threads and returns when all are done: a caller's per-row
+  // work between steps (scoring logits) then does not run on one thread while the others wait. Tasks must not call
+  // into this model.
+  void parallel_for(int64_t n, const std::function<void(int64_t index)>& task) const;
 
   // The weight `name` quantized to `type` as llama-quantize would quantize its float values (with `importance`, one
   // weight per column, when given), for an EvalHooks override.

@@ -60,6 +60,8 @@ class ModelSource {
   virtual const std::vector<TensorInfo>& tensors() const = 0;
   virtual const TensorInfo* find_tensor(std::string_view name) const = 0;
   // Reads out.size() bytes of `tensor` (one of tensors()) from offset_in_tensor. Errors name the file and tensor.
+  // Safe to call from several threads at once (the forward pass reads each tile of a weight on the thread that
+  // multiplies by it): sources read with pread and keep no state between reads.
   virtual Status read_tensor(const TensorInfo& tensor, uint64_t offset_in_tensor, std::span<uint8_t> out) const = 0;
   // The file that holds `tensor` (its shard for split models, its safetensors file for checkpoints): errors about
   // the tensor's bytes name it.

@@ -1,29 +1,26 @@
 #include "model/matmul.h"
 
 #include <algorithm>
-#include <cassert>
 
 #include "model/gemm.h"
 
 namespace quant::model {
 
-float* MatmulScratch::tile(int thread, size_t floats) {
-  std::vector<float>& buffer = tiles_[size_t(thread)];
-  if (buffer.size() < floats) buffer.resize(floats);
-  return buffer.data();
-}
-
-void dequantize_rows(const WeightView& w, int64_t first, int64_t count, float* out) {
-  const FormatInfo& format = format_of(w.type);
+Status dequantize_rows(const WeightView& w, int64_t first, int64_t count, uint8_t* bytes, float* out) {
+  const uint8_t* stored = w.raw;
+  uint64_t offset = uint64_t(first) * w.row_bytes;
+  if (stored == nullptr) {
+    QUANT_TRY(w.source->read_tensor(*w.tensor, offset, std::span<uint8_t>(bytes, size_t(uint64_t(count) * w.row_bytes))));
+    stored = bytes;
+    offset = 0;
+  }
   // Types and shapes were checked when the model was opened, so the conversion cannot fail here.
-  const Status status = dequantize_values(format, w.raw + uint64_t(first) * w.row_bytes, out, count * w.cols);
-  assert(status.ok());
-  (void)status;
+  return dequantize_values(format_of(w.type), stored + offset, out, count * w.cols);
 }
 
-void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x, int64_t n, float* y,
-            int64_t ldy) {
-  if (n <= 0) return;
+Status matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const float* x, int64_t n, float* y,
+              int64_t ldy) {
+  if (n <= 0) return Status::success();
   const int threads = pool.threads();
   if (w.dense != nullptr) {
     // Dequantized weights: each thread multiplies a block of tokens by the whole weight. Eigen packs both operands
@@ -38,21 +35,26 @@ void matmul(ThreadPool& pool, MatmulScratch& scratch, const WeightView& w, const
              y + first * ldy, ldy);
       }
     });
-    return;
+    return Status::success();
   }
-  // Stored weights: each thread dequantizes a tile of the weight's rows and multiplies every token by it. Tiles are
-  // large because each call packs all the activations again.
+  // Stored weights: each thread dequantizes a tile of the weight's rows (reading them from the file first when they
+  // are not in memory) and multiplies every token by it. Tiles are large because each call packs all the
+  // activations again.
   int64_t tile = std::max<int64_t>(64, (w.rows + threads - 1) / threads);
   tile = std::min<int64_t>(tile, 512);
   tile = (tile + 15) / 16 * 16;
   const int64_t tiles = (w.rows + tile - 1) / tile;
+  TaskErrors errors(tiles);
   pool.parallel_for(tiles, [&](int64_t t, int thread) {
     const int64_t first = t * tile;
     const int64_t count = std::min(tile, w.rows - first);
     float* buffer = scratch.tile(thread, size_t(count * w.cols));
-    dequantize_rows(w, first, count, buffer);
+    uint8_t* bytes = w.raw == nullptr ? scratch.bytes(thread, size_t(uint64_t(count) * w.row_bytes)) : nullptr;
+    Status read = dequantize_rows(w, first, count, bytes, buffer);
+    if (!read) return errors.record(t, std::move(read));
     gemm(n, count, w.cols, x, w.cols, buffer, w.cols, /*b_transposed=*/true, y + first, ldy);
   });
+  return errors.first();
 }
 
 }  // namespace quant::model

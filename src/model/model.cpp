@@ -31,25 +31,21 @@ struct LayerVectors {
   std::vector<float> q_bias, k_bias, v_bias, qkv_bias, output_bias, gate_bias, up_bias, down_bias;
 };
 
-// A matmul weight for one evaluation, with the bytes it owns when it was read for this pass.
+// A matmul weight for one evaluation.
 struct LoadedWeight {
   std::string name;
   WeightView view;
-  std::vector<uint8_t> bytes;
 };
 
 // Buffers of a layer pass, kept between layers and passes: allocating (and zero-filling) megabytes per layer cost
 // more than the layer's arithmetic on small models.
 struct Workspace {
-  std::vector<float> cur, rounded, q, k, v, qkv, attn, attn_out, up, gate, normed;
+  model::GrowBuffer<float> cur, rounded, q, k, v, qkv, attn, attn_out, up, gate, normed;
   TypeId rounded_type = TypeId::f32;  // what `rounded` holds
 };
 
-// Makes `buffer` hold at least `size` floats without shrinking it (the contents are overwritten by the caller).
-float* sized(std::vector<float>& buffer, int64_t size) {
-  if (buffer.size() < size_t(size)) buffer.resize(size_t(size));
-  return buffer.data();
-}
+// Makes `buffer` hold at least `size` floats (the contents are overwritten by the caller).
+float* sized(model::GrowBuffer<float>& buffer, int64_t size) { return buffer.at_least(size_t(size)); }
 
 void add_bias_rows(float* rows, int64_t n, int64_t width, const std::vector<float>& bias) {
   if (bias.empty()) return;
@@ -72,8 +68,7 @@ class ModelImpl {
 
   std::vector<float> output_norm, output_bias, rope_freqs;
   std::vector<LayerVectors> layers;
-  std::unordered_map<std::string, std::vector<float>> resident;  // dequantized matmul weights, when they fit
-  std::vector<uint8_t> output_bytes;                               // the head's stored bytes, read once
+  std::unordered_map<std::string, std::unique_ptr<float[]>> resident;  // dequantized matmul weights, when they fit
   std::vector<float> rope_table;
   int64_t rope_positions = 0;
   mutable Workspace work;
@@ -127,31 +122,41 @@ class ModelImpl {
     }
     if (floats > options.resident_budget_bytes / sizeof(float)) return Status::success();
     for (const TensorInfo* tensor : weights) {
-      QUANT_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, source->read_tensor_data(*tensor));
-      std::vector<float> values(size_t(tensor->element_count()));
-      const WeightView view = raw_view(*tensor, bytes.data(), tensor->type);
+      auto values = std::make_unique_for_overwrite<float[]>(size_t(tensor->element_count()));
+      const WeightView view = stored_view(*tensor, nullptr, tensor->type);
+      // Each task reads its rows and dequantizes them: the reads are spread over the threads too.
       const int64_t rows_per_task = 64;
-      pool->parallel_for((view.rows + rows_per_task - 1) / rows_per_task, [&](int64_t t, int) {
+      const int64_t tasks = (view.rows + rows_per_task - 1) / rows_per_task;
+      model::TaskErrors errors(tasks);
+      pool->parallel_for(tasks, [&](int64_t t, int thread) {
         const int64_t first = t * rows_per_task;
-        model::dequantize_rows(view, first, std::min(rows_per_task, view.rows - first),
-                               values.data() + first * view.cols);
+        const int64_t count = std::min(rows_per_task, view.rows - first);
+        uint8_t* bytes = scratch->bytes(thread, size_t(uint64_t(count) * view.row_bytes));
+        errors.record(t, model::dequantize_rows(view, first, count, bytes, values.get() + first * view.cols));
       });
+      QUANT_TRY(errors.first());
       resident.emplace(tensor->name, std::move(values));
     }
     return Status::success();
   }
 
-  WeightView raw_view(const TensorInfo& tensor, const uint8_t* bytes, TypeId type) const {
+  // A stored weight: its bytes in memory, or (bytes null) read from the source by the tiles that need them.
+  WeightView stored_view(const TensorInfo& tensor, const uint8_t* bytes, TypeId type) const {
     WeightView view;
     view.type = type;
     view.raw = bytes;
+    if (bytes == nullptr) {
+      view.source = source.get();
+      view.tensor = &tensor;
+    }
     view.cols = tensor.row_length();
     view.rows = tensor.rows();
     view.row_bytes = *row_bytes(format_of(type), view.cols);
     return view;
   }
 
-  // The weight `name` as this evaluation multiplies by it: an override, the resident floats, or its bytes read now.
+  // The weight `name` as this evaluation multiplies by it: an override, the resident floats, or its stored rows in
+  // the file (read tile by tile by the matmul).
   Result<LoadedWeight> load_weight(const std::string& name, const EvalHooks& hooks) const {
     const TensorInfo* tensor = source->find_tensor(name);
     LoadedWeight loaded;
@@ -170,22 +175,17 @@ class ModelImpl {
         return Error(usage_error(fmt::format("override of '{}' does not hold {} rows of {} {} values", name,
                                              tensor->rows(), tensor->row_length(), format->name)));
       }
-      loaded.view = raw_view(*tensor, override.data->data(), override.type);
+      loaded.view = stored_view(*tensor, override.data->data(), override.type);
       return loaded;
     }
     if (const auto it = resident.find(name); it != resident.end()) {
       loaded.view.type = tensor->type;
-      loaded.view.dense = it->second.data();
+      loaded.view.dense = it->second.get();
       loaded.view.rows = tensor->rows();
       loaded.view.cols = tensor->row_length();
       return loaded;
     }
-    if (name == output_tensor() && !output_bytes.empty()) {
-      loaded.view = raw_view(*tensor, output_bytes.data(), tensor->type);
-      return loaded;
-    }
-    QUANT_ASSIGN_OR_RETURN(loaded.bytes, source->read_tensor_data(*tensor));
-    loaded.view = raw_view(*tensor, loaded.bytes.data(), tensor->type);
+    loaded.view = stored_view(*tensor, nullptr, tensor->type);
     return loaded;
   }
 
@@ -201,8 +201,8 @@ class ModelImpl {
   // y = x · Wᵀ (+ the hook call first): x is rounded to W's activation type into `rounded`, then multiplied.
   // `same_input` says x is the previous matmul's input, unchanged: its rounding is reused when the activation type
   // is the same (Q/K/V, up/gate).
-  void matmul(const LoadedWeight& w, int layer, const float* x, int64_t n, float* y, int64_t ldy,
-              const EvalHooks& hooks, bool same_input = false) const {
+  Status matmul(const LoadedWeight& w, int layer, const float* x, int64_t n, float* y, int64_t ldy,
+                const EvalHooks& hooks, bool same_input = false) const {
     if (hooks.on_matmul_input) {
       MatmulInput input;
       input.weight = w.name;
@@ -217,10 +217,7 @@ class ModelImpl {
     const float* input = x;
     if (activation != TypeId::f32) {
       float* rounded = sized(work.rounded, n * cols);
-      if (same_input && work.rounded_type == activation) {
-        model::matmul(*pool, *scratch, w.view, rounded, n, y, ldy);
-        return;
-      }
+      if (same_input && work.rounded_type == activation) return model::matmul(*pool, *scratch, w.view, rounded, n, y, ldy);
       work.rounded_type = activation;
       for_rows(n, [&](int64_t first, int64_t count) {
         for (int64_t r = first; r < first + count; ++r) {
@@ -229,7 +226,7 @@ class ModelImpl {
       });
       input = rounded;
     }
-    model::matmul(*pool, *scratch, w.view, input, n, y, ldy);
+    return model::matmul(*pool, *scratch, w.view, input, n, y, ldy);
   }
 
   const float* rope_entries(int64_t positions) {
@@ -265,7 +262,7 @@ Status ModelImpl::run_layer(HiddenStates& states, int il, std::vector<float>& x,
     QUANT_ASSIGN_OR_RETURN(LoadedWeight wqkv, load_weight(model::layer_tensor(il, "attn_qkv.weight"), hooks));
     const int64_t width = n_q + 2 * n_kv;
     float* qkv = sized(work.qkv, n * width);
-    matmul(wqkv, il, cur, n, qkv, width, hooks);
+    QUANT_TRY(matmul(wqkv, il, cur, n, qkv, width, hooks));
     add_bias_rows(qkv, n, width, lv.qkv_bias);
     for (int64_t r = 0; r < n; ++r) {
       const float* row = qkv + r * width;
@@ -275,13 +272,13 @@ Status ModelImpl::run_layer(HiddenStates& states, int il, std::vector<float>& x,
     }
   } else {
     QUANT_ASSIGN_OR_RETURN(LoadedWeight wq, load_weight(model::layer_tensor(il, "attn_q.weight"), hooks));
-    matmul(wq, il, cur, n, q, n_q, hooks);
+    QUANT_TRY(matmul(wq, il, cur, n, q, n_q, hooks));
     add_bias_rows(q, n, n_q, lv.q_bias);
     QUANT_ASSIGN_OR_RETURN(LoadedWeight wk, load_weight(model::layer_tensor(il, "attn_k.weight"), hooks));
-    matmul(wk, il, cur, n, k, n_kv, hooks, /*same_input=*/true);
+    QUANT_TRY(matmul(wk, il, cur, n, k, n_kv, hooks, /*same_input=*/true));
     add_bias_rows(k, n, n_kv, lv.k_bias);
     QUANT_ASSIGN_OR_RETURN(LoadedWeight wv, load_weight(model::layer_tensor(il, "attn_v.weight"), hooks));
-    matmul(wv, il, cur, n, v, n_kv, hooks, /*same_input=*/true);
+    QUANT_TRY(matmul(wv, il, cur, n, v, n_kv, hooks, /*same_input=*/true));
     add_bias_rows(v, n, n_kv, lv.v_bias);
   }
 
@@ -320,7 +317,7 @@ Status ModelImpl::run_layer(HiddenStates& states, int il, std::vector<float>& x,
 
   QUANT_ASSIGN_OR_RETURN(LoadedWeight wo, load_weight(model::layer_tensor(il, "attn_output.weight"), hooks));
   float* attn_out = sized(work.attn_out, n * n_embd);
-  matmul(wo, il, attn, n, attn_out, n_embd, hooks);
+  QUANT_TRY(matmul(wo, il, attn, n, attn_out, n_embd, hooks));
   add_bias_rows(attn_out, n, n_embd, lv.output_bias);
 
   // The last layer keeps only the rows that produce logits (llama.cpp's inp_out_ids), before the residual add.
@@ -349,10 +346,10 @@ Status ModelImpl::run_layer(HiddenStates& states, int il, std::vector<float>& x,
   float* up = sized(work.up, rows * hp.n_ff);
   float* gate = sized(work.gate, rows * hp.n_ff);
   QUANT_ASSIGN_OR_RETURN(LoadedWeight wup, load_weight(model::layer_tensor(il, "ffn_up.weight"), hooks));
-  matmul(wup, il, cur, rows, up, hp.n_ff, hooks);
+  QUANT_TRY(matmul(wup, il, cur, rows, up, hp.n_ff, hooks));
   add_bias_rows(up, rows, hp.n_ff, lv.up_bias);
   QUANT_ASSIGN_OR_RETURN(LoadedWeight wgate, load_weight(model::layer_tensor(il, "ffn_gate.weight"), hooks));
-  matmul(wgate, il, cur, rows, gate, hp.n_ff, hooks, /*same_input=*/true);
+  QUANT_TRY(matmul(wgate, il, cur, rows, gate, hp.n_ff, hooks, /*same_input=*/true));
   add_bias_rows(gate, rows, hp.n_ff, lv.gate_bias);
   for_rows(rows, [&](int64_t first, int64_t count) {
     for (int64_t r = first; r < first + count; ++r) {
@@ -360,7 +357,7 @@ Status ModelImpl::run_layer(HiddenStates& states, int il, std::vector<float>& x,
     }
   });
   QUANT_ASSIGN_OR_RETURN(LoadedWeight wdown, load_weight(model::layer_tensor(il, "ffn_down.weight"), hooks));
-  matmul(wdown, il, gate, rows, cur, n_embd, hooks);
+  QUANT_TRY(matmul(wdown, il, gate, rows, cur, n_embd, hooks));
   add_bias_rows(cur, rows, n_embd, lv.down_bias);
   for_rows(rows, [&](int64_t first, int64_t count) {
     for (int64_t r = first; r < first + count; ++r) {
@@ -390,11 +387,6 @@ Result<std::unique_ptr<Model>> Model::open(std::shared_ptr<const ModelSource> so
   impl->scratch = std::make_unique<model::MatmulScratch>(threads);
   QUANT_TRY(impl->load_small_tensors());
   QUANT_TRY(impl->load_resident());
-  if (impl->resident.empty()) {
-    // The head is multiplied in every logits() call: its stored bytes are read once and kept.
-    const TensorInfo* head = impl->source->find_tensor(impl->output_tensor());
-    QUANT_ASSIGN_OR_RETURN(impl->output_bytes, impl->source->read_tensor_data(*head));
-  }
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 
@@ -419,22 +411,27 @@ Result<HiddenStates> Model::embed(std::span<const int32_t> tokens, int64_t n_seq
   states.first_output_ = first_output;
   states.n_embd_ = m.hp.n_embd;
   states.values_.resize(tokens.size() * size_t(m.hp.n_embd));
-  // ggml_get_rows: each token's row dequantized.
+  // ggml_get_rows: each token's row dequantized (copied from the resident floats, or read and dequantized), in
+  // blocks of tokens over the pool.
   const TensorInfo& table = *m.source->find_tensor("token_embd.weight");
-  if (const auto it = m.resident.find(table.name); it != m.resident.end()) {
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      std::memcpy(&states.values_[i * size_t(m.hp.n_embd)], &it->second[size_t(tokens[i]) * size_t(m.hp.n_embd)],
-                  size_t(m.hp.n_embd) * sizeof(float));
+  const auto resident = m.resident.find(table.name);
+  const WeightView view = m.stored_view(table, nullptr, table.type);
+  const int64_t n_embd = m.hp.n_embd;
+  const int64_t block = 64;
+  const int64_t blocks = (int64_t(tokens.size()) + block - 1) / block;
+  model::TaskErrors errors(blocks);
+  m.pool->parallel_for(blocks, [&](int64_t b, int thread) {
+    for (int64_t i = b * block; i < std::min<int64_t>((b + 1) * block, int64_t(tokens.size())); ++i) {
+      float* out = &states.values_[size_t(i * n_embd)];
+      if (resident != m.resident.end()) {
+        std::memcpy(out, resident->second.get() + int64_t(tokens[size_t(i)]) * n_embd, size_t(n_embd) * sizeof(float));
+        continue;
+      }
+      Status read = model::dequantize_rows(view, tokens[size_t(i)], 1, m.scratch->bytes(thread, view.row_bytes), out);
+      if (!read) return errors.record(b, std::move(read));
     }
-    return states;
-  }
-  const WeightView view = m.raw_view(table, nullptr, table.type);
-  std::vector<uint8_t> row(view.row_bytes);
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    QUANT_TRY(m.source->read_tensor(table, uint64_t(tokens[i]) * view.row_bytes, row));
-    QUANT_TRY(dequantize_values(format_of(table.type), row.data(), &states.values_[i * size_t(m.hp.n_embd)],
-                                m.hp.n_embd));
-  }
+  });
+  QUANT_TRY(errors.first());
   return states;
 }
 
@@ -469,9 +466,14 @@ Status Model::logits(const HiddenStates& states, int64_t first_row, int64_t n_ro
     }
   });
   QUANT_ASSIGN_OR_RETURN(LoadedWeight head, m.load_weight(m.output_tensor(), hooks));
-  m.matmul(head, -1, normed, n_rows, out, m.hp.n_vocab, hooks);
+  QUANT_TRY(m.matmul(head, -1, normed, n_rows, out, m.hp.n_vocab, hooks));
   add_bias_rows(out, n_rows, m.hp.n_vocab, m.output_bias);
   return Status::success();
+}
+
+void Model::parallel_for(int64_t n, const std::function<void(int64_t)>& task) const {
+  std::lock_guard lock(impl_->mutex);
+  impl_->pool->parallel_for(n, [&](int64_t index, int) { task(index); });
 }
 
 Result<WeightOverride> Model::quantized_override(std::string_view name, TypeId type,

@@ -7,8 +7,11 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
+
+#include "quant/error.h"
 
 namespace quant::model {
 
@@ -40,6 +43,25 @@ class ThreadPool {
   int busy_workers_ = 0;
   uint64_t generation_ = 0;
   bool stopping_ = false;
+};
+
+// The outcomes of tasks that may fail, kept by task index: the error reported is the first in task order, whichever
+// thread ran first. Each task records its own slot only.
+class TaskErrors {
+ public:
+  explicit TaskErrors(int64_t tasks) : errors_(static_cast<size_t>(tasks)) {}
+  void record(int64_t task, Status status) {
+    if (!status) errors_[static_cast<size_t>(task)] = std::move(status).error();
+  }
+  Status first() {
+    for (std::optional<Error>& error : errors_) {
+      if (error) return std::move(*error);
+    }
+    return Status::success();
+  }
+
+ private:
+  std::vector<std::optional<Error>> errors_;
 };
 
 }  // namespace quant::model
