@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/grow_buffer.h"
 #include "eval/scoring.h"
 #include "quant/eval.h"
 
@@ -22,9 +23,17 @@ struct Chunking {
   std::span<const int32_t> tokens;
 };
 
-// Runs `model` on chunks [c0, c0 + n) and calls row(chunk, i, logits) for each scored row i of each chunk.
+// What a pass does with each scored row i of a chunk: score(chunk, i, logits) runs on the model's threads, one
+// row per task, and writes only that row's results; fold(chunk, i) then adds them to the sums on the calling
+// thread, row after row in order (so the sums are llama-perplexity's, in its order, however many threads run).
+struct RowScoring {
+  std::function<void(int64_t chunk, int64_t i, const float* logits)> score;
+  std::function<void(int64_t chunk, int64_t i)> fold;
+};
+
+// Runs `model` on chunks [c0, c0 + n) and scores each scored row of each chunk.
 Status run_chunks(const Model& model, const Chunking& chunking, int64_t c0, int64_t n, bool add_bos, int32_t bos,
-                  std::vector<float>& logits, const std::function<void(int64_t, int64_t, const float*)>& row) {
+                  GrowBuffer<float>& logits, const RowScoring& scoring) {
   const int64_t n_ctx = chunking.n_ctx;
   std::vector<int32_t> input(chunking.tokens.begin() + c0 * n_ctx, chunking.tokens.begin() + (c0 + n) * n_ctx);
   if (add_bos) {
@@ -38,12 +47,14 @@ Status run_chunks(const Model& model, const Chunking& chunking, int64_t c0, int6
       std::max<int64_t>(1, int64_t(kLogitsBufferBytes / (uint64_t(per_seq) * uint64_t(n_vocab) * sizeof(float))));
   for (int64_t s0 = 0; s0 < n; s0 += seqs_per_call) {
     const int64_t seqs = std::min(seqs_per_call, n - s0);
-    if (logits.size() < size_t(seqs * per_seq * n_vocab)) logits.resize(size_t(seqs * per_seq * n_vocab));
-    QUANT_TRY(model.logits(states, s0 * per_seq, seqs * per_seq, logits.data()));
+    QUANT_TRY(model.logits(states, s0 * per_seq, seqs * per_seq, logits.at_least(size_t(seqs * per_seq * n_vocab))));
+    model.parallel_for(seqs * chunking.scored, [&](int64_t row) {
+      const int64_t s = row / chunking.scored, i = row % chunking.scored;
+      scoring.score(c0 + s0 + s, i, logits.data() + size_t((s * per_seq + i) * n_vocab));
+    });
+    if (!scoring.fold) continue;
     for (int64_t s = 0; s < seqs; ++s) {
-      for (int64_t i = 0; i < chunking.scored; ++i) {
-        row(c0 + s0 + s, i, logits.data() + size_t((s * per_seq + i) * n_vocab));
-      }
+      for (int64_t i = 0; i < chunking.scored; ++i) scoring.fold(c0 + s0 + s, i);
     }
   }
   return Status::success();
@@ -139,7 +150,10 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
   std::vector<double> seconds(models.size(), 0.0);
   double base_seconds = 0;
   std::vector<uint16_t> base_rows, chunk_rows;
-  std::vector<float> logits;
+  GrowBuffer<float> logits;
+  // Per scored row of a pass: its NLL or its KL terms, between score() and fold().
+  std::vector<double> row_nll;
+  std::vector<eval::KlTerms> row_kl;
   using Clock = std::chrono::steady_clock;
   auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   auto check_cancel = [&]() -> Status {
@@ -152,6 +166,9 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
     auto target = [&](int64_t chunk, int64_t i) {
       return chunking.tokens[size_t(chunk * chunking.n_ctx + chunking.first + i + 1)];
     };
+    auto slot = [&](int64_t chunk, int64_t i) { return size_t((chunk - c0) * chunking.scored + i); };
+    row_nll.resize(size_t(n * chunking.scored));
+    row_kl.resize(size_t(n * chunking.scored));
     if (has_base) {
       const auto base_started = Clock::now();
       base_rows.resize(size_t(n * chunk_values));
@@ -161,22 +178,25 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
           std::copy(chunk_rows.begin(), chunk_rows.end(), base_rows.begin() + c * chunk_values);
         }
       } else {
-        QUANT_TRY(run_chunks(*base.model, chunking, c0, n, add_bos, bos, logits,
-                             [&](int64_t chunk, int64_t i, const float* l) {
-                               compress_log_probs(l, n_vocab, target(chunk, i),
-                                                  base_rows.data() + (chunk - c0) * chunk_values + i * row_values);
-                             }));
+        const RowScoring compress{[&](int64_t chunk, int64_t i, const float* l) {
+                                    compress_log_probs(l, n_vocab, target(chunk, i),
+                                                       base_rows.data() + (chunk - c0) * chunk_values + i * row_values);
+                                  },
+                                  nullptr};
+        QUANT_TRY(run_chunks(*base.model, chunking, c0, n, add_bos, bos, logits, compress));
       }
       if (writer) QUANT_TRY(writer->write_chunk(base_rows));
       base_seconds += since(base_started);
       for (size_t m = 0; m < models.size(); ++m) {
         QUANT_TRY(check_cancel());
         const auto started = Clock::now();
-        QUANT_TRY(run_chunks(*models[m], chunking, c0, n, add_bos, bos, logits,
-                             [&](int64_t chunk, int64_t i, const float* l) {
-                               kl[m].add(l, n_vocab, base_rows.data() + (chunk - c0) * chunk_values + i * row_values,
-                                         target(chunk, i));
-                             }));
+        const RowScoring against_base{
+            [&](int64_t chunk, int64_t i, const float* l) {
+              row_kl[slot(chunk, i)] = eval::kl_terms(
+                  l, n_vocab, base_rows.data() + (chunk - c0) * chunk_values + i * row_values, target(chunk, i));
+            },
+            [&](int64_t chunk, int64_t i) { kl[m].add(row_kl[slot(chunk, i)]); }};
+        QUANT_TRY(run_chunks(*models[m], chunking, c0, n, add_bos, bos, logits, against_base));
         seconds[m] += since(started);
       }
     } else if (writer) {
@@ -184,20 +204,23 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
       // log_softmax (a float log of the sum), which is what it reports as the perplexity then.
       const auto started = Clock::now();
       chunk_rows.resize(size_t(n * chunk_values));
-      QUANT_TRY(run_chunks(*models[0], chunking, c0, n, add_bos, bos, logits,
-                           [&](int64_t chunk, int64_t i, const float* l) {
-                             ppl[0].add(compress_log_probs(l, n_vocab, target(chunk, i),
-                                                           chunk_rows.data() + (chunk - c0) * chunk_values +
-                                                               i * row_values));
-                           }));
+      const RowScoring compress{[&](int64_t chunk, int64_t i, const float* l) {
+                                  row_nll[slot(chunk, i)] = compress_log_probs(
+                                      l, n_vocab, target(chunk, i),
+                                      chunk_rows.data() + (chunk - c0) * chunk_values + i * row_values);
+                                },
+                                [&](int64_t chunk, int64_t i) { ppl[0].add(row_nll[slot(chunk, i)]); }};
+      QUANT_TRY(run_chunks(*models[0], chunking, c0, n, add_bos, bos, logits, compress));
       QUANT_TRY(writer->write_chunk(chunk_rows));
       seconds[0] += since(started);
     } else {
       const auto started = Clock::now();
-      QUANT_TRY(run_chunks(*models[0], chunking, c0, n, add_bos, bos, logits,
-                           [&](int64_t chunk, int64_t i, const float* l) {
-                             ppl[0].add(eval::token_nll(l, n_vocab, target(chunk, i)));
-                           }));
+      const RowScoring perplexity{
+          [&](int64_t chunk, int64_t i, const float* l) {
+            row_nll[slot(chunk, i)] = eval::token_nll(l, n_vocab, target(chunk, i));
+          },
+          [&](int64_t chunk, int64_t i) { ppl[0].add(row_nll[slot(chunk, i)]); }};
+      QUANT_TRY(run_chunks(*models[0], chunking, c0, n, add_bos, bos, logits, perplexity));
       seconds[0] += since(started);
     }
     if (options.progress) options.progress(c0 + n, chunking.n_chunk);

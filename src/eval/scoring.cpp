@@ -124,7 +124,8 @@ PerplexityStats PerplexitySums::finish() const {
   return stats;
 }
 
-void KlSums::add(const float* logits, int64_t n_vocab, const uint16_t* base_row, int32_t token) {
+KlTerms kl_terms(const float* logits, int64_t n_vocab, const uint16_t* base_row, int32_t token) {
+  KlTerms terms;
   float max_logit = logits[0];
   int64_t imax = 0;
   for (int64_t i = 1; i < n_vocab; ++i) {
@@ -142,12 +143,7 @@ void KlSums::add(const float* logits, int64_t n_vocab, const uint16_t* base_row,
   const uint16_t* base = base_row + 4;
 
   const float nll = max_logit + log_sum_exp - logits[token];
-  sum_nll_ += nll;
-  sum_nll2_ += nll * nll;
   const float nll_base = -(scale * base[token] + min_log_prob);
-  sum_nll_base_ += nll_base;
-  sum_nll_base2_ += nll_base * nll_base;
-  sum_nll_nll_base_ += nll * nll_base;
 
   max_logit += log_sum_exp;
   double sum = 0;
@@ -164,14 +160,28 @@ void KlSums::add(const float* logits, int64_t n_vocab, const uint16_t* base_row,
       sum += p_base * (p_log_base - logits[i] + max_logit);
     }
   }
+  const float p_base = expf(-nll_base);
+  const float p = expf(-nll);
+  terms.nll = nll;
+  terms.nll_base = nll_base;
+  terms.kld = sum;
+  terms.p_diff = p - p_base;
+  terms.same_top = imax == imax_base;
+  return terms;
+}
+
+void KlSums::add(const KlTerms& terms) {
+  const float nll = terms.nll, nll_base = terms.nll_base, p_diff = terms.p_diff;
+  const double sum = terms.kld;
+  sum_nll_ += nll;
+  sum_nll2_ += nll * nll;
+  sum_nll_base_ += nll_base;
+  sum_nll_base2_ += nll_base * nll_base;
+  sum_nll_nll_base_ += nll * nll_base;
   sum_kld_ += sum;
   sum_kld2_ += sum * sum;
   ++count_;
-  if (imax == imax_base) ++n_same_top_;
-
-  const float p_base = expf(-nll_base);
-  const float p = expf(-nll);
-  const float p_diff = p - p_base;
+  if (terms.same_top) ++n_same_top_;
   sum_p_diff_ += p_diff;
   const double p_diff2 = p_diff * p_diff;
   sum_p_diff2_ += p_diff2;

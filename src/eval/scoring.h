@@ -21,11 +21,24 @@ struct PerplexitySums {
   PerplexityStats finish() const;
 };
 
+// One token's terms of the KL statistics, from the model's logits and the base's stored row (kl_row_values(n_vocab)
+// u16): the per-token part of llama-perplexity's kl_divergence(), which can run on any thread. KlSums adds them.
+struct KlTerms {
+  float nll = 0, nll_base = 0;
+  double kld = 0;
+  float p_diff = 0;  // p(token) - p_base(token)
+  bool same_top = false;
+};
+KlTerms kl_terms(const float* logits, int64_t n_vocab, const uint16_t* base_row, int32_t token);
+
 // llama-perplexity's kl_divergence_result plus the per-token values for the percentiles.
 class KlSums {
  public:
-  // One token: the model's logits and the base's stored row (kl_row_values(n_vocab) u16).
-  void add(const float* logits, int64_t n_vocab, const uint16_t* base_row, int32_t token);
+  // One token's terms, added in token order (the sums are llama-perplexity's, in its order).
+  void add(const KlTerms& terms);
+  void add(const float* logits, int64_t n_vocab, const uint16_t* base_row, int32_t token) {
+    add(kl_terms(logits, n_vocab, base_row, token));
+  }
   int64_t count() const { return count_; }
   PerplexityStats perplexity() const;
   KlDivergenceStats finish() const;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/grow_buffer.h"
 #include "eval/scoring.h"
 #include "imatrix/decode_plan.h"
 #include "quant/imatrix.h"
@@ -182,7 +183,7 @@ Result<PreparedRun> prepare_run(const Model& model, const TextImatrixOptions& op
 // head's inputs go to the collector.
 Status group_logits(const Model& model, const HiddenStates& states, int64_t group_first_chunk,
                     std::span<const TokenId> tokens, const TextImatrixOptions& options, TextCollector& collector,
-                    RunningPerplexity& perplexity, std::vector<float>& logits) {
+                    RunningPerplexity& perplexity, GrowBuffer<float>& logits, std::vector<double>& row_nll) {
   const int64_t n_ctx = options.n_ctx, seqs = states.n_seq(), n_vocab = model.hparams().n_vocab;
   const int64_t first = n_ctx / 2;           // llama-imatrix scores positions n_ctx/2 .. n_ctx-2
   const int64_t scored = n_ctx - 1 - first;  // (predicting the token after each)
@@ -196,16 +197,22 @@ Status group_logits(const Model& model, const HiddenStates& states, int64_t grou
     for (int64_t row = seq_begin; row < seq_end; row += rows_per_call) {
       const int64_t n_rows = std::min(rows_per_call, seq_end - row);
       const int64_t first_row = s * n_ctx + row;
-      if (logits.size() < size_t(n_rows * n_vocab)) logits.resize(size_t(n_rows * n_vocab));
       EvalHooks hooks;
       hooks.on_matmul_input = [&](const MatmulInput& input) { collector.on_output_input(input, first_row); };
-      QUANT_TRY(model.logits(states, first_row, n_rows, logits.data(), hooks));
+      float* out = logits.at_least(size_t(n_rows * n_vocab));
+      QUANT_TRY(model.logits(states, first_row, n_rows, out, hooks));
       if (!want_ppl) continue;
+      // Each row's NLL on the model's threads, then added in order (the sums do not depend on the thread count).
       const int64_t chunk = group_first_chunk + s;
-      for (int64_t r = std::max(row, first); r < std::min(row + n_rows, first + scored); ++r) {
+      const int64_t r0 = std::max(row, first), r1 = std::min(row + n_rows, first + scored);
+      if (r1 <= r0) continue;
+      row_nll.resize(size_t(r1 - r0));
+      model.parallel_for(r1 - r0, [&](int64_t k) {
+        const int64_t r = r0 + k;
         const TokenId target = tokens[size_t(chunk * n_ctx + r + 1)];
-        perplexity.sums.add(eval::token_nll(logits.data() + (r - row) * n_vocab, n_vocab, target));
-      }
+        row_nll[size_t(k)] = eval::token_nll(out + (r - row) * n_vocab, n_vocab, target);
+      });
+      for (const double nll : row_nll) perplexity.sums.add(nll);
     }
     if (want_ppl) perplexity.after_chunk.push_back(perplexity.current());
   }
@@ -250,7 +257,8 @@ Result<ImatrixCollection> imatrix_from_text(const Model& model, const TextImatri
   });
   RunningPerplexity perplexity;
   std::vector<int32_t> input;
-  std::vector<float> logits;
+  GrowBuffer<float> logits;
+  std::vector<double> row_nll;
   Status hook_status;
   EvalHooks hooks;
   hooks.on_matmul_input = [&](const MatmulInput& in) {
@@ -273,7 +281,7 @@ Result<ImatrixCollection> imatrix_from_text(const Model& model, const TextImatri
     QUANT_ASSIGN_OR_RETURN(HiddenStates states, model.embed(input, seqs, options.n_ctx, /*first_output=*/0));
     QUANT_TRY(model.run_layers(states, n_layer, hooks));
     QUANT_TRY(hook_status);
-    QUANT_TRY(group_logits(model, states, chunk, run.tokens, options, collector, perplexity, logits));
+    QUANT_TRY(group_logits(model, states, chunk, run.tokens, options, collector, perplexity, logits, row_nll));
     QUANT_TRY(collector.end_group());
     if (options.progress) {
       TextImatrixProgress progress;

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <vector>
 
+#include "core/grow_buffer.h"
 #include "quant/error.h"
 #include "quant/formats.h"
 #include "quant/model_source.h"
@@ -25,26 +25,6 @@ struct WeightView {
   uint64_t row_bytes = 0;
   int64_t rows = 0;                       // output features (ne1)
   int64_t cols = 0;                       // input features (ne0)
-};
-
-// A buffer that grows and is never zero-filled: its users overwrite what they read, and zero-filling megabytes on
-// the calling thread (with the page faults it takes) was a serial phase of every pass.
-template <typename T>
-class GrowBuffer {
- public:
-  // At least `size` elements; the contents are unspecified after growing.
-  T* at_least(size_t size) {
-    if (size_ < size) {
-      data_.reset();  // free the old block first: peak memory is the larger block alone
-      data_ = std::make_unique_for_overwrite<T[]>(size);
-      size_ = size;
-    }
-    return data_.get();
-  }
-
- private:
-  std::unique_ptr<T[]> data_;
-  size_t size_ = 0;
 };
 
 // Per-thread buffers reused across matmuls.

@@ -40,12 +40,12 @@ struct LoadedWeight {
 // Buffers of a layer pass, kept between layers and passes: allocating (and zero-filling) megabytes per layer cost
 // more than the layer's arithmetic on small models.
 struct Workspace {
-  model::GrowBuffer<float> cur, rounded, q, k, v, qkv, attn, attn_out, up, gate, normed;
+  GrowBuffer<float> cur, rounded, q, k, v, qkv, attn, attn_out, up, gate, normed;
   TypeId rounded_type = TypeId::f32;  // what `rounded` holds
 };
 
 // Makes `buffer` hold at least `size` floats (the contents are overwritten by the caller).
-float* sized(model::GrowBuffer<float>& buffer, int64_t size) { return buffer.at_least(size_t(size)); }
+float* sized(GrowBuffer<float>& buffer, int64_t size) { return buffer.at_least(size_t(size)); }
 
 void add_bias_rows(float* rows, int64_t n, int64_t width, const std::vector<float>& bias) {
   if (bias.empty()) return;
