@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quant/atomic_file.h"
 #include "quant/dataset.h"
 #include "quant/error.h"
 
@@ -112,14 +113,15 @@ struct ImatrixMetadata {
   int64_t chunk_size = 0;
 };
 
-// Writes the sums in llama-imatrix's GGUF format (atomically): KVs general.type, imatrix.datasets,
-// imatrix.chunk_count, imatrix.chunk_size; then per weight in name order W.in_sum2 and W.counts.
+// Writes the sums in llama-imatrix's GGUF format (atomically, under `policy`: an existing file is replaced only
+// with policy.overwrite): KVs general.type, imatrix.datasets, imatrix.chunk_count, imatrix.chunk_size; then per
+// weight in name order W.in_sum2 and W.counts.
 Status write_imatrix_gguf(const std::string& path, const std::map<std::string, ImatrixAccumulator::Sums>& sums,
-                          const ImatrixMetadata& metadata);
-// Writes the legacy .dat format (atomically): v = (in_sum2 / count) * ncall with
+                          const ImatrixMetadata& metadata, const OutputPolicy& policy = {});
+// Writes the legacy .dat format (atomically, under `policy`): v = (in_sum2 / count) * ncall with
 // ncall = ceil(count / chunk_size); weights with no tokens are left out.
 Status write_imatrix_dat(const std::string& path, const std::map<std::string, ImatrixAccumulator::Sums>& sums,
-                         const ImatrixMetadata& metadata);
+                         const ImatrixMetadata& metadata, const OutputPolicy& policy = {});
 
 // `quantize imatrix`: the whole collection, dataset files to sums, streaming one batch at a time.
 struct ImatrixCollection {
@@ -130,8 +132,9 @@ struct ImatrixCollection {
 };
 Result<ImatrixCollection> collect_imatrix(const std::vector<std::string>& data_files,
                                           const DatasetOptions& options = {});
-// Writes a collection in either format (atomically).
-Status write_imatrix(const std::string& path, ImatrixFormat format, const ImatrixCollection& collection);
+// Writes a collection in either format (atomically, under `policy`).
+Status write_imatrix(const std::string& path, ImatrixFormat format, const ImatrixCollection& collection,
+                     const OutputPolicy& policy = {});
 
 // The input features (row length, ne0) of every weight of a GGUF model that takes activations: tensors named
 // "*.weight" with at least 2 dimensions. For DatasetOptions::weight_features.

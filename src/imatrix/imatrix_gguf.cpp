@@ -129,12 +129,13 @@ Result<ImportanceMatrix> imatrix::imatrix_from_gguf(const GgufFile& file, const 
 }
 
 Status write_imatrix_gguf(const std::string& path, const std::map<std::string, ImatrixAccumulator::Sums>& sums,
-                          const ImatrixMetadata& metadata) {
+                          const ImatrixMetadata& metadata, const OutputPolicy& policy) {
   if (metadata.chunk_count < 0 || metadata.chunk_count > int64_t(UINT32_MAX) || metadata.chunk_size < 0 ||
       metadata.chunk_size > int64_t(UINT32_MAX)) {
     return impossible("chunk count or size does not fit the format's u32").in_file(path);
   }
   if (sums.empty()) return impossible("no weight received a batch of at least 16 tokens: nothing to write").in_file(path);
+  QUANT_TRY(check_output_path(path, policy));
   QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(path));
   QUANT_TRY(writer.add_metadata("general.type", Value::string("imatrix")));
   QUANT_TRY(writer.add_metadata(kDatasetsKey, Value::array_of_strings(std::span<const std::string>(metadata.datasets))));
@@ -154,7 +155,7 @@ Status write_imatrix_gguf(const std::string& path, const std::map<std::string, I
     QUANT_TRY(writer.write_tensor(name + std::string(kCountsSuffix),
                                   std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&count), sizeof(float))));
   }
-  return writer.commit();
+  return writer.commit(policy);
 }
 
 }  // namespace quant
