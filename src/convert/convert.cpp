@@ -47,7 +47,7 @@ Status check_output_path(const std::string& input, const std::string& output, bo
   return Status::success();
 }
 
-Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& wanted, const GgufFile& input,
+Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& wanted, const ModelSource& input,
                            const ModelParams& model, const std::vector<PlanTensor>& tensors, bool has_imatrix) {
   Target target;
   QUANT_ASSIGN_OR_RETURN(target.file_type, parse_file_type(wanted.type_name));
@@ -75,7 +75,7 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
   return target;
 }
 
-Status open_writer(Target& target, const GgufFile& input, const std::vector<KvOverride>& overrides,
+Status open_writer(Target& target, const ModelSource& input, const std::vector<KvOverride>& overrides,
                    const std::vector<KeyValue>& calibration_keys, const ConvertRequest& request) {
   QUANT_TRY(check_output_path(request.input, target.output_path, request.overwrite));
   auto stale = remove_stale_temp_files(target.output_path);
@@ -124,15 +124,8 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   if (request.targets.empty()) return usage_error("no target type given");
 
   // 1. Open and validate the input; read what the plan needs.
-  QUANT_ASSIGN_OR_RETURN(GgufFile input, GgufFile::open(request.input));
-  if (const Value* splits = input.find("split.count"); splits != nullptr) {
-    uint64_t count = 0;
-    if (splits->to_uint64(&count) && count > 1) {
-      return Error(impossible(fmt::format("this is one of {} shards of a split model; converting split models is not "
-                                          "supported yet (merge the shards first)", count)))
-          .in_file(input.path());
-    }
-  }
+  QUANT_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model(request.input));
+  const ModelSource& input = *source;
   QUANT_ASSIGN_OR_RETURN(ModelParams model, convert_internal::read_model_params(input));
   const std::vector<PlanTensor> tensors = convert_internal::plan_tensors(input);
 
@@ -213,7 +206,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     report.target = target.type_name;
     report.dry_run = request.dry_run;
     report.threads = pool.size();
-    report.input_bytes = input.file_size();
+    report.input_bytes = input.input_bytes();
     report.parameters = int64_t(input.total_elements());
     if (target.writer) {
       QUANT_TRY(target.writer->commit());

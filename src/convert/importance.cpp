@@ -39,7 +39,7 @@ std::vector<KvOverride> imatrix_overrides(const ImatrixRecord& record) {
   return keys;
 }
 
-Result<const float*> importance_for(const LoadedImportance& importance, const GgufFile& input,
+Result<const float*> importance_for(const LoadedImportance& importance, const ModelSource& input,
                                     const TensorInfo& tensor) {
   const ImportanceEntry* entry = importance.matrix.find(tensor.name);
   if (entry == nullptr) return static_cast<const float*>(nullptr);

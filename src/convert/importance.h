@@ -24,7 +24,7 @@ std::vector<KvOverride> imatrix_overrides(const ImatrixRecord& record);
 
 // The importance vector for a tensor, checked as llama-quantize checks it: ne0 x n_expert values. A tensor with
 // no entry gets none; a mismatched size is an error except for the token embeddings, which then get none.
-Result<const float*> importance_for(const LoadedImportance& importance, const GgufFile& input,
+Result<const float*> importance_for(const LoadedImportance& importance, const ModelSource& input,
                                     const TensorInfo& tensor);
 
 }  // namespace quant::convert_internal

@@ -6,7 +6,7 @@ namespace quant::convert_internal {
 namespace {
 
 // An integer hyper-parameter: a scalar, or the first element of a per-layer array. Absent: 0.
-Result<int64_t> read_count(const GgufFile& file, const std::string& key) {
+Result<int64_t> read_count(const ModelSource& file, const std::string& key) {
   const Value* value = file.find(key);
   if (value == nullptr) return int64_t{0};
   int64_t out = 0;
@@ -23,7 +23,7 @@ Result<int64_t> read_count(const GgufFile& file, const std::string& key) {
 
 }  // namespace
 
-Result<ModelParams> read_model_params(const GgufFile& file) {
+Result<ModelParams> read_model_params(const ModelSource& file) {
   ModelParams params;
   if (const Value* arch = file.find("general.architecture"); arch != nullptr) {
     if (arch->type() != ValueType::string) {
@@ -42,7 +42,7 @@ Result<ModelParams> read_model_params(const GgufFile& file) {
   return params;
 }
 
-std::vector<PlanTensor> plan_tensors(const GgufFile& file) {
+std::vector<PlanTensor> plan_tensors(const ModelSource& file) {
   std::vector<PlanTensor> tensors;
   tensors.reserve(file.tensors().size());
   for (const TensorInfo& info : file.tensors()) tensors.push_back(PlanTensor{info.name, info.shape, info.type});

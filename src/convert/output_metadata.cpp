@@ -29,7 +29,7 @@ Value override_value(const KvOverride& o) {
 
 }  // namespace
 
-std::vector<KeyValue> output_metadata(const GgufFile& input, uint32_t file_type,
+std::vector<KeyValue> output_metadata(const ModelSource& input, uint32_t file_type,
                                       const std::vector<KvOverride>& overrides) {
   std::vector<KeyValue> metadata;
   metadata.reserve(input.metadata().size() + 2 + overrides.size());

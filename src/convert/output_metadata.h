@@ -14,7 +14,7 @@ namespace quant::convert_internal {
 
 inline constexpr uint32_t kQuantizationVersion = 2;  // GGML_QNT_VERSION
 
-std::vector<KeyValue> output_metadata(const GgufFile& input, uint32_t file_type,
+std::vector<KeyValue> output_metadata(const ModelSource& input, uint32_t file_type,
                                       const std::vector<KvOverride>& overrides);
 
 // A string override as llama-quantize builds it for its own keys: the value cut to 127 bytes.

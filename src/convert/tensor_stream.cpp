@@ -19,7 +19,7 @@ Error in_tensor(Error error, const std::string& file, const TensorInfo& tensor) 
 
 }  // namespace
 
-TensorStreamer::TensorStreamer(const GgufFile& input, WorkPool& pool, const ConvertRequest& request,
+TensorStreamer::TensorStreamer(const ModelSource& input, WorkPool& pool, const ConvertRequest& request,
                                uint64_t total_bytes)
     : input_(input), pool_(pool), request_(request), total_bytes_(total_bytes) {}
 
@@ -49,7 +49,7 @@ Status TensorStreamer::check_input(const TensorInfo& tensor, const uint8_t* data
   const int64_t column = (bad_block % blocks_per_row) * format.block_size;
   return in_tensor(invalid_input(fmt::format("row {}, column {}: {} (llama.cpp refuses such data; "
                                              "--allow-non-finite accepts it)", row, column, why)),
-                   input_.path(), tensor);
+                   input_.file_of(tensor), tensor);
 }
 
 Status TensorStreamer::stream(const TensorInfo& tensor, std::span<TensorOutput> outputs) {
@@ -167,7 +167,7 @@ Status TensorStreamer::stream_chunks(const TensorInfo& tensor, std::span<TensorO
   const FormatInfo& source = format_of(tensor.type);
   if (!all_copies && source.id != TypeId::f32 && source.dequantize == nullptr) {
     return in_tensor(impossible(fmt::format("cannot convert from type {}: it has no float form", source.name)),
-                     input_.path(), tensor);
+                     input_.file_of(tensor), tensor);
   }
   for (TensorOutput& output : outputs) {
     if (output.writer == nullptr) continue;
@@ -237,7 +237,7 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
     if (!out_row_bytes) {
       return in_tensor(impossible(fmt::format("row length {} is not a multiple of {}'s block size {}", n_per_row,
                                               target.name, target.block_size)),
-                       input_.path(), tensor);
+                       input_.file_of(tensor), tensor);
     }
     const float* importance = outputs[o].importance == nullptr
                                   ? nullptr
@@ -298,7 +298,7 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
         // quantize_rows counts rows within its call: make them rows of the tensor.
         const int64_t base_row = chunk.first_row + int64_t(task) * task_rows;
         return in_tensor(Error(error.kind(), fmt::format("rows from {}: {}", base_row, error.reason())),
-                         input_.path(), tensor);
+                         input_.file_of(tensor), tensor);
       }
       outputs[jobs[j].output].report->error.merge(stats[slot]);
     }

@@ -60,7 +60,7 @@ struct TensorOutput {
 
 class TensorStreamer {
  public:
-  TensorStreamer(const GgufFile& input, WorkPool& pool, const ConvertRequest& request, uint64_t total_bytes);
+  TensorStreamer(const ModelSource& input, WorkPool& pool, const ConvertRequest& request, uint64_t total_bytes);
   // Skips whatever I/O is still queued (after an error the caller discards the writers) and joins the I/O
   // threads before any buffer goes away.
   ~TensorStreamer();
@@ -114,7 +114,7 @@ class TensorStreamer {
   Status quantize_chunk(const TensorInfo& tensor, std::span<TensorOutput> outputs, Chunk chunk, Slot& slot);
   Status progress_and_cancel(uint64_t bytes, const std::string& tensor);
 
-  const GgufFile& input_;
+  const ModelSource& input_;
   WorkPool& pool_;
   const ConvertRequest& request_;
   uint64_t total_bytes_;

@@ -464,22 +464,6 @@ const TensorInfo* GgufFile::find_tensor(std::string_view name) const {
   return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
 }
 
-Error GgufFile::key_error(std::string_view key, std::string reason) const {
-  return invalid_input(fmt::format("metadata key '{}' {}", key, reason)).in_file(path_);
-}
-
-uint64_t GgufFile::total_tensor_bytes() const {
-  uint64_t total = 0;
-  for (const TensorInfo& tensor : tensors_) total += tensor.size_bytes;  // bounded by the file size
-  return total;
-}
-
-uint64_t GgufFile::total_elements() const {
-  uint64_t total = 0;
-  for (const TensorInfo& tensor : tensors_) total += uint64_t(tensor.element_count());
-  return total;
-}
-
 Status GgufFile::read_tensor(const TensorInfo& tensor, uint64_t offset_in_tensor, std::span<uint8_t> out) const {
   if (offset_in_tensor > tensor.size_bytes || out.size() > tensor.size_bytes - offset_in_tensor) {
     return usage_error(fmt::format("read of {} bytes at {} is outside the tensor ({} bytes)", out.size(),
@@ -491,12 +475,6 @@ Status GgufFile::read_tensor(const TensorInfo& tensor, uint64_t offset_in_tensor
   Status status = read_exact_at(fd_, path_, at, out);
   if (!status) return std::move(status).error().in_tensor(tensor.name);
   return {};
-}
-
-Result<std::vector<uint8_t>> GgufFile::read_tensor_data(const TensorInfo& tensor) const {
-  std::vector<uint8_t> bytes(tensor.size_bytes);
-  QUANT_TRY(read_tensor(tensor, 0, bytes));
-  return bytes;
 }
 
 }  // namespace quant

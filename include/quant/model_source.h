@@ -1,0 +1,88 @@
+// A model as the library reads it: metadata keys and a list of tensors whose bytes can be read in any order,
+// wherever they are stored.
+//
+// Every consumer (convert, info, eval, imatrix) reads models through this interface, so each kind of input is
+// written once:
+//   - one GGUF file (GgufFile implements ModelSource directly);
+//   - the shards of a split GGUF (`NAME-0000i-of-0000n.gguf`), read as the one model they make;
+//   - a Hugging Face checkpoint folder, presented as the GGUF that convert_hf_to_gguf.py would write from it
+//     (metadata built from config and tokenizer files, tensors renamed and converted as they are read).
+// `open_model` picks the kind from the path. Tensor data is never held by a source: read_tensor reads the bytes
+// asked for, so memory stays bounded by what the caller reads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "quant/error.h"
+#include "quant/gguf_values.h"
+
+namespace quant {
+
+class ModelSource {
+ public:
+  virtual ~ModelSource() = default;
+
+  // What the user named (a file or a folder): messages and default output names use it.
+  virtual const std::string& path() const = 0;
+  // Bytes of input on disk (every shard or checkpoint file), for reports.
+  virtual uint64_t input_bytes() const = 0;
+
+  // Metadata in the order a GGUF writer would write it.
+  virtual const std::vector<KeyValue>& metadata() const = 0;
+  virtual const Value* find(std::string_view key) const = 0;
+  // The scalar (or std::string / std::string_view) stored under key; an invalid-input error naming the file and
+  // key if it is missing or holds another type. A string_view points into this source's metadata.
+  template <typename T>
+  Result<T> get(std::string_view key) const;
+
+  // Tensors in the model's order: names, types and shapes as a GGUF file of this model holds them. `offset` is
+  // the source's own business (for split models, relative to the tensor's shard).
+  virtual const std::vector<TensorInfo>& tensors() const = 0;
+  virtual const TensorInfo* find_tensor(std::string_view name) const = 0;
+  // Reads out.size() bytes of `tensor` (one of tensors()) from offset_in_tensor. Errors name the file and tensor.
+  virtual Status read_tensor(const TensorInfo& tensor, uint64_t offset_in_tensor, std::span<uint8_t> out) const = 0;
+  // The file that holds `tensor` (its shard for split models, its safetensors file for checkpoints): errors about
+  // the tensor's bytes name it.
+  virtual const std::string& file_of(const TensorInfo& tensor) const { (void)tensor; return path(); }
+
+  // The whole tensor's bytes.
+  Result<std::vector<uint8_t>> read_tensor_data(const TensorInfo& tensor) const;
+  // Total of every tensor's data (unpadded) and parameters.
+  uint64_t total_tensor_bytes() const;
+  uint64_t total_elements() const;
+
+ protected:
+  // "FILE: metadata key 'KEY' REASON" as an invalid-input error.
+  Error key_error(std::string_view key, std::string reason) const;
+};
+
+// Opens the model at `path`: a GGUF file, any shard of a split GGUF, or a Hugging Face checkpoint folder.
+// Errors: io when the path cannot be read, invalid_input for a damaged file, impossible for an input kind this
+// build cannot read (named in the message).
+Result<std::unique_ptr<ModelSource>> open_model(const std::string& path);
+
+template <typename T>
+Result<T> ModelSource::get(std::string_view key) const {
+  const Value* value = find(key);
+  if (value == nullptr) return key_error(key, "missing");
+  if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::string_view>) {
+    if (value->type() != ValueType::string) {
+      return key_error(key, std::string("is ") + std::string(value_type_name(value->type())) + ", expected string");
+    }
+    return T(value->as_string());
+  } else {
+    if (!value->holds<T>()) {
+      return key_error(key, std::string("is ") + std::string(value_type_name(value->type())) + ", expected " +
+                                std::string(value_type_name(ValueTypeOf<T>::value)));
+    }
+    return value->as<T>();
+  }
+}
+
+}  // namespace quant
