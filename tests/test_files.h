@@ -3,7 +3,11 @@
 // the committed data; this writes the throwaway kind).
 #pragma once
 
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -83,6 +87,34 @@ class TempFile {
  private:
   TempDir dir_;
   std::string path_;
+};
+
+// The immutable flag (`chattr +i`, FS_IMMUTABLE_FL) on a file for the scope: nothing can replace, rename or remove
+// it, which makes an output that cannot be committed. Needs root (CAP_LINUX_IMMUTABLE) and a filesystem with the
+// flag (ext4, xfs, btrfs, tmpfs); ok() says whether it was set.
+class Immutable {
+ public:
+  explicit Immutable(const std::string& path) : path_(path) { ok_ = set(true); }
+  ~Immutable() {
+    if (ok_) set(false);
+  }
+  Immutable(const Immutable&) = delete;
+  Immutable& operator=(const Immutable&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  bool set(bool on) {
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    int flags = 0;
+    bool done = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+    flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+    done = done && ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+    ::close(fd);
+    return done;
+  }
+  std::string path_;
+  bool ok_ = false;
 };
 
 }  // namespace quant::testing

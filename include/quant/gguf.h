@@ -176,6 +176,13 @@ class GgufWriter {
   std::string sha256_hex_;   // set by finish(), offered once the file is placed
 };
 
+// The exact size of the file a GgufWriter writes for this metadata (in order), these tensors (name, type and shape;
+// offset and size_bytes are ignored) and WriterOptions::alignment: header, padding and tensor data. For a dry run
+// that predicts an output without writing it. A usage error for what the writer would refuse (a general.alignment
+// that is not a u32 power of two, a shape a type's blocks do not fit, sizes that overflow).
+Result<uint64_t> gguf_file_size(std::span<const KeyValue> metadata, std::span<const TensorInfo> tensors,
+                                uint64_t alignment = 32);
+
 // The temporary-file name GgufWriter uses for final_path and a process id: "<dir>/.<name>.tmp-<pid>".
 std::string writer_temp_path(const std::string& final_path, long pid);
 // Removes temporary files left for final_path by writers whose process no longer exists (killed, crashed);

@@ -2,7 +2,6 @@
 #include "quant/convert.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,34 +20,25 @@
 namespace quant {
 namespace {
 
+using convert_internal::LoadedImportance;
 using convert_internal::TensorOutput;
 
-// One output being produced: its plan, its writer and its report.
+// One output being produced: its plan, its metadata, its writer and its report.
 struct Target {
   const FileTypeInfo* file_type = nullptr;
   std::string type_name;
   std::string output_path;
   Plan plan;
+  std::vector<KeyValue> metadata;
   std::optional<GgufWriter> writer;
   ConversionReport report;
 };
 
-Status check_output_path(const std::string& input, const std::string& output, bool overwrite) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  // equivalent() follows links, so a symlink or hard link to the input is caught too.
-  if (fs::exists(output, ec) && fs::equivalent(input, output, ec)) {
-    return usage_error(fmt::format("output '{}' is the input file: refusing to overwrite it", output));
-  }
-  if (fs::is_directory(output, ec)) return io_error(fmt::format("output '{}' is a directory", output));
-  if (fs::exists(output, ec) && !overwrite) {
-    return io_error(fmt::format("output '{}' exists (use --force to replace it)", output));
-  }
-  return Status::success();
-}
-
+// The plan of one target. A type that needs an importance matrix when the one given was filtered to nothing
+// is explained in those terms (the plan itself only knows there is none).
 Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& wanted, const ModelSource& input,
-                           const ModelParams& model, const std::vector<PlanTensor>& tensors, bool has_imatrix) {
+                           const ModelParams& model, const std::vector<PlanTensor>& tensors,
+                           const LoadedImportance* importance) {
   Target target;
   QUANT_ASSIGN_OR_RETURN(target.file_type, parse_file_type(wanted.type_name));
   target.type_name = wanted.type_name;
@@ -57,43 +47,76 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
   PlanOptions options;
   options.file_type = target.file_type->id;
   options.copy_only = target.file_type->copy_only;
-  options.pure = request.pure;
-  options.has_imatrix = has_imatrix;
+  options.has_imatrix = importance != nullptr && importance->record.has_value();
   options.dry_run = request.dry_run;
-  options.leave_output_tensor = request.leave_output_tensor;
-  options.allow_requantize = request.allow_requantize;
-  options.output_tensor_type = request.output_tensor_type;
-  options.token_embedding_type = request.token_embedding_type;
-  options.tensor_types = request.tensor_types;
+  options.types = request.types;
   if (const Value* ft = input.find("general.file_type"); ft != nullptr) {
     uint64_t value = 0;
     if (ft->to_uint64(&value)) options.input_file_type = uint32_t(value);
   }
   auto plan = make_plan(model, tensors, options);
+  if (!plan && importance != nullptr && !options.has_imatrix && plan.error().kind() == ErrorKind::impossible) {
+    PlanOptions lenient = options;
+    lenient.dry_run = true;
+    auto would_be = make_plan(model, tensors, lenient);
+    for (const TensorPlan& t : would_be ? would_be->tensors : std::vector<TensorPlan>{}) {
+      if (t.name == plan.error().tensor() && t.requires_imatrix) {
+        return Error(impossible(fmt::format("type {} needs importance data, and {}",
+                                            format_of(t.target_type).name,
+                                            convert_internal::missing_importance_reason(importance, t.name))))
+            .in_file(input.path())
+            .in_tensor(t.name);
+      }
+    }
+  }
   if (!plan) return std::move(plan).error().in_file(input.path());
   target.plan = std::move(plan).value();
   return target;
 }
 
-Status open_writer(Target& target, const ModelSource& input, const std::vector<KvOverride>& overrides,
-                   const std::vector<KeyValue>& calibration_keys, const ConvertRequest& request) {
-  QUANT_TRY(check_output_path(request.input, target.output_path, request.overwrite));
-  auto stale = remove_stale_temp_files(target.output_path);
-  if (!stale) return std::move(stale).error();
+WriterOptions writer_options(const ModelSource& input) {
   WriterOptions options;
-  options.fsync = request.fsync;
   if (const Value* alignment = input.find("general.alignment"); alignment != nullptr && alignment->holds<uint32_t>()) {
     options.alignment = alignment->as<uint32_t>();
   }
-  QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(target.output_path, options));
-  std::vector<KeyValue> metadata = convert_internal::output_metadata(input, target.plan.file_type, overrides);
-  convert_internal::append_calibration_metadata(metadata, calibration_keys);
-  for (KeyValue& kv : metadata) {
-    QUANT_TRY(writer.add_metadata(std::move(kv.key), std::move(kv.value)));
+  return options;
+}
+
+// The tensors of the output as its writer declares them (name, type, shape), in output order.
+std::vector<TensorInfo> declared_tensors(const Plan& plan) {
+  std::vector<TensorInfo> tensors(plan.tensors.size());
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    tensors[i].name = plan.tensors[i].name;
+    tensors[i].type = plan.tensors[i].target_type;
+    tensors[i].shape = plan.tensors[i].shape;
   }
+  return tensors;
+}
+
+Status open_writer(Target& target, const WriterOptions& options) {
+  QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(target.output_path, options));
+  for (KeyValue& kv : target.metadata) QUANT_TRY(writer.add_metadata(std::move(kv.key), std::move(kv.value)));
+  target.metadata.clear();
   for (const TensorPlan& t : target.plan.tensors) QUANT_TRY(writer.add_tensor(t.name, t.target_type, t.shape));
   QUANT_TRY(writer.begin());
   target.writer.emplace(std::move(writer));
+  return Status::success();
+}
+
+// Two targets may not write one file, however its path is spelled (also in a dry run, which the real run must
+// agree with).
+Status refuse_shared_outputs(const std::vector<Target>& targets) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> seen;
+  for (const Target& target : targets) {
+    std::error_code ec;
+    fs::path resolved = fs::weakly_canonical(target.output_path, ec);
+    if (ec) resolved = fs::absolute(target.output_path, ec).lexically_normal();
+    for (const fs::path& other : seen) {
+      if (other == resolved) return usage_error(fmt::format("two targets write the same output '{}'", target.output_path));
+    }
+    seen.push_back(resolved);
+  }
   return Status::success();
 }
 
@@ -122,6 +145,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   const auto started = std::chrono::steady_clock::now();
   const double cpu_started = process_cpu_seconds();
   if (request.targets.empty()) return usage_error("no target type given");
+  std::vector<std::string> warnings;
 
   // 1. Open and validate the input; read what the plan needs.
   QUANT_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model(request.input));
@@ -130,22 +154,36 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   const std::vector<PlanTensor> tensors = convert_internal::plan_tensors(input);
 
   // 2. The importance matrix, if any.
-  std::optional<convert_internal::LoadedImportance> importance;
-  if (!request.imatrix_path.empty()) {
-    QUANT_ASSIGN_OR_RETURN(importance, convert_internal::load_importance(request));
+  std::optional<LoadedImportance> importance;
+  if (!request.imatrix.path.empty()) {
+    QUANT_ASSIGN_OR_RETURN(importance, convert_internal::load_importance(request.imatrix));
   }
   const bool has_imatrix = importance && importance->record.has_value();
 
-  // 3. Plan every target, then open its writer (nothing is created until every plan succeeded).
+  // 3. Plan every target and check every output path before anything is created. Every file this run reads is
+  //    protected from being an output.
+  OutputPolicy policy = request.output;
+  for (const std::string& read : {request.input, request.imatrix.path, request.calibration_table}) {
+    if (!read.empty()) policy.inputs.push_back(read);
+  }
   std::vector<Target> targets;
   for (const ConvertTarget& wanted : request.targets) {
-    QUANT_ASSIGN_OR_RETURN(Target target, plan_target(request, wanted, input, model, tensors, has_imatrix));
+    QUANT_ASSIGN_OR_RETURN(Target target, plan_target(request, wanted, input, model, tensors,
+                                                      importance ? &*importance : nullptr));
     if (request.dry_run && target.plan.imatrix_required && !has_imatrix) {
-      spdlog::warn("{}: a real conversion to {} needs an importance matrix (--imatrix)", request.input,
-                   target.type_name);
+      warnings.push_back(fmt::format("a real conversion to {} needs an importance matrix (--imatrix)", target.type_name));
     }
     targets.push_back(std::move(target));
   }
+  QUANT_TRY(refuse_shared_outputs(targets));
+  for (const Target& target : targets) {
+    Status usable = check_output_path(target.output_path, policy);
+    if (usable) continue;
+    if (!request.dry_run) return std::move(usable).error();
+    warnings.push_back(fmt::format("a real run would stop here: {}", usable.error().message()));
+  }
+
+  // 4. Each output's metadata, then its writer (a dry run only sizes the file it would write).
   std::vector<KvOverride> overrides = request.kv_overrides;
   if (has_imatrix) {
     for (KvOverride& o : convert_internal::imatrix_overrides(*importance->record)) overrides.push_back(std::move(o));
@@ -154,23 +192,30 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   if (!request.calibration_table.empty()) {
     QUANT_ASSIGN_OR_RETURN(calibration_keys, convert_internal::load_calibration_metadata(request));
   }
-  if (!request.dry_run) {
-    for (size_t i = 0; i < targets.size(); ++i) {
-      for (size_t j = 0; j < i; ++j) {
-        if (targets[j].output_path == targets[i].output_path) {
-          return usage_error(fmt::format("two targets write the same output '{}'", targets[i].output_path));
-        }
-      }
-      QUANT_TRY(open_writer(targets[i], input, overrides, calibration_keys, request));
+  const WriterOptions writer_settings = writer_options(input);
+  for (Target& target : targets) {
+    target.metadata = convert_internal::output_metadata(input, target.plan.file_type, overrides);
+    convert_internal::append_calibration_metadata(target.metadata, calibration_keys);
+    if (request.dry_run) {
+      auto size = gguf_file_size(target.metadata, declared_tensors(target.plan), writer_settings.alignment);
+      if (!size) return std::move(size).error().in_file(target.output_path);
+      target.report.output_bytes = *size;
+    } else {
+      QUANT_TRY(open_writer(target, writer_settings));
     }
   }
 
-  // 4. Stream every tensor, in output order, to every target. All targets share the order (it depends only
+  // 5. Stream every tensor, in output order, to every target. All targets share the order (it depends only
   //    on the names), so tensor i of each plan is the same input tensor.
   convert_internal::WorkPool pool(request.threads);
+  if (request.threads > pool.size()) {
+    warnings.push_back(fmt::format("--threads {}: using {} threads (at most {} per hardware thread, as many as "
+                                   "the system would start)", request.threads, pool.size(),
+                                   convert_internal::WorkPool::kMaxThreadsPerCore));
+  }
   uint64_t total_bytes = 0;
   for (const TensorPlan& t : targets[0].plan.tensors) total_bytes += input.find_tensor(t.name)->size_bytes;
-  convert_internal::TensorStreamer streamer(input, pool, request, request.dry_run ? 0 : total_bytes);
+  convert_internal::TensorStreamer streamer(input, pool, request.stream, request.dry_run ? 0 : total_bytes);
   for (size_t i = 0; i < targets[0].plan.tensors.size(); ++i) {
     const TensorInfo& info = *input.find_tensor(targets[0].plan.tensors[i].name);
     std::vector<TensorOutput> outputs;
@@ -183,11 +228,13 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
       if (output.report->converted && has_imatrix) {
         QUANT_ASSIGN_OR_RETURN(output.importance, convert_internal::importance_for(*importance, input, info));
       }
-      if (has_imatrix && output.report->converted && output.importance == nullptr &&
-          target.plan.tensors[i].requires_imatrix) {
-        return Error(impossible(fmt::format("type {} needs importance data for this tensor and the importance "
-                                            "matrix has none (--imatrix)",
-                                            format_of(target.plan.tensors[i].target_type).name)))
+      // A type that cannot be made without importance data (by llama-quantize's rule for the tensor, or because
+      // ggml's quantizer refuses), when an imatrix was given but has nothing for this tensor: say why.
+      const bool needs_importance = target.plan.tensors[i].requires_imatrix || output.format->requires_importance;
+      if (importance && output.report->converted && output.importance == nullptr && needs_importance) {
+        return Error(impossible(fmt::format("type {} needs importance data, and {}",
+                                            format_of(target.plan.tensors[i].target_type).name,
+                                            convert_internal::missing_importance_reason(&*importance, info.name))))
             .in_file(input.path())
             .in_tensor(info.name);
       }
@@ -197,9 +244,26 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   }
   QUANT_TRY(streamer.finish());
 
-  // 5. Publish every output, then fill in the reports.
+  // 6. Commit every output together, all or nothing: every file finished (and synced) first, then placed. A
+  //    signal that came after the last chunk still means no output.
+  std::vector<bool> replaced(targets.size(), false);
+  if (!request.dry_run) {
+    std::vector<AtomicFile*> files;
+    for (Target& target : targets) {
+      QUANT_TRY(target.writer->finish());
+      files.push_back(&target.writer->file());
+    }
+    if (request.stream.cancel != nullptr && request.stream.cancel->load()) {
+      return Error(ErrorKind::interrupted, "interrupted");
+    }
+    QUANT_ASSIGN_OR_RETURN(replaced, commit_files(files, policy));
+  }
+
+  // 7. The reports.
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::vector<ConversionReport> reports;
-  for (Target& target : targets) {
+  for (size_t t = 0; t < targets.size(); ++t) {
+    Target& target = targets[t];
     ConversionReport& report = target.report;
     report.input = request.input;
     report.output = target.output_path;
@@ -208,22 +272,17 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     report.threads = pool.size();
     report.input_bytes = input.input_bytes();
     report.parameters = int64_t(input.total_elements());
+    report.replaced_existing = replaced[t];
+    report.warnings = warnings;
     if (target.writer) {
-      QUANT_TRY(target.writer->commit());
       // The writer hashed every byte as it wrote it: no second pass over the file.
       report.output_sha256 = target.writer->sha256_hex();
       report.output_bytes = target.writer->bytes_written();
-    } else {
-      report.output_bytes = 0;
-      for (const TensorReport& t : report.tensors) report.output_bytes += t.bytes_out;
     }
-  }
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  for (Target& target : targets) {
-    target.report.wall_seconds = wall;
-    target.report.cpu_seconds = process_cpu_seconds() - cpu_started;
-    target.report.peak_rss_bytes = peak_rss_bytes();
-    reports.push_back(std::move(target.report));
+    report.wall_seconds = wall;
+    report.cpu_seconds = process_cpu_seconds() - cpu_started;
+    report.peak_rss_bytes = peak_rss_bytes();
+    reports.push_back(std::move(report));
   }
   return reports;
 }

@@ -4,12 +4,32 @@
 
 namespace quant::convert_internal {
 
-Result<LoadedImportance> load_importance(const ConvertRequest& request) {
+Result<LoadedImportance> load_importance(const ImatrixOptions& options) {
   LoadedImportance loaded;
-  QUANT_ASSIGN_OR_RETURN(loaded.matrix, read_imatrix(request.imatrix_path));
-  QUANT_TRY(filter_imatrix(loaded.matrix, request.include_weights, request.exclude_weights));
-  loaded.record = imatrix_record(loaded.matrix, request.imatrix_path);
+  QUANT_ASSIGN_OR_RETURN(loaded.matrix, read_imatrix(options.path));
+  std::set<std::string> before;
+  for (const auto& [name, entry] : loaded.matrix.entries) before.insert(name);
+  QUANT_TRY(filter_imatrix(loaded.matrix, options.include_weights, options.exclude_weights));
+  for (const std::string& name : before) {
+    if (loaded.matrix.entries.count(name) == 0) loaded.filtered_out.insert(name);
+  }
+  const bool include = !options.include_weights.empty();
+  const std::vector<std::string>& patterns = include ? options.include_weights : options.exclude_weights;
+  for (const std::string& pattern : patterns) {
+    loaded.filter += fmt::format("{}{} {}", loaded.filter.empty() ? "" : " ",
+                                 include ? "--include-weights" : "--exclude-weights", pattern);
+  }
+  loaded.record = imatrix_record(loaded.matrix, options.path);
   return loaded;
+}
+
+std::string missing_importance_reason(const LoadedImportance* importance, const std::string& tensor) {
+  if (importance == nullptr) return "no importance matrix was given (--imatrix)";
+  if (!importance->record) return fmt::format("{} left no entry of the importance matrix", importance->filter);
+  if (importance->filtered_out.count(tensor) != 0) {
+    return fmt::format("the importance matrix has data for it, but {} excluded it", importance->filter);
+  }
+  return "the importance matrix has no data for it";
 }
 
 std::vector<KvOverride> imatrix_overrides(const ImatrixRecord& record) {

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <optional>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "quant/convert.h"
@@ -14,10 +16,15 @@ namespace quant::convert_internal {
 struct LoadedImportance {
   ImportanceMatrix matrix;
   std::optional<ImatrixRecord> record;  // empty when no entry is left: then no imatrix is used at all
+  std::set<std::string> filtered_out;   // entries the file has that --include/--exclude-weights dropped
+  std::string filter;                   // that option, for messages ("--include-weights attn_q"); or empty
 };
 
-// Reads request.imatrix_path (GGUF imatrix, else legacy .dat) and applies the include/exclude filters.
-Result<LoadedImportance> load_importance(const ConvertRequest& request);
+// Reads options.path (GGUF imatrix, else legacy .dat) and applies the include/exclude filters.
+Result<LoadedImportance> load_importance(const ImatrixOptions& options);
+
+// Why a tensor that needs importance data has none: the filter dropped its entry, or the file has none.
+std::string missing_importance_reason(const LoadedImportance* importance, const std::string& tensor);
 
 // The quantize.imatrix.* overrides, in the order llama-quantize appends them after the user's overrides.
 std::vector<KvOverride> imatrix_overrides(const ImatrixRecord& record);

@@ -18,6 +18,7 @@
 #include <set>
 #include <string_view>
 
+#include "core/input_files.h"
 #include "gguf/output_commit.h"
 #include "quant/atomic_file.h"
 
@@ -26,16 +27,6 @@ namespace output_commit {
 namespace {
 
 namespace fs = std::filesystem;
-
-const char* kind_of(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISLNK(mode)) return "a symbolic link";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "not a regular file";
-}
 
 bool same_file(const struct stat& a, const struct stat& b) { return a.st_dev == b.st_dev && a.st_ino == b.st_ino; }
 
@@ -304,7 +295,7 @@ Status check_existing(const std::string& path, const struct stat& info, bool ove
   }
   if (!S_ISREG(info.st_mode)) {
     return io_error(fmt::format("output '{}' is {}: quantize creates or replaces only regular files", path,
-                                kind_of(info.st_mode)));
+                                file_kind(info.st_mode)));
   }
   if (!overwrite) return io_error(fmt::format("output '{}' exists (use --force to replace it)", path));
   return Status::success();

@@ -17,7 +17,7 @@
 #include "core/checked_math.h"
 #include "gguf/file_io.h"
 #include "quant/gguf.h"
-#include "quant/kernels.h"
+#include "quant/kernel_level.h"
 
 namespace quant {
 namespace {
@@ -243,6 +243,50 @@ Status GgufWriter::begin() {
   if (!tensors_.empty()) header.resize(*checked_align_up(header.size(), alignment_), 0);
   stage_ = Stage::writing;
   return write_bytes(header.data(), header.size());
+}
+
+Result<uint64_t> gguf_file_size(std::span<const KeyValue> metadata, std::span<const TensorInfo> tensors,
+                                uint64_t alignment) {
+  // Mirrors begin(): the same fields, sizes and padding, counted instead of encoded.
+  bool alignment_in_metadata = false;
+  uint64_t header = 4 + 4 + 8 + 8;  // magic, version, tensor count, key count
+  for (const KeyValue& kv : metadata) {
+    if (kv.key == "general.alignment") {
+      if (kv.value.type() != ValueType::u32 || !is_power_of_two(kv.value.as<uint32_t>())) {
+        return usage_error("general.alignment must be a u32 power of two");
+      }
+      alignment = kv.value.as<uint32_t>();
+      alignment_in_metadata = true;
+    }
+    const auto size = checked_add(8 + kv.key.size() + 4, kv.value.encoded_size_v3());
+    const auto total = size ? checked_add(header, *size) : std::nullopt;
+    if (!total) return usage_error("metadata size overflows 64 bits");
+    header = *total;
+  }
+  if (!is_power_of_two(alignment)) return usage_error(fmt::format("alignment {} is not a power of two", alignment));
+  if (!alignment_in_metadata && alignment != kDefaultAlignment) {
+    header += 8 + std::string_view("general.alignment").size() + 4 + 4;
+  }
+  uint64_t data = 0;
+  for (const TensorInfo& tensor : tensors) {
+    header += 8 + tensor.name.size() + 4 + 8 * tensor.shape.size() + 4 + 8;
+    const FormatInfo* format = find_format(tensor.type);
+    if (format == nullptr) return usage_error(fmt::format("unknown tensor type {}", uint32_t(tensor.type)));
+    std::optional<uint64_t> bytes = row_bytes(*format, tensor.row_length());
+    for (size_t d = 1; bytes && d < tensor.shape.size(); ++d) {
+      bytes = tensor.shape[d] < 0 ? std::nullopt : checked_mul(*bytes, uint64_t(tensor.shape[d]));
+    }
+    const auto padded = bytes ? checked_align_up(*bytes, alignment) : std::nullopt;
+    const auto total = padded ? checked_add(data, *padded) : std::nullopt;
+    if (!total) return Error(usage_error("shape does not fit its type, or its size overflows 64 bits")).in_tensor(tensor.name);
+    data = *total;
+  }
+  // A file without tensors ends after its header (begin() pads only before a data section).
+  if (tensors.empty()) return header;
+  const auto aligned = checked_align_up(header, alignment);
+  const auto total = aligned ? checked_add(*aligned, data) : std::nullopt;
+  if (!total) return usage_error("file size overflows 64 bits");
+  return *total;
 }
 
 Status GgufWriter::write_bytes(const uint8_t* data, size_t size) {

@@ -73,9 +73,9 @@ const std::vector<Batch>& batches() {
 quant::ConvertRequest request_for(const Batch& batch, const ScratchDir& dir, int threads, uint64_t chunk_bytes) {
   quant::ConvertRequest request;
   request.input = data_path(batch.input);
-  request.pure = batch.pure;
+  request.types.pure = batch.pure;
   request.threads = threads;
-  request.chunk_bytes = chunk_bytes;
+  request.stream.chunk_bytes = chunk_bytes;
   for (const auto& [type, reference] : batch.type_and_reference) request.targets.push_back({type, dir / (type + ".gguf")});
   return request;
 }
@@ -110,9 +110,9 @@ std::vector<StreamCase> stream_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Batches, TinyChunkTest, ::testing::ValuesIn(stream_cases()),
-                         [](const ::testing::TestParamInfo<StreamCase>& info) {
-                           return batches()[info.param.batch].name + "_threads" + std::to_string(info.param.threads) +
-                                  "_chunk" + std::to_string(info.param.chunk_bytes);
+                         [](const ::testing::TestParamInfo<StreamCase>& case_info) {
+                           return batches()[case_info.param.batch].name + "_threads" + std::to_string(case_info.param.threads) +
+                                  "_chunk" + std::to_string(case_info.param.chunk_bytes);
                          });
 
 // Limits the size of files this process may write, for the lifetime of the object (writes past it fail with
@@ -182,10 +182,10 @@ TEST(StreamErrors, InterruptWithQueuedWorkLeavesNothing) {
     auto request = request_for(batches()[0], dir, 2, 1);
     std::atomic<bool> cancel{false};
     int chunks = 0;
-    request.progress = [&](uint64_t, uint64_t, const std::string&) {
+    request.stream.progress = [&](uint64_t, uint64_t, const std::string&) {
       if (++chunks == stop_after_chunks) cancel = true;
     };
-    request.cancel = &cancel;
+    request.stream.cancel = &cancel;
     const auto result = quant::convert(request);
     ASSERT_FALSE(result.ok()) << "not interrupted after " << stop_after_chunks << " chunks";
     EXPECT_EQ(result.error().kind(), quant::ErrorKind::interrupted) << result.error().message();

@@ -6,8 +6,6 @@
 // lacks renameat2's flags or hard links).
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,6 +31,7 @@ namespace quant {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Immutable;
 using testing::TempDir;
 
 std::span<const uint8_t> bytes_of(const std::string& text) {
@@ -279,30 +278,6 @@ TEST(CommitFiles, NeverReplacesAnInputEvenWithOverwrite) {
     EXPECT_EQ(dir.entries(), (std::vector<std::string>{"hard", "input.bin", "soft"}));
   }
 }
-
-// FS_IMMUTABLE_FL (`chattr +i`) on a file for the scope; root only, and not every filesystem has it.
-class Immutable {
- public:
-  explicit Immutable(const std::string& path) : path_(path) { ok_ = set(true); }
-  ~Immutable() {
-    if (ok_) set(false);
-  }
-  bool ok() const { return ok_; }
-
- private:
-  bool set(bool on) {
-    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    int flags = 0;
-    bool done = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
-    flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
-    done = done && ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
-    ::close(fd);
-    return done;
-  }
-  std::string path_;
-  bool ok_ = false;
-};
 
 // Several outputs, one of which cannot be replaced: every output keeps exactly its old file (same bytes, same
 // inode), whichever position the stubborn one has, and a new output (nothing there before) is not created.

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "quant/gguf.h"
-#include "quant/kernels.h"
+#include "quant/kernel_level.h"
 #include "quant/sha256.h"
 #include "test_data.h"
 #include "test_files.h"
@@ -394,6 +394,57 @@ TEST(GgufWriterDigest, EqualsTheDigestOfTheFileOnDiskAtEveryKernelLevel) {
     }
   }
   ASSERT_TRUE(set_kernel_level(active));
+}
+
+// gguf_file_size() predicts the size of what the writer writes (a dry run's output size): real files with many
+// tensors and long vocabularies, a file without tensors, a non-default alignment, and one set in the metadata.
+TEST(GgufFileSize, EqualsTheSizeOfEveryWrittenFile) {
+  TempDir dir;
+  for (const char* path : {"gguf/stories260K.gguf", "gguf/mnist-fc-f32.gguf", "gguf/vocab/ggml-vocab-llama-spm.gguf",
+                           "gguf/stories260K-v1.gguf"}) {
+    SCOPED_TRACE(path);
+    Result<GgufFile> input = GgufFile::open(data_path(path));
+    ASSERT_TRUE(input) << input.error().message();
+    const std::string output = dir.file("copy.gguf");
+    ASSERT_TRUE(copy_gguf(*input, output, 1 << 16));
+    Result<uint64_t> predicted = gguf_file_size(input->metadata(), input->tensors(), input->alignment());
+    ASSERT_TRUE(predicted) << predicted.error().message();
+    EXPECT_EQ(*predicted, fs::file_size(output));
+  }
+  for (const uint64_t alignment : {uint64_t(32), uint64_t(64), uint64_t(4096)}) {
+    for (const bool in_metadata : {false, true}) {
+      SCOPED_TRACE(std::to_string(alignment) + (in_metadata ? " in metadata" : ""));
+      const std::string output = dir.file("aligned.gguf");
+      WriterOptions options;
+      options.alignment = in_metadata ? 32 : alignment;
+      Result<GgufWriter> writer = GgufWriter::create(output, options);
+      ASSERT_TRUE(writer);
+      std::vector<KeyValue> metadata = {{"general.name", Value::string("sizes")}};
+      if (in_metadata) metadata.push_back({"general.alignment", Value::u32(uint32_t(alignment))});
+      for (const KeyValue& kv : metadata) ASSERT_TRUE(writer->add_metadata(kv.key, kv.value));
+      std::vector<TensorInfo> tensors(2);
+      tensors[0].name = "a";
+      tensors[0].type = TypeId::f32;
+      tensors[0].shape = {3};
+      tensors[1].name = "b";
+      tensors[1].type = TypeId::q8_0;
+      tensors[1].shape = {32, 2};
+      for (const TensorInfo& t : tensors) ASSERT_TRUE(writer->add_tensor(t.name, t.type, t.shape));
+      ASSERT_TRUE(writer->begin());
+      ASSERT_TRUE(writer->write_tensor("a", std::vector<uint8_t>(12, 1)));
+      ASSERT_TRUE(writer->write_tensor("b", std::vector<uint8_t>(68, 2)));
+      ASSERT_TRUE(writer->commit(replacing()));
+      Result<uint64_t> predicted = gguf_file_size(metadata, tensors, options.alignment);
+      ASSERT_TRUE(predicted) << predicted.error().message();
+      EXPECT_EQ(*predicted, fs::file_size(output));
+      EXPECT_EQ(*predicted, writer->bytes_written());
+    }
+  }
+  std::vector<TensorInfo> misfit(1);
+  misfit[0].name = "w";
+  misfit[0].type = TypeId::q4_0;
+  misfit[0].shape = {31, 2};
+  EXPECT_FALSE(gguf_file_size({}, misfit, 32));
 }
 
 TEST(GgufWriterDigest, NotOfferedBeforeCommitAfterAFailureOrWhenOff) {

@@ -1,6 +1,7 @@
 // `quantize imatrix --data FILE... -o imatrix.gguf [--format gguf|dat] [--model MODEL.gguf]`: compute llama.cpp's
 // importance matrix from calibration activations and write it in llama.cpp's format (docs/imatrix.md).
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <iostream>
 #include <memory>
@@ -18,6 +19,8 @@ struct ImatrixArgs {
   std::string output;
   std::string format = "gguf";
   std::string model;
+  bool force = false;
+  CLI::Option* output_option = nullptr;
 };
 
 int run_imatrix(const ImatrixArgs& args, const GlobalOptions& globals) {
@@ -26,18 +29,25 @@ int run_imatrix(const ImatrixArgs& args, const GlobalOptions& globals) {
   }
   std::vector<std::string> inputs = args.data;
   if (!args.model.empty()) inputs.push_back(args.model);
-  if (Status guard = refuse_output_over_inputs(args.output, inputs); !guard) return fail(guard.error());
+  const OutputPolicy policy = output_policy(args.force, inputs);
+  if (Status given = check_path_given(args.output_option, args.output); !given) return fail(given.error());
+  // Refused before any data is read: an output that exists without --force, is not a regular file, or is an input.
+  if (Status usable = check_output_path(args.output, policy); !usable) return fail(usable.error());
   DatasetOptions options;
   if (!args.model.empty()) {
     auto features = model_weight_features(args.model);
     if (!features) return fail(features.error());
     options.weight_features = std::move(features).value();
   }
+  spdlog::debug("collecting from {} file(s){}", args.data.size(),
+                args.model.empty() ? "" : fmt::format(", checked against {}", args.model));
   auto collection = collect_imatrix(args.data, options);
   if (!collection) return fail(collection.error());
   const ImatrixFormat format = args.format == "dat" ? ImatrixFormat::dat : ImatrixFormat::gguf;
-  const Status written = write_imatrix(args.output, format, *collection);
+  const Status written = write_imatrix(args.output, format, *collection, policy);
   if (!written) return fail(written.error());
+  spdlog::debug("wrote {}: {} batches read, {} skipped", args.output, collection->batches_read,
+                collection->batches_skipped);
 
   const ImatrixCollection& c = *collection;
   if (globals.json) {
@@ -66,7 +76,8 @@ Command add_imatrix_command(CLI::App& parent, GlobalOptions& globals) {
   app->add_option("--data", args->data,
                   "Activation files (safetensors, .npy, .npz) keyed by weight name; batches in the order given")
       ->required();
-  app->add_option("-o,--output", args->output, "Importance matrix to write")->required();
+  args->output_option = app->add_option("-o,--output", args->output, "Importance matrix to write")->required();
+  app->add_flag("-f,--force", args->force, "Replace an existing output file (only a regular file is ever replaced)");
   app->add_option("--format", args->format, "gguf (default, llama.cpp's current format) or dat (legacy)");
   app->add_option("--model", args->model, "GGUF model: check every activation array against its weight's row length");
   return Command{app, [args, &globals]() -> int { return run_imatrix(*args, globals); }};

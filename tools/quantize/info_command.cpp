@@ -1,11 +1,15 @@
-// `quantize info FILE`: what a person needs to know about a model file: version, alignment, metadata (long
-// arrays summarised), tensors, and totals by type. With --json, the same as one JSON document (docs/info-json.md).
+// `quantize info FILE...`: what a person needs to know about a model file: version, alignment, metadata (long
+// arrays summarised), tensors, and totals by type. With --json, the same as one JSON document (docs/info-json.md);
+// several files give {"files": [document, ...]}. Every file is opened before anything is printed, so a file that
+// cannot be read fails the command with nothing on stdout.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "command.h"
 #include "quant/gguf.h"
@@ -165,7 +169,7 @@ void print_text(const GgufFile& file) {
   }
 }
 
-void print_json(const GgufFile& file) {
+nlohmann::json info_json(const GgufFile& file) {
   nlohmann::json doc;
   doc["file"] = file.path();
   doc["version"] = file.version();
@@ -195,23 +199,39 @@ void print_json(const GgufFile& file) {
   }
   doc["totals"] = {{"tensors", file.tensors().size()}, {"parameters", parameters}, {"bytes", bytes},
                    {"bits_per_weight", bits_per_weight(bytes, parameters)}, {"by_type", std::move(by_type)}};
-  // Metadata strings are not guaranteed UTF-8: replace invalid bytes rather than fail.
-  fmt::print("{}\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+  return doc;
 }
 
 }  // namespace
 
 Command add_info_command(CLI::App& parent, GlobalOptions& globals) {
   auto* app = parent.add_subcommand("info", "Describe a GGUF file: version, metadata, tensors, totals");
-  auto file = std::make_shared<std::string>();
-  app->add_option("FILE", *file, "GGUF file to describe")->required();
-  return Command{app, [file, &globals]() -> int {
-                   Result<GgufFile> gguf = GgufFile::open(*file);
-                   if (!gguf) return fail(gguf.error());
+  auto paths = std::make_shared<std::vector<std::string>>();
+  app->add_option("FILE", *paths, "GGUF file(s) to describe")->required();
+  return Command{app, [paths, &globals]() -> int {
+                   std::vector<GgufFile> files;
+                   for (const std::string& path : *paths) {
+                     Result<GgufFile> gguf = GgufFile::open(path);
+                     if (!gguf) return fail(gguf.error());
+                     spdlog::debug("{}: GGUF v{}, {} bytes, {} keys, {} tensors", path, gguf->version(),
+                                   gguf->file_size(), gguf->metadata().size(), gguf->tensors().size());
+                     files.push_back(std::move(*gguf));
+                   }
                    if (globals.json) {
-                     print_json(*gguf);
+                     nlohmann::json doc;
+                     if (files.size() == 1) {
+                       doc = info_json(files[0]);
+                     } else {
+                       doc["files"] = nlohmann::json::array();
+                       for (const GgufFile& file : files) doc["files"].push_back(info_json(file));
+                     }
+                     // Metadata strings are not guaranteed UTF-8: replace invalid bytes rather than fail.
+                     fmt::print("{}\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
                    } else {
-                     print_text(*gguf);
+                     for (size_t i = 0; i < files.size(); ++i) {
+                       if (i > 0) fmt::print("\n");
+                       print_text(files[i]);
+                     }
                    }
                    return kExitOk;
                  }};
