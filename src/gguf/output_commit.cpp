@@ -303,7 +303,11 @@ Status check_existing(const std::string& path, const struct stat& info, bool ove
 
 std::string backup_path(const std::string& final_path, long pid) {
   const fs::path path(final_path);
-  return (path.parent_path() / ("." + path.filename().string() + ".old-" + std::to_string(pid))).string();
+  std::string name = ".";  // appended, not "." + std::string: GCC 12 warns about that, wrongly
+  name += path.filename().string();
+  name += ".old-";
+  name += std::to_string(pid);
+  return (path.parent_path() / name).string();
 }
 
 }  // namespace output_commit

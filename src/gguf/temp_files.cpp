@@ -19,8 +19,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// "." + the file's name + `suffix` (built by appending: GCC 12 warns, wrongly, about "." + std::string).
+std::string hidden_name(const fs::path& final_path, std::string_view suffix) {
+  std::string name = ".";
+  name += final_path.filename().string();
+  name += suffix;
+  return name;
+}
+
 // The part of the temporary name before the pid: ".<name>.tmp-".
-std::string temp_prefix(const fs::path& final_path) { return "." + final_path.filename().string() + ".tmp-"; }
+std::string temp_prefix(const fs::path& final_path) { return hidden_name(final_path, ".tmp-"); }
 
 // True unless the process certainly does not exist (EPERM means it exists but is not ours).
 bool process_alive(long pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno != ESRCH); }
@@ -36,7 +44,7 @@ Result<int> remove_stale_temp_files(const std::string& final_path) {
   const fs::path path(final_path);
   const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
   const std::string temp = temp_prefix(path);
-  const std::string backup = "." + path.filename().string() + ".old-";  // output_commit::backup_path
+  const std::string backup = hidden_name(path, ".old-");  // output_commit::backup_path
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
   if (ec) return io_error(fmt::format("cannot list directory: {}", ec.message())).in_file(dir.string());

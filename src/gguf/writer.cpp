@@ -223,6 +223,7 @@ Status GgufWriter::begin() {
   }
 
   std::vector<uint8_t> header;
+  header.reserve(4096);  // (also keeps GCC 12 from a false -Wstringop-overflow on the first put())
   put(header, "GGUF", 4);
   put_scalar<uint32_t>(header, kVersion);
   put_scalar<int64_t>(header, int64_t(tensors_.size()));

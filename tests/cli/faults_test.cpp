@@ -4,6 +4,7 @@
 // the input's bytes and mtime are unchanged. Kill and pause points come from the writer's fault hook
 // (QUANT_FAULT_KILL_AFTER_BYTES / QUANT_FAULT_STOP_AFTER_BYTES, src/gguf/writer.cpp), so each is reproducible.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
@@ -65,7 +66,7 @@ bool wait_until_stopped(pid_t pid) {
 // The writer's temporary files for `output` (".<name>.tmp-*" beside it).
 std::vector<std::string> temp_files_for(const std::string& output) {
   const fs::path path(output);
-  const std::string prefix = "." + path.filename().string() + ".tmp-";
+  const std::string prefix = fmt::format(".{}.tmp-", path.filename().string());
   std::vector<std::string> found;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(path.parent_path(), ec)) {

@@ -3,6 +3,7 @@
 // --to is named, a CLI11 parse error reads in our words); `--help` lists every TYPE; `-v` prints debug logs; the
 // small contract points of the review: `info` with several files, `-o ""`, `--percentile nan`, a duplicate target
 // in a dry run, strict --override-kv values, the words for an exact conversion, options right before INPUT.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -61,7 +62,7 @@ TEST(Messages, UnknownTypesNameTheNearestAndHelpListsThemAll) {
   const ProgramRun help = run_quantize({"--help"});
   ASSERT_EQ(help.exit_code, 0);
   for (const quant::FileTypeInfo& info : quant::all_file_types()) {
-    EXPECT_NE(help.out.find(" " + std::string(info.name)), std::string::npos) << info.name;
+    EXPECT_NE(help.out.find(fmt::format(" {}", info.name)), std::string::npos) << info.name;
   }
 }
 
