@@ -25,7 +25,7 @@ mode=""
 seconds=""
 runs=""
 seed=1
-targets="gguf dequantize dataset imatrix"
+targets="gguf dequantize dataset imatrix hf"
 build=1
 jobs=1
 while [ $# -gt 0 ]; do
@@ -61,11 +61,11 @@ regressions="tests/data/fuzz-regressions"
 # or a process above the RSS limit, is a finding; so is one input taking more than the timeout.
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=20)
 # Longest input libFuzzer builds, per target: GGUF headers and dataset files need room; blocks do not.
-declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536)
+declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536 [hf]=16384)
 # Executions per target in the CI (--regressions) runs: about 30-60 s each on a loaded 2-core machine. A fixed
 # count and seed make the run reproducible: a clean local run means a clean CI run. Finding new bugs is the long
 # campaign's job; CI guards against regressions and shallow bugs on changed code.
-declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000)
+declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000)
 
 if [ "$build" = 1 ]; then
   if ! command -v clang++ >/dev/null 2>&1; then
@@ -122,6 +122,10 @@ make_seeds() {
     imatrix)
       mapfile -t files < <(find tests/data/imatrix -type f \( -name '*.gguf' -o -name '*.dat' \) | sort)
       add_seeds imatrix "${files[@]}"
+      ;;
+    hf)
+      # Each checkpoint config of tests/data/hf, shrunk, with a consistent safetensors file (stdlib Python).
+      python3 fuzz/make_hf_seeds.py tests/data/hf "$work/hf/seeds"
       ;;
   esac
   if [ -d "$regressions/$target" ]; then

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,6 +24,19 @@
 #include "quant/gguf_values.h"
 
 namespace quant {
+
+// How a source writes one of its own target types, for a source that defines those bytes itself: a Hugging Face
+// checkpoint written as convert_hf_to_gguf.py writes its outtypes (docs/hf.md). It replaces llama-quantize's plan
+// and metadata rules for that target.
+struct SourcePlanTensor {
+  TensorInfo source;  // what read_tensor reads for this tensor (any type the source offers for it)
+  TypeId target;      // the type written
+  std::string why;    // one line for reports
+};
+struct SourcePlan {
+  std::vector<KeyValue> metadata;          // every key in order, general.file_type included
+  std::vector<SourcePlanTensor> tensors;   // in output order
+};
 
 class ModelSource {
  public:
@@ -50,6 +64,14 @@ class ModelSource {
   // The file that holds `tensor` (its shard for split models, its safetensors file for checkpoints): errors about
   // the tensor's bytes name it.
   virtual const std::string& file_of(const TensorInfo& tensor) const { (void)tensor; return path(); }
+
+  // The plan for writing this model as llama_ftype `file_type` when the source itself defines those bytes (see
+  // SourcePlan); nullopt when it does not (then llama-quantize's rules apply to tensors()). Errors: the source
+  // cannot be written as that type (impossible) or is damaged.
+  virtual Result<std::optional<SourcePlan>> source_plan(uint32_t file_type) const {
+    (void)file_type;
+    return std::optional<SourcePlan>();
+  }
 
   // The whole tensor's bytes.
   Result<std::vector<uint8_t>> read_tensor_data(const TensorInfo& tensor) const;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -16,6 +17,7 @@
 #include "convert/tensor_stream.h"
 #include "convert/work_pool.h"
 #include "quant/gguf.h"
+#include "quant/hf.h"
 
 namespace quant {
 namespace {
@@ -29,6 +31,10 @@ struct Target {
   std::string type_name;
   std::string output_path;
   Plan plan;
+  // Set when the input defines this target's bytes itself (SourcePlan): its metadata, and what each tensor is
+  // read as (in plan order).
+  std::optional<std::vector<KeyValue>> source_metadata;
+  std::vector<TensorInfo> source_tensors;
   std::vector<KeyValue> metadata;
   std::optional<GgufWriter> writer;
   ConversionReport report;
@@ -44,10 +50,30 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
   target.type_name = wanted.type_name;
   target.output_path = wanted.output.empty() ? default_output_path(request.input, std::string(target.file_type->name))
                                              : wanted.output;
+  // A source that defines this type's bytes (a Hugging Face checkpoint written as convert_hf_to_gguf.py writes
+  // its outtypes) plans it itself, unless per-tensor options ask for llama-quantize's rules.
+  const TypeChoices& types = request.types;
+  const bool has_imatrix = importance != nullptr && importance->record.has_value();
+  const bool per_tensor_options = types.pure || types.leave_output_tensor || types.output_tensor_type ||
+                                  types.token_embedding_type || !types.tensor_types.empty() || has_imatrix;
+  if (!target.file_type->copy_only && !per_tensor_options) {
+    QUANT_ASSIGN_OR_RETURN(std::optional<SourcePlan> own, input.source_plan(uint32_t(target.file_type->id)));
+    if (own) {
+      target.plan.file_type = uint32_t(target.file_type->id);
+      for (SourcePlanTensor& t : own->tensors) {
+        TensorPlan entry{t.source.name, t.source.shape, t.source.type, t.target, PlanRule::pure_default, t.why, {},
+                         false};
+        target.plan.tensors.push_back(std::move(entry));
+        target.source_tensors.push_back(std::move(t.source));
+      }
+      target.source_metadata = std::move(own->metadata);
+      return target;
+    }
+  }
   PlanOptions options;
   options.file_type = target.file_type->id;
   options.copy_only = target.file_type->copy_only;
-  options.has_imatrix = importance != nullptr && importance->record.has_value();
+  options.has_imatrix = has_imatrix;
   options.dry_run = request.dry_run;
   options.types = request.types;
   if (const Value* ft = input.find("general.file_type"); ft != nullptr) {
@@ -137,6 +163,19 @@ TensorReport start_tensor_report(const TensorInfo& info, const TensorPlan& plan)
 
 std::string default_output_path(const std::string& input, const std::string& type_name) {
   std::filesystem::path path(input);
+  if (is_checkpoint_directory(input)) {
+    // A checkpoint folder: "<folder>-<TYPE>.gguf" beside it (its whole name: "Llama-3.2-1B" has no extension).
+    std::string trimmed = input;
+    while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+    const std::filesystem::path folder(trimmed);
+    const std::string name = checkpoint_folder_name(trimmed);
+    if (!name.empty() && name != ".." && folder.filename() == name) {
+      return (folder.parent_path() / (name + "-" + type_name + ".gguf")).string();
+    }
+    // ".", "..", "a/.": name the output after the folder's real name.
+    const std::filesystem::path real = std::filesystem::weakly_canonical(folder);
+    return (real.parent_path() / (real.filename().string() + "-" + type_name + ".gguf")).string();
+  }
   std::string stem = path.stem().string();
   return (path.parent_path() / (stem + "-" + type_name + ".gguf")).string();
 }
@@ -166,6 +205,10 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   for (const std::string& read : {request.input, request.imatrix.path, request.calibration_table}) {
     if (!read.empty()) policy.inputs.push_back(read);
   }
+  for (const TensorInfo& tensor : input.tensors()) {  // a source's own files (shards, safetensors of a folder)
+    const std::string& file = input.file_of(tensor);
+    if (std::find(policy.inputs.begin(), policy.inputs.end(), file) == policy.inputs.end()) policy.inputs.push_back(file);
+  }
   std::vector<Target> targets;
   for (const ConvertTarget& wanted : request.targets) {
     QUANT_ASSIGN_OR_RETURN(Target target, plan_target(request, wanted, input, model, tensors,
@@ -176,6 +219,21 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     targets.push_back(std::move(target));
   }
   QUANT_TRY(refuse_shared_outputs(targets));
+  // Targets planned by the source read tensors as the source says, in its order: they cannot share a pass with
+  // targets planned by llama-quantize's rules.
+  for (const Target& target : targets) {
+    if (target.source_metadata.has_value() != targets[0].source_metadata.has_value()) {
+      return usage_error(fmt::format("{} and {} cannot be written in one run from this input: {} is written as "
+                                     "the input's own converter writes it (docs/hf.md)",
+                                     targets[0].type_name, target.type_name,
+                                     target.source_metadata ? target.type_name : targets[0].type_name));
+    }
+  }
+  // Which TensorInfo tensor i of the plans is read as.
+  auto source_info = [&](size_t i) -> const TensorInfo& {
+    if (targets[0].source_metadata) return targets[0].source_tensors[i];
+    return *input.find_tensor(targets[0].plan.tensors[i].name);
+  };
   for (const Target& target : targets) {
     Status usable = check_output_path(target.output_path, policy);
     if (usable) continue;
@@ -194,7 +252,9 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   }
   const WriterOptions writer_settings = writer_options(input);
   for (Target& target : targets) {
-    target.metadata = convert_internal::output_metadata(input, target.plan.file_type, overrides);
+    target.metadata = target.source_metadata
+                          ? convert_internal::with_overrides(*target.source_metadata, overrides)
+                          : convert_internal::output_metadata(input, target.plan.file_type, overrides);
     convert_internal::append_calibration_metadata(target.metadata, calibration_keys);
     if (request.dry_run) {
       auto size = gguf_file_size(target.metadata, declared_tensors(target.plan), writer_settings.alignment);
@@ -214,10 +274,10 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
                                    convert_internal::WorkPool::kMaxThreadsPerCore));
   }
   uint64_t total_bytes = 0;
-  for (const TensorPlan& t : targets[0].plan.tensors) total_bytes += input.find_tensor(t.name)->size_bytes;
+  for (size_t i = 0; i < targets[0].plan.tensors.size(); ++i) total_bytes += source_info(i).size_bytes;
   convert_internal::TensorStreamer streamer(input, pool, request.stream, request.dry_run ? 0 : total_bytes);
   for (size_t i = 0; i < targets[0].plan.tensors.size(); ++i) {
-    const TensorInfo& info = *input.find_tensor(targets[0].plan.tensors[i].name);
+    const TensorInfo& info = source_info(i);
     std::vector<TensorOutput> outputs;
     for (Target& target : targets) {
       target.report.tensors.push_back(start_tensor_report(info, target.plan.tensors[i]));

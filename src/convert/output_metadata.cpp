@@ -42,6 +42,11 @@ std::vector<KeyValue> output_metadata(const ModelSource& input, uint32_t file_ty
   return metadata;
 }
 
+std::vector<KeyValue> with_overrides(std::vector<KeyValue> metadata, const std::vector<KvOverride>& overrides) {
+  for (const KvOverride& o : overrides) set_last(metadata, o.key, override_value(o));
+  return metadata;
+}
+
 KvOverride string_override(std::string key, const std::string& value) {
   KvOverride o;
   o.key = std::move(key);

@@ -17,6 +17,9 @@ inline constexpr uint32_t kQuantizationVersion = 2;  // GGML_QNT_VERSION
 std::vector<KeyValue> output_metadata(const ModelSource& input, uint32_t file_type,
                                       const std::vector<KvOverride>& overrides);
 
+// Metadata a source planned itself (SourcePlan), with the overrides applied the same way.
+std::vector<KeyValue> with_overrides(std::vector<KeyValue> metadata, const std::vector<KvOverride>& overrides);
+
 // A string override as llama-quantize builds it for its own keys: the value cut to 127 bytes.
 KvOverride string_override(std::string key, const std::string& value);
 // An integer override (written as u32 of the absolute value).

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "quant/gguf.h"
+#include "quant/hf.h"
 #include "quant/model_source.h"
 
 namespace quant {
@@ -15,9 +16,7 @@ Result<std::unique_ptr<ModelSource>> open_model(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) {
     return Error(io_error(fmt::format("cannot open: {}", std::strerror(errno)))).in_file(path);
   }
-  if (S_ISDIR(st.st_mode)) {
-    return Error(impossible("reading a Hugging Face checkpoint folder is not supported by this build")).in_file(path);
-  }
+  if (S_ISDIR(st.st_mode)) return open_hf_checkpoint(path);
   QUANT_ASSIGN_OR_RETURN(GgufFile file, GgufFile::open(path));
   if (const Value* splits = file.find("split.count"); splits != nullptr) {
     uint64_t count = 0;

@@ -1,7 +1,9 @@
 // Loads GGUF files in llama.cpp (the prebuilt binaries of node-llama-cpp, CPU only) and checks that each one
 // loads and generates, and that a reference pair agrees on its greedy continuation.
 //
-// usage: node generate.mjs --reference F16.gguf --same-as-reference Q8_0.gguf [--tokens 16] [--loads-only A.gguf ...]
+// usage: node generate.mjs --reference F16.gguf --same-as-reference Q8_0.gguf [--tokens 16] [A.gguf ...]
+//        [--runs B.gguf ...]   (A: must load and generate text; B: must load and complete, possibly with no text,
+//        as a model with random weights may stop at once)
 // Prints one JSON line per model and "N passed, N failed" at the end; exits 1 on any failure.
 import { getLlama, LlamaCompletion } from "node-llama-cpp";
 
@@ -10,8 +12,10 @@ let reference = null;
 let tokens = 16;
 const sameAsReference = [];
 const loadsOnly = [];
+const runsOnly = [];
 for (let i = 0; i < args.length; ++i) {
   if (args[i] === "--reference") reference = args[++i];
+  else if (args[i] === "--runs") runsOnly.push(args[++i]);
   else if (args[i] === "--tokens") tokens = Number(args[++i]);
   else if (args[i] === "--same-as-reference") sameAsReference.push(args[++i]);
   else loadsOnly.push(args[i]);
@@ -70,6 +74,14 @@ for (const path of loadsOnly) {
     record({ model: path, role: "loads", text: out.text }, out.text.length > 0);
   } catch (e) {
     record({ model: path, role: "loads", error: String(e) }, false);
+  }
+}
+for (const path of runsOnly) {
+  try {
+    const out = await greedyTokens(path);
+    record({ model: path, role: "runs", text: out.text }, true);
+  } catch (e) {
+    record({ model: path, role: "runs", error: String(e) }, false);
   }
 }
 console.log(`${passed} passed, ${failed} failed`);

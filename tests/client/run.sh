@@ -2,7 +2,8 @@
 # The llama.cpp client test: quantize tests/data/models/tiny-llama-f16.gguf with our binary to a spread of
 # types, then load every output in llama.cpp (node-llama-cpp 3.22.1's prebuilt CPU build, llama.cpp release
 # v0.5.0) and generate 16 tokens greedily. Every file must load and generate, and Q8_0's continuation must
-# equal the f16 input's token for token.
+# equal the f16 input's token for token. Conversions of the small random Hugging Face checkpoints in
+# tests/data/hf (every supported architecture) must load and run a completion (random weights may stop at once).
 #
 # usage: tests/client/run.sh QUANTIZE_BINARY
 # Exit codes: 0 passed, 1 failed, 77 skipped (Node.js or tests/client/node_modules missing; ctest reports it
@@ -47,9 +48,22 @@ for type in "${mixes[@]}"; do outputs+=(-o "$work/$type.gguf"); done
 (cd "$(dirname "$imatrix")" &&
   "$quantize" "$model" --imatrix "$(basename "$imatrix")" --to IQ2_XS -o "$work/IQ2_XS-imat.gguf" -q)
 
+# Hugging Face checkpoints of every supported architecture (tests/data/hf, random weights): our conversion at
+# the converter's own type (F16, BF16 for bf16 checkpoints) and a llama-quantize mix must load and run.
+hf_outputs=()
+for folder in "$data_dir"/hf/*/; do
+  [ -f "$folder/config.json" ] && [ -f "$folder/tokenizer.model" ] && ls "$folder"/model*.safetensors >/dev/null 2>&1 || continue
+  name="$(basename "$folder")"
+  float=F16
+  grep -q '"bfloat16"' "$folder/config.json" && float=BF16
+  "$quantize" "$folder" --to "$float" -o "$work/hf-$name-$float.gguf" -q
+  "$quantize" "$folder" --to Q4_K_M -o "$work/hf-$name-Q4_K_M.gguf" -q
+  hf_outputs+=(--runs "$work/hf-$name-$float.gguf" --runs "$work/hf-$name-Q4_K_M.gguf")
+done
+
 others=()
 for file in "$work"/*.gguf; do
-  [ "$file" = "$work/Q8_0.gguf" ] || others+=("$file")
+  [ "$file" = "$work/Q8_0.gguf" ] || [[ "$(basename "$file")" == hf-* ]] || others+=("$file")
 done
 cd "$client_dir"
-node generate.mjs --reference "$model" --same-as-reference "$work/Q8_0.gguf" "${others[@]}"
+node generate.mjs --reference "$model" --same-as-reference "$work/Q8_0.gguf" "${others[@]}" "${hf_outputs[@]}"

@@ -243,9 +243,11 @@ std::vector<DamageCase> damage_cases() {
       {"dimensions overflow", "a.safetensors",
        [] { return safetensors(R"({"a":{"dtype":"F32","shape":[1099511627776,8192,8192],"data_offsets":[0,16]}})", 16); },
        "a", std::nullopt, "overflows 64-bit sizes"},
-      {"batch over the memory cap", "a.safetensors",
-       [] { return safetensors(R"({"a":{"dtype":"F32","shape":[65536,65536],"data_offsets":[0,16]}})", 16); },
-       "a", std::nullopt, "exceeds the cap of 1073741824 bytes"},
+      {"offsets leave a gap", "a.safetensors",
+       [] { return safetensors(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F16","shape":[2,2],"data_offsets":[20,28]}})", 28); },
+       "b", 8 + 114 + 16, "leave bytes 16..20 after 'a' unused"},
+      {"bytes after the last tensor", "a.safetensors", [] { return safetensors("{" + kGoodEntry + "}", 20); },
+       "", 8 + 57 + 16, "the data section holds 20 bytes but its tensors cover 16"},
       {"npy truncated", "x.npy", [] { return npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4), }\n", 60); },
        "x", 70, "shape 4x4 needs 64 bytes of data but the file holds 60"},
       {"npy big-endian", "x.npy", [] { return npy("{'descr': '>f4', 'fortran_order': False, 'shape': (4, 4), }\n", 64); },
@@ -308,6 +310,17 @@ TEST(DamagedFiles, EachClassOfDamageGivesItsError) {
     }
     EXPECT_NE(error->reason().find(c.reason), std::string::npos) << error->message();
   }
+}
+
+// A consistent file whose one batch is over the memory cap (the header parser accepts it; the dataset refuses).
+TEST(DamagedFiles, BatchOverTheMemoryCapIsRefused) {
+  TempFile file("a.safetensors", safetensors("{" + kGoodEntry + "}", 16));
+  DatasetOptions options;
+  options.limits.max_batch_bytes = 8;
+  auto reader = open_dataset({file.path()}, options);
+  ASSERT_FALSE(reader);
+  EXPECT_EQ(reader.error().tensor(), "a");
+  EXPECT_NE(reader.error().reason().find("exceeds the cap of 8 bytes"), std::string::npos) << reader.error().message();
 }
 
 TEST(DamagedFiles, MissingFileIsAnIoError) {

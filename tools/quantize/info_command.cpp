@@ -13,6 +13,7 @@
 
 #include "command.h"
 #include "quant/gguf.h"
+#include "quant/hf.h"
 
 namespace quant::cli {
 namespace {
@@ -211,6 +212,14 @@ Command add_info_command(CLI::App& parent, GlobalOptions& globals) {
   return Command{app, [paths, &globals]() -> int {
                    std::vector<GgufFile> files;
                    for (const std::string& path : *paths) {
+                     if (is_checkpoint_directory(path)) {
+                       // info describes a file's own layout (version, alignment, offsets), which a checkpoint
+                       // folder does not have; the dry run shows the GGUF it is read as.
+                       return fail(usage_error(fmt::format("'{}' is a checkpoint folder: info describes GGUF files; "
+                                                           "`quantize {} --to F16 --dry-run` lists the tensors it "
+                                                           "is read as (docs/hf.md)",
+                                                           path, path)));
+                     }
                      Result<GgufFile> gguf = GgufFile::open(path);
                      if (!gguf) return fail(gguf.error());
                      spdlog::debug("{}: GGUF v{}, {} bytes, {} keys, {} tensors", path, gguf->version(),
