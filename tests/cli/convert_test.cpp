@@ -241,7 +241,7 @@ TEST(ConvertDryRun, WritesNothingAndPrintsThePlan) {
 
 // The dry run predicts the exact size of every file a real run writes, header and padding included, for every
 // kind of metadata a conversion adds: several targets, type options, --override-kv, an imatrix, a calibration
-// table, COPY. The text report shows the same size.
+// table, COPY, a GGUF v1 input, a Hugging Face checkpoint folder. The text report shows the same size.
 TEST(ConvertDryRun, PredictsTheExactOutputSize) {
   ScratchDir dir;
   const std::string table = dir / "table.json";
@@ -261,6 +261,9 @@ TEST(ConvertDryRun, PredictsTheExactOutputSize) {
       {"gguf/stories260K-rows256-F32.gguf", "IQ2_XXS", {"--pure", "--imatrix", data_path("imatrix/rows256.imatrix.gguf")}},
       {"gguf/stories260K-rows256-F32.gguf", "Q6_K", {"--calibration", table, "--tensor-type", "attn_v=q8_0"}},
       {"gguf/stories260K-v1.gguf", "Q6_K", {"--leave-output-tensor"}},
+      // A checkpoint folder: its converter's own metadata (F16), and llama-quantize's rules on it (Q4_K_M).
+      {"hf/gemma2-f32", "F16", {}},
+      {"hf/llama-bf16-shards", "Q4_K_M", {"--override-kv", "general.name=str:sharded"}},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.input + " " + c.types);
