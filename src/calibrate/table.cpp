@@ -108,7 +108,9 @@ Result<bool> bool_field(const json& object, const char* key, const std::string& 
   const auto it = object.find(key);
   if (it == object.end() && fallback) return *fallback;
   if (it == object.end()) return invalid_input(fmt::format("{}: '{}' is missing", where, key));
-  if (!it->is_boolean()) return invalid_input(fmt::format("{}: '{}' must be true or false, not {}", where, key, json_kind(*it)));
+  if (!it->is_boolean()) {
+    return invalid_input(fmt::format("{}: '{}' must be true or false, not {}", where, key, json_kind(*it)));
+  }
   return it->get<bool>();
 }
 
@@ -211,7 +213,9 @@ Result<CalibrationTable> calibration_table_from_json(std::string_view text) {
   QUANT_ASSIGN_OR_RETURN(const json* axis, member(s, "per_channel_axis", in_settings));
   if (!axis->is_null()) {
     QUANT_ASSIGN_OR_RETURN(const int64_t value, integer(*axis, in_settings + ": 'per_channel_axis'"));
-    if (value < INT32_MIN || value > INT32_MAX) return invalid_input(in_settings + ": 'per_channel_axis' is out of range");
+    if (value < INT32_MIN || value > INT32_MAX) {
+      return invalid_input(in_settings + ": 'per_channel_axis' is out of range");
+    }
     table.channel_axis = int(value);
   }
   if (const auto it = s.find("averaging_constant"); it != s.end()) {
@@ -230,7 +234,9 @@ Result<CalibrationTable> calibration_table_from_json(std::string_view text) {
   QUANT_ASSIGN_OR_RETURN(const json* tensors, member(doc, "tensors", "calibration table"));
   if (!tensors->is_object()) return invalid_input("calibration table: 'tensors' must be an object");
   for (const auto& [tensor, methods] : tensors->items()) {
-    if (!methods.is_object()) return invalid_input(fmt::format("tensor '{}': must map method names to results", tensor));
+    if (!methods.is_object()) {
+      return invalid_input(fmt::format("tensor '{}': must map method names to results", tensor));
+    }
     for (const auto& [method, m] : methods.items()) {
       const std::string where = fmt::format("tensor '{}' method {}", tensor, method);
       if (!m.is_object()) return invalid_input(fmt::format("{}: must be an object", where));

@@ -100,8 +100,9 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
   return target;
 }
 
-WriterOptions writer_options(const ModelSource& input) {
+WriterOptions writer_options(const ModelSource& input, bool fsync) {
   WriterOptions options;
+  options.fsync = fsync;  // each file flushed as it is finished, before any is placed
   if (const Value* alignment = input.find("general.alignment"); alignment != nullptr && alignment->holds<uint32_t>()) {
     options.alignment = alignment->as<uint32_t>();
   }
@@ -138,8 +139,8 @@ Status refuse_shared_outputs(const std::vector<Target>& targets) {
     std::error_code ec;
     fs::path resolved = fs::weakly_canonical(target.output_path, ec);
     if (ec) resolved = fs::absolute(target.output_path, ec).lexically_normal();
-    for (const fs::path& other : seen) {
-      if (other == resolved) return usage_error(fmt::format("two targets write the same output '{}'", target.output_path));
+    if (std::find(seen.begin(), seen.end(), resolved) != seen.end()) {
+      return usage_error(fmt::format("two targets write the same output '{}'", target.output_path));
     }
     seen.push_back(resolved);
   }
@@ -207,14 +208,17 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   }
   for (const TensorInfo& tensor : input.tensors()) {  // a source's own files (shards, safetensors of a folder)
     const std::string& file = input.file_of(tensor);
-    if (std::find(policy.inputs.begin(), policy.inputs.end(), file) == policy.inputs.end()) policy.inputs.push_back(file);
+    if (std::find(policy.inputs.begin(), policy.inputs.end(), file) == policy.inputs.end()) {
+      policy.inputs.push_back(file);
+    }
   }
   std::vector<Target> targets;
   for (const ConvertTarget& wanted : request.targets) {
     QUANT_ASSIGN_OR_RETURN(Target target, plan_target(request, wanted, input, model, tensors,
                                                       importance ? &*importance : nullptr));
     if (request.dry_run && target.plan.imatrix_required && !has_imatrix) {
-      warnings.push_back(fmt::format("a real conversion to {} needs an importance matrix (--imatrix)", target.type_name));
+      warnings.push_back(
+          fmt::format("a real conversion to {} needs an importance matrix (--imatrix)", target.type_name));
     }
     targets.push_back(std::move(target));
   }
@@ -250,7 +254,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   if (!request.calibration_table.empty()) {
     QUANT_ASSIGN_OR_RETURN(calibration_keys, convert_internal::load_calibration_metadata(request));
   }
-  const WriterOptions writer_settings = writer_options(input);
+  const WriterOptions writer_settings = writer_options(input, request.output.fsync);
   for (Target& target : targets) {
     target.metadata = target.source_metadata
                           ? convert_internal::with_overrides(*target.source_metadata, overrides)

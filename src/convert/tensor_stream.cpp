@@ -272,7 +272,8 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
   pool_.run(tasks, [&](int task) {
     const int64_t first = int64_t(task) * task_rows;
     const int64_t count = std::min(task_rows, rows - first);
-    Status checked = check_input(tensor, raw + uint64_t(first) * in_row_bytes, uint64_t(chunk.first_row + first), count);
+    Status checked =
+        check_input(tensor, raw + uint64_t(first) * in_row_bytes, uint64_t(chunk.first_row + first), count);
     if (!checked) {
       input_errors[size_t(task)] = std::move(checked).error();
       return;

@@ -35,8 +35,8 @@ Result<int> open_input_file(const std::string& path) {
   }
   if (!S_ISREG(info.st_mode)) {
     ::close(fd);
-    return io_error(fmt::format("is {}, not a regular file: quantize reads only regular files", file_kind(info.st_mode)))
-        .in_file(path);
+    const std::string_view kind = file_kind(info.st_mode);
+    return io_error(fmt::format("is {}, not a regular file: quantize reads only regular files", kind)).in_file(path);
   }
   // Reads of a regular file do not block either way; clear the flag so nothing below has to think about it.
   const int flags = ::fcntl(fd, F_GETFL);

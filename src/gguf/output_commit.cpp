@@ -318,7 +318,9 @@ Result<std::vector<bool>> commit_files(std::span<AtomicFile* const> files, const
   // 1. Finish every file before touching any final path.
   for (size_t i = 0; i < files.size(); ++i) {
     AtomicFile& file = *files[i];
-    if (file.placed_ || file.temp_path_.empty()) return usage_error("commit of a discarded or placed file").in_file(file.final_path_);
+    if (file.placed_ || file.temp_path_.empty()) {
+      return usage_error("commit of a discarded or placed file").in_file(file.final_path_);
+    }
     for (size_t j = 0; j < i; ++j) {
       if (fs::path(files[j]->final_path_).lexically_normal() == fs::path(file.final_path_).lexically_normal()) {
         return usage_error(fmt::format("two outputs are the same file '{}'", file.final_path_));

@@ -279,7 +279,9 @@ Result<uint64_t> gguf_file_size(std::span<const KeyValue> metadata, std::span<co
     }
     const auto padded = bytes ? checked_align_up(*bytes, alignment) : std::nullopt;
     const auto total = padded ? checked_add(data, *padded) : std::nullopt;
-    if (!total) return Error(usage_error("shape does not fit its type, or its size overflows 64 bits")).in_tensor(tensor.name);
+    if (!total) {
+      return Error(usage_error("shape does not fit its type, or its size overflows 64 bits")).in_tensor(tensor.name);
+    }
     data = *total;
   }
   // A file without tensors ends after its header (begin() pads only before a data section).
