@@ -38,6 +38,7 @@ struct Shape {
   int64_t n_ff = 8192;
   int64_t n_layer = 12;
   int64_t n_vocab = 32000;
+  std::string vocab_from;  // a GGUF whose tokenizer.* keys (a real vocabulary) replace the synthetic one
   int64_t n_head = 32;
   int64_t n_head_kv = 8;
   int64_t n_ctx = 2048;
@@ -174,7 +175,7 @@ Vocabulary make_vocabulary(int64_t n_vocab) {
 }
 
 Status add_model_metadata(quant::GgufWriter& writer, const Shape& s) {
-  const Vocabulary vocab = make_vocabulary(s.n_vocab);
+  const Vocabulary vocab = make_vocabulary(s.vocab_from.empty() ? s.n_vocab : 260);
   const auto u32 = [](int64_t v) { return Value::u32(uint32_t(v)); };
   const std::pair<const char*, Value> keys[] = {
       {"general.architecture", Value::string("llama")},
@@ -206,6 +207,17 @@ Status add_model_metadata(quant::GgufWriter& writer, const Shape& s) {
       {"tokenizer.ggml.add_bos_token", Value::boolean(true)},
       {"tokenizer.ggml.add_eos_token", Value::boolean(false)},
   };
+  if (!s.vocab_from.empty()) {
+    // A real vocabulary: every key but the synthetic tokenizer's, then the file's tokenizer.* keys.
+    for (const auto& [key, value] : keys) {
+      if (std::string_view(key).rfind("tokenizer.", 0) != 0) QUANT_TRY(writer.add_metadata(key, value));
+    }
+    QUANT_ASSIGN_OR_RETURN(quant::GgufFile vocab_file, quant::GgufFile::open(s.vocab_from));
+    for (const quant::KeyValue& kv : vocab_file.metadata()) {
+      if (kv.key.rfind("tokenizer.", 0) == 0) QUANT_TRY(writer.add_metadata(kv.key, kv.value));
+    }
+    return Status::success();
+  }
   for (const auto& [key, value] : keys) QUANT_TRY(writer.add_metadata(key, value));
   return Status::success();
 }
@@ -347,6 +359,9 @@ int main(int argc, char** argv) {
   app.add_option("--n-ff", shape.n_ff, "Feed-forward width")->capture_default_str();
   app.add_option("--n-layer", shape.n_layer, "Layers (ignored with --params-size)")->capture_default_str();
   app.add_option("--n-vocab", shape.n_vocab, "Vocabulary size")->capture_default_str();
+  app.add_option("--vocab-from", shape.vocab_from,
+                 "Take the vocabulary (tokenizer.* keys, and n_vocab) from this GGUF, e.g. a llama.cpp vocab file, so "
+                 "text tokenizes as with a real model");
   app.add_option("--n-head", shape.n_head, "Attention heads")->capture_default_str();
   app.add_option("--n-head-kv", shape.n_head_kv, "Key/value heads")->capture_default_str();
   app.add_option("--seed", seed, "Seed: the same seed and shape give the same bytes")->capture_default_str();
@@ -357,6 +372,15 @@ int main(int argc, char** argv) {
   if (output.empty() && imatrix.empty()) {
     std::fprintf(stderr, "error: nothing to do: give -o MODEL and/or --imatrix FILE\n");
     return 2;
+  }
+  if (!shape.vocab_from.empty()) {
+    auto vocab_file = quant::GgufFile::open(shape.vocab_from);
+    const quant::Value* tokens = vocab_file ? vocab_file->find("tokenizer.ggml.tokens") : nullptr;
+    if (tokens == nullptr || !tokens->is_array()) {
+      std::fprintf(stderr, "error: --vocab-from %s: no tokenizer.ggml.tokens array\n", shape.vocab_from.c_str());
+      return 2;
+    }
+    shape.n_vocab = int64_t(tokens->size());
   }
   if (!params_size.empty()) {
     int64_t wanted = 0;

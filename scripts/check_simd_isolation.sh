@@ -55,7 +55,11 @@ objdump -d --no-show-raw-insn "$binary" | awk '
 ' 2> "$work/avx_unsorted" > "$work/function_count"
 sed 's/@.*//' "$work/avx_unsorted" | sort -u > "$work/avx"
 
-outside=$(comm -23 "$work/avx" "$work/allowed"; comm -12 "$work/avx" "$work/shared")
+# Eigen's templates in the forward pass's GEMM files (src/model/simd_avx*_gemm.cpp) are compiled inside the
+# target region under a namespace of their own (QuantSimdEigenAvx2 / QuantSimdEigenAvx512): weak symbols, but
+# no code outside those files can name them, so no plain-path caller can end up in them.
+grep -v 'QuantSimdEigenAvx' "$work/avx" > "$work/avx_checked" || true
+outside=$(comm -23 "$work/avx_checked" "$work/allowed"; comm -12 "$work/avx_checked" "$work/shared")
 total=$(wc -l < "$work/avx")
 echo "$binary: $(cat "$work/function_count") functions, $total with AVX/AVX-512 instructions"
 if [ -n "$outside" ]; then
@@ -68,4 +72,4 @@ if [ "$total" -eq 0 ]; then
   echo "$0: no AVX code found at all: is $binary built with the SIMD kernels?" >&2
   exit 1
 fi
-echo "all of them are local functions of the SIMD objects"
+echo "all of them are local functions of the SIMD objects (or Eigen templates under the GEMM files' own namespaces)"

@@ -25,7 +25,7 @@ mode=""
 seconds=""
 runs=""
 seed=1
-targets="gguf dequantize dataset imatrix hf"
+targets="gguf dequantize dataset imatrix hf kl_base"
 build=1
 jobs=1
 while [ $# -gt 0 ]; do
@@ -61,11 +61,11 @@ regressions="tests/data/fuzz-regressions"
 # or a process above the RSS limit, is a finding; so is one input taking more than the timeout.
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=20)
 # Longest input libFuzzer builds, per target: GGUF headers and dataset files need room; blocks do not.
-declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536 [hf]=16384)
+declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536 [hf]=16384 [kl_base]=16384)
 # Executions per target in the CI (--regressions) runs: about 30-60 s each on a loaded 2-core machine. A fixed
 # count and seed make the run reproducible: a clean local run means a clean CI run. Finding new bugs is the long
 # campaign's job; CI guards against regressions and shallow bugs on changed code.
-declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000)
+declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000 [kl_base]=100000)
 
 if [ "$build" = 1 ]; then
   if ! command -v clang++ >/dev/null 2>&1; then
@@ -126,6 +126,13 @@ make_seeds() {
     hf)
       # Each checkpoint config of tests/data/hf, shrunk, with a consistent safetensors file (stdlib Python).
       python3 fuzz/make_hf_seeds.py tests/data/hf "$work/hf/seeds"
+      ;;
+    kl_base)
+      # llama-perplexity's file cut after its header and first tokens, and a whole small file in its layout:
+      # "_logits_", n_ctx 4, n_vocab 3, 1 chunk, 4 tokens, 1 row of 8 u16 (scale, minimum, 3 values, padding).
+      head -c 2048 tests/data/eval/f16-code-calib-c256-16chunks.kld > "$work/kl_base/seeds/llama-perplexity-head"
+      printf '_logits_\x04\0\0\0\x03\0\0\0\x01\0\0\0\x01\0\0\0\x02\0\0\0\0\0\0\0\x01\0\0\0''\x00\x01\x80\x37\x00\x00\x80\xc0\xff\xff\x00\x80\x00\x00\x00\x00' \
+        > "$work/kl_base/seeds/small-valid"
       ;;
   esac
   if [ -d "$regressions/$target" ]; then

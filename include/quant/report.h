@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,19 @@ struct TensorReport {
   ErrorStats error;         // nothing measured (count() == 0) when copied unchanged or in a dry run
 };
 
+// How an output scores against its input on a text (`--eval-text`, llama-perplexity's statistics, docs/eval.md).
+struct ModelQuality {
+  std::string text;
+  int64_t n_ctx = 0;
+  int64_t chunks = 0;
+  int64_t tokens_scored = 0;
+  double perplexity = 0, perplexity_uncertainty = 0;
+  double base_perplexity = 0, base_perplexity_uncertainty = 0;
+  double kld_mean = 0, kld_uncertainty = 0, kld_median = 0, kld_p99 = 0, kld_max = 0;
+  double same_top = 0, same_top_uncertainty = 0;  // fractions 0..1
+  double seconds = 0;
+};
+
 struct ConversionReport {
   std::string input;
   std::string output;
@@ -64,6 +78,7 @@ struct ConversionReport {
   bool dry_run = false;
   bool replaced_existing = false;     // the output replaced an existing file (--force)
   std::vector<std::string> warnings;  // for the user: the library never prints them itself
+  std::optional<ModelQuality> quality;  // set when the output was scored against the input
 
   double ratio() const { return output_bytes == 0 ? 0.0 : double(input_bytes) / double(output_bytes); }
   // Bits per weight of the tensor data written (all tensors).
@@ -81,6 +96,7 @@ double process_cpu_seconds();
 // claims figures it did not measure.
 nlohmann::json to_json(const ErrorStats& stats);
 nlohmann::json to_json(const TensorReport& tensor);
+nlohmann::json to_json(const ModelQuality& quality);
 nlohmann::json to_json(const ConversionReport& report);
 
 }  // namespace quant

@@ -110,10 +110,25 @@ nlohmann::json to_json(const TensorReport& t) {
   return out;
 }
 
+nlohmann::json to_json(const ModelQuality& q) {
+  return {{"text", q.text},
+          {"n_ctx", q.n_ctx},
+          {"chunks", q.chunks},
+          {"tokens_scored", q.tokens_scored},
+          {"perplexity", {{"value", q.perplexity}, {"uncertainty", q.perplexity_uncertainty}}},
+          {"base_perplexity", {{"value", q.base_perplexity}, {"uncertainty", q.base_perplexity_uncertainty}}},
+          {"kl_divergence",
+           {{"mean", q.kld_mean}, {"uncertainty", q.kld_uncertainty}, {"median", q.kld_median},
+            {"percentiles", {{"99", q.kld_p99}}}, {"max", q.kld_max}}},
+          {"same_top_fraction", q.same_top},
+          {"same_top_uncertainty", q.same_top_uncertainty},
+          {"seconds", q.seconds}};
+}
+
 nlohmann::json to_json(const ConversionReport& r) {
   nlohmann::json tensors = nlohmann::json::array();
   for (const TensorReport& t : r.tensors) tensors.push_back(to_json(t));
-  return {{"input", r.input},
+  nlohmann::json out = {{"input", r.input},
           {"output", r.dry_run ? nlohmann::json(nullptr) : nlohmann::json(r.output)},
           {"target", r.target},
           {"dry_run", r.dry_run},
@@ -132,6 +147,8 @@ nlohmann::json to_json(const ConversionReport& r) {
             {"peak_rss_bytes", r.peak_rss_bytes},
             {"threads", r.threads},
             {"output_sha256", r.dry_run ? nlohmann::json(nullptr) : nlohmann::json(r.output_sha256)}}}};
+  if (r.quality) out["model"] = to_json(*r.quality);
+  return out;
 }
 
 }  // namespace quant

@@ -19,6 +19,7 @@ enum ExitCode : int {
   kExitUsage = 2,
   kExitInvalidInput = 3,
   kExitImpossible = 4,
+  kExitQualityGate = 5,  // outputs written, but a quality gate (--max-kld) failed
   kExitInterrupted = 130,
 };
 
@@ -59,5 +60,7 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals);
 Command add_info_command(CLI::App& parent, GlobalOptions& globals);
 Command add_imatrix_command(CLI::App& parent, GlobalOptions& globals);
 Command add_calibrate_command(CLI::App& parent, GlobalOptions& globals);
+Command add_eval_command(CLI::App& parent, GlobalOptions& globals);
+Command add_tokenize_command(CLI::App& parent, GlobalOptions& globals);
 
 }  // namespace quant::cli

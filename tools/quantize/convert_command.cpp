@@ -8,6 +8,7 @@
 #include "command.h"
 #include "progress.h"
 #include "quant/convert.h"
+#include "quant/eval.h"
 #include "quant/kernel_level.h"
 #include "report_printer.h"
 
@@ -50,6 +51,10 @@ struct ConvertArgs {
   std::vector<std::string> override_kv;
   CLI::Option* output_option = nullptr;
   CLI::Option* to_option = nullptr;
+  // Scoring the outputs against the input (docs/eval.md).
+  std::string eval_text;
+  int64_t eval_ctx = 0, eval_chunks = -1;
+  std::optional<double> max_kld;
 };
 
 // Completes the request from the text options; usage errors for what no conversion could accept.
@@ -91,7 +96,9 @@ Status complete_request(ConvertArgs& args) {
     QUANT_ASSIGN_OR_RETURN(KvOverride o, parse_kv_override(text));
     request.kv_overrides.push_back(std::move(o));
   }
-  // The process ends right after the commit: a replaced model's blocks are freed without keeping the user waiting.
+  // The text --eval-text reads is an input too: no output may replace it.
+  if (!args.eval_text.empty()) request.output.inputs.push_back(args.eval_text);
+  // A replaced model's blocks are freed by a helper process, without keeping the user waiting.
   request.output.release_in_background = true;
   return Status::success();
 }
@@ -108,6 +115,10 @@ void log_request(const ConvertRequest& request) {
 }
 
 int run_convert(ConvertArgs& args, const GlobalOptions& globals) {
+  if (args.max_kld && args.eval_text.empty()) return fail(usage_error("--max-kld needs --eval-text"));
+  if (!args.eval_text.empty() && args.request.dry_run) {
+    return fail(usage_error("--eval-text scores written outputs: not with --dry-run"));
+  }
   if (Status complete = complete_request(args); !complete) return fail(complete.error());
   ConvertRequest& request = args.request;
   ProgressBar progress(globals.quiet || globals.json);
@@ -130,12 +141,30 @@ int run_convert(ConvertArgs& args, const GlobalOptions& globals) {
                   report.replaced_existing ? "replaced the existing file" : "created", report.output_bytes,
                   report.output_sha256, report.threads, report.wall_seconds);
   }
+  if (!args.eval_text.empty()) {
+    EvalOptions options;
+    options.n_ctx = args.eval_ctx;
+    options.max_chunks = args.eval_chunks;
+    const int threads = reports->front().threads;  // what the conversion could start, not what was asked
+    if (Status scored = score_conversions(request.input, *reports, args.eval_text, options, threads); !scored) {
+      return fail(scored.error());
+    }
+  }
   if (globals.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const ConversionReport& report : *reports) out.push_back(to_json(report));
     std::cout << (out.size() == 1 ? out[0] : nlohmann::json{{"outputs", out}}).dump(2) << "\n";
   } else if (!globals.quiet) {
     for (const ConversionReport& report : *reports) print_report(std::cout, report, globals.verbose);
+  }
+  if (args.max_kld) {
+    for (const ConversionReport& report : *reports) {
+      if (report.quality && report.quality->kld_mean > *args.max_kld) {
+        spdlog::error("{}: mean KL divergence {:.6f} exceeds --max-kld {} (the file is written)", report.output,
+                      report.quality->kld_mean, *args.max_kld);
+        return kExitQualityGate;
+      }
+    }
   }
   return kExitOk;
 }
@@ -218,6 +247,14 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   app.add_flag("--allow-non-finite", request.stream.allow_non_finite,
                "Accept NaN/Inf in input tensors copied unchanged (llama.cpp refuses to load such files)")
       ->group("Conversion");
+  app.add_option("--eval-text", args->eval_text,
+                 "Score each output against the input on this text (llama-perplexity's PPL, KL divergence, same top)")
+      ->group("Quality");
+  app.add_option("--eval-ctx", args->eval_ctx, "Context for --eval-text (default 512)")->group("Quality");
+  app.add_option("--eval-chunks", args->eval_chunks, "Score at most this many chunks of --eval-text")->group("Quality");
+  app.add_option("--max-kld", args->max_kld,
+                 "With --eval-text: exit 5 (outputs still written) when an output's mean KL divergence exceeds this")
+      ->group("Quality");
   return Command{&app, [args, &globals]() -> int {
                    // One line that says what is missing, not the whole help.
                    const bool no_input = args->request.input.empty();

@@ -44,7 +44,7 @@ namespace {
 
 constexpr const char* kExitCodesHelp =
     "Exit codes: 0 success, 1 I/O failure, 2 usage error, 3 invalid input file,\n"
-    "            4 requested conversion impossible, 130 interrupted.";
+    "            4 requested conversion impossible, 5 quality gate failed (--max-kld), 130 interrupted.";
 
 void configure_logging(const GlobalOptions& globals) {
   auto logger = spdlog::stderr_color_mt("quantize");
@@ -69,6 +69,8 @@ int run(int argc, char** argv) {
   commands.push_back(add_info_command(app, globals));
   commands.push_back(add_imatrix_command(app, globals));
   commands.push_back(add_calibrate_command(app, globals));
+  commands.push_back(add_eval_command(app, globals));
+  commands.push_back(add_tokenize_command(app, globals));
 
   if (const int refused = refuse_misread_options(app, argc, argv); refused != kExitOk) return refused;
   try {

@@ -66,6 +66,13 @@ void print_report(std::ostream& out, const ConversionReport& r, bool all_tensors
     out << fmt::format("  memory      peak RSS {}\n", human_bytes(r.peak_rss_bytes));
     out << fmt::format("  sha256      {}\n", r.output_sha256);
   }
+  if (r.quality) {
+    const ModelQuality& q = *r.quality;
+    out << fmt::format("  model       PPL {:.4f} ± {:.4f} (input {:.4f}), KLD {:.6f} ± {:.6f} (99% {:.4f}, max {:.4f}), "
+                       "same top {:.2f} %  [{} chunks of {} of {}]\n",
+                       q.perplexity, q.perplexity_uncertainty, q.base_perplexity, q.kld_mean, q.kld_uncertainty,
+                       q.kld_p99, q.kld_max, 100 * q.same_top, q.chunks, q.n_ctx, q.text);
+  }
 
   // Tensors: worst SQNR first, so the ones that lost most are on screen.
   std::vector<const TensorReport*> rows;
