@@ -286,10 +286,10 @@ Status write_imatrix(const std::string& path, const Shape& shape, uint64_t seed)
   std::map<std::string, quant::ImatrixAccumulator::Sums> sums;
   const auto add = [&](const std::string& weight, const std::vector<float>& ms) {
     quant::ImatrixAccumulator::Sums s;
-    s.count = kChunks * kChunkSize;
+    s.counts = {kChunks * kChunkSize};
     s.batches = kChunks;
     s.in_sum2.resize(ms.size());
-    for (size_t c = 0; c < ms.size(); ++c) s.in_sum2[c] = ms[c] * float(s.count);
+    for (size_t c = 0; c < ms.size(); ++c) s.in_sum2[c] = ms[c] * float(s.counts[0]);
     sums[weight] = std::move(s);
   };
   for (int64_t layer = 0; layer < shape.n_layer; ++layer) {

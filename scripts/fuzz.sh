@@ -25,7 +25,7 @@ mode=""
 seconds=""
 runs=""
 seed=1
-targets="gguf dequantize dataset imatrix hf kl_base"
+targets="gguf dequantize dataset imatrix hf kl_base jsonl"
 build=1
 jobs=1
 while [ $# -gt 0 ]; do
@@ -61,11 +61,11 @@ regressions="tests/data/fuzz-regressions"
 # or a process above the RSS limit, is a finding; so is one input taking more than the timeout.
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=20)
 # Longest input libFuzzer builds, per target: GGUF headers and dataset files need room; blocks do not.
-declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536 [hf]=16384 [kl_base]=16384)
+declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536 [hf]=16384 [kl_base]=16384 [jsonl]=8192)
 # Executions per target in the CI (--regressions) runs: about 30-60 s each on a loaded 2-core machine. A fixed
 # count and seed make the run reproducible: a clean local run means a clean CI run. Finding new bugs is the long
 # campaign's job; CI guards against regressions and shallow bugs on changed code.
-declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000 [kl_base]=100000)
+declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000 [kl_base]=100000 [jsonl]=40000)
 
 if [ "$build" = 1 ]; then
   if ! command -v clang++ >/dev/null 2>&1; then
@@ -126,6 +126,17 @@ make_seeds() {
     hf)
       # Each checkpoint config of tests/data/hf, shrunk, with a consistent safetensors file (stdlib Python).
       python3 fuzz/make_hf_seeds.py tests/data/hf "$work/hf/seeds"
+      ;;
+    jsonl)
+      # Calibration text as JSON Lines: documents, OpenAI-style chats (string and list-of-parts contents) and
+      # ShareGPT-style chats, with lines of the real calibration text; and the plain text itself.
+      {
+        head -n 3 tests/data/text/calib.txt | sed 's/\\/\\\\/g; s/"/\\"/g; s/.*/{"text": "&", "id": 1}/'
+        printf '%s\n' '{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "caf\u00e9 \ud83d\ude00"}, {"type": "image_url", "image_url": {"url": "x"}}]}]}'
+        printf '%s\r\n' '{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}'
+        printf '\n{"text": ""}\n'
+      } > "$work/jsonl/seeds/documents-and-chats.jsonl"
+      head -c 4096 tests/data/text/code-calib.txt > "$work/jsonl/seeds/plain.txt"
       ;;
     kl_base)
       # llama-perplexity's file cut after its header and first tokens, and a whole small file in its layout:

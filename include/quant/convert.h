@@ -18,6 +18,7 @@
 #include "quant/atomic_file.h"
 #include "quant/error.h"
 #include "quant/formats.h"
+#include "quant/imatrix.h"
 #include "quant/plan.h"
 #include "quant/report.h"
 
@@ -36,6 +37,11 @@ struct ImatrixOptions {
   std::string path;  // recorded in `quantize.imatrix.file` exactly as given here; empty: none
   std::vector<std::string> include_weights;  // keep only entries whose name contains one of these
   std::vector<std::string> exclude_weights;  // drop entries whose name contains one of these
+  // Or one computed in this run from a calibration text (`--calibration-text`): imatrix_from_text over the input
+  // with these options (text_path set), after the plans and before the conversion reads the input. Used as a
+  // file's would be and recorded as llama-quantize records one, without quantize.imatrix.file (there is no
+  // file). A dry run plans as if it were there and does not compute it. Not together with `path`.
+  std::optional<TextImatrixOptions> calibration_text;
 };
 
 // How tensors stream from the input to the outputs.

@@ -62,6 +62,17 @@ struct ModelQuality {
   double seconds = 0;
 };
 
+// The importance matrix a conversion computed from a calibration text (`--calibration-text`, docs/imatrix.md).
+struct TextImatrixSummary {
+  std::string text;
+  int64_t n_ctx = 0;
+  int64_t chunks = 0;
+  int64_t tokens = 0;   // evaluated
+  int64_t entries = 0;  // weights in the matrix (after --include-weights / --exclude-weights)
+  std::optional<double> perplexity;  // llama-imatrix's estimate over the text
+  double seconds = 0;
+};
+
 struct ConversionReport {
   std::string input;
   std::string output;
@@ -79,6 +90,7 @@ struct ConversionReport {
   bool replaced_existing = false;     // the output replaced an existing file (--force)
   std::vector<std::string> warnings;  // for the user: the library never prints them itself
   std::optional<ModelQuality> quality;  // set when the output was scored against the input
+  std::optional<TextImatrixSummary> imatrix_from_text;  // set when the run computed its importance matrix
 
   double ratio() const { return output_bytes == 0 ? 0.0 : double(input_bytes) / double(output_bytes); }
   // Bits per weight of the tensor data written (all tensors).
@@ -97,6 +109,7 @@ double process_cpu_seconds();
 nlohmann::json to_json(const ErrorStats& stats);
 nlohmann::json to_json(const TensorReport& tensor);
 nlohmann::json to_json(const ModelQuality& quality);
+nlohmann::json to_json(const TextImatrixSummary& summary);
 nlohmann::json to_json(const ConversionReport& report);
 
 }  // namespace quant

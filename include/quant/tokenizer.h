@@ -100,9 +100,10 @@ struct Vocabulary {
 };
 
 // Reads the vocabulary from GGUF metadata. `source` names the file in messages. A missing required key, a key
-// of the wrong type (as strict as llama.cpp's loader: ids are u32, flags bool), arrays whose lengths disagree
-// with the token list or a special id outside the vocabulary is ErrorKind::invalid_input naming the source and
-// key. Names (model, pre-tokenizer) are read as stored; Tokenizer::create judges them and the token list.
+// of the wrong type (as strict as llama.cpp's loader: ids are u32, flags bool) or arrays whose lengths disagree
+// with the token list is ErrorKind::invalid_input naming the source and key. Names (model, pre-tokenizer) and
+// special ids are read as stored; Tokenizer::create judges them and the token list (a special id outside the
+// vocabulary is a warning there and the default id stays, as in llama.cpp).
 Result<Vocabulary> load_vocabulary(std::span<const KeyValue> metadata, std::string_view source);
 Result<Vocabulary> load_vocabulary(const GgufFile& file);
 

@@ -53,7 +53,9 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
   // A source that defines this type's bytes (a Hugging Face checkpoint written as convert_hf_to_gguf.py writes
   // its outtypes) plans it itself, unless per-tensor options ask for llama-quantize's rules.
   const TypeChoices& types = request.types;
-  const bool has_imatrix = importance != nullptr && importance->record.has_value();
+  // A calibration text's matrix is computed after the plans: they are made as if it were there.
+  const bool has_imatrix =
+      (importance != nullptr && importance->record.has_value()) || request.imatrix.calibration_text.has_value();
   const bool per_tensor_options = types.pure || types.leave_output_tensor || types.output_tensor_type ||
                                   types.token_embedding_type || !types.tensor_types.empty() || has_imatrix;
   if (!target.file_type->copy_only && !per_tensor_options) {
@@ -194,17 +196,27 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   const std::vector<PlanTensor> tensors = convert_internal::plan_tensors(input);
 
   // 2. The importance matrix, if any.
+  if (!request.imatrix.path.empty() && request.imatrix.calibration_text) {
+    return usage_error("--imatrix and --calibration-text both give the importance matrix: use one");
+  }
   std::optional<LoadedImportance> importance;
   if (!request.imatrix.path.empty()) {
     QUANT_ASSIGN_OR_RETURN(importance, convert_internal::load_importance(request.imatrix));
   }
-  const bool has_imatrix = importance && importance->record.has_value();
+  // A calibration text is computed after the plans (a bad type name should not wait for it); they are made as
+  // if its matrix were there, which it is unless the run fails.
+  bool has_imatrix =
+      (importance && importance->record.has_value()) || request.imatrix.calibration_text.has_value();
 
   // 3. Plan every target and check every output path before anything is created. Every file this run reads is
   //    protected from being an output.
   OutputPolicy policy = request.output;
   for (const std::string& read : {request.input, request.imatrix.path, request.calibration_table}) {
     if (!read.empty()) policy.inputs.push_back(read);
+  }
+  if (const auto& text = request.imatrix.calibration_text) {  // the calibration text and the imatrices it merges
+    policy.inputs.push_back(text->text_path);
+    for (const std::string& file : text->in_files) policy.inputs.push_back(file);
   }
   for (const TensorInfo& tensor : input.tensors()) {  // a source's own files (shards, safetensors of a folder)
     const std::string& file = input.file_of(tensor);
@@ -244,6 +256,13 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     if (!request.dry_run) return std::move(usable).error();
     warnings.push_back(fmt::format("a real run would stop here: {}", usable.error().message()));
   }
+
+  if (request.imatrix.calibration_text && !request.dry_run) {
+    // One read of the model for the statistics; the conversion below reads it again. After every output path was
+    // checked: a refusal does not wait for the forward passes.
+    QUANT_ASSIGN_OR_RETURN(importance, convert_internal::compute_importance(request.imatrix, input));
+  }
+  has_imatrix = importance && importance->record.has_value();
 
   // 4. Each output's metadata, then its writer (a dry run only sizes the file it would write).
   std::vector<KvOverride> overrides = request.kv_overrides;
@@ -338,6 +357,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     report.parameters = int64_t(input.total_elements());
     report.replaced_existing = replaced[t];
     report.warnings = warnings;
+    if (importance) report.imatrix_from_text = importance->summary;
     if (target.writer) {
       // The writer hashed every byte as it wrote it: no second pass over the file.
       report.output_sha256 = target.writer->sha256_hex();

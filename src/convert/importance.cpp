@@ -4,9 +4,10 @@
 
 namespace quant::convert_internal {
 
-Result<LoadedImportance> load_importance(const ImatrixOptions& options) {
-  LoadedImportance loaded;
-  QUANT_ASSIGN_OR_RETURN(loaded.matrix, read_imatrix(options.path));
+namespace {
+
+// --include-weights / --exclude-weights, remembering what they dropped so that messages can say so.
+Status apply_filters(LoadedImportance& loaded, const ImatrixOptions& options) {
   std::set<std::string> before;
   for (const auto& [name, entry] : loaded.matrix.entries) before.insert(name);
   QUANT_TRY(filter_imatrix(loaded.matrix, options.include_weights, options.exclude_weights));
@@ -19,6 +20,15 @@ Result<LoadedImportance> load_importance(const ImatrixOptions& options) {
     loaded.filter += fmt::format("{}{} {}", loaded.filter.empty() ? "" : " ",
                                  include ? "--include-weights" : "--exclude-weights", pattern);
   }
+  return Status::success();
+}
+
+}  // namespace
+
+Result<LoadedImportance> load_importance(const ImatrixOptions& options) {
+  LoadedImportance loaded;
+  QUANT_ASSIGN_OR_RETURN(loaded.matrix, read_imatrix(options.path));
+  QUANT_TRY(apply_filters(loaded, options));
   loaded.record = imatrix_record(loaded.matrix, options.path);
   return loaded;
 }
@@ -32,30 +42,44 @@ std::string missing_importance_reason(const LoadedImportance* importance, const 
   return "the importance matrix has no data for it";
 }
 
+Result<LoadedImportance> compute_importance(const ImatrixOptions& options, const ModelSource& input) {
+  LoadedImportance loaded;
+  QUANT_ASSIGN_OR_RETURN(ImatrixCollection collection, imatrix_from_text(input, *options.calibration_text));
+  loaded.matrix = importance_matrix(collection);
+  QUANT_TRY(apply_filters(loaded, options));
+  // As llama-quantize records a file's imatrix, less the file name: there is none.
+  loaded.record = imatrix_record(loaded.matrix, std::nullopt);
+  if (!loaded.record) {
+    return usage_error("--include-weights / --exclude-weights leave no entry of the imatrix computed from the "
+                       "calibration text");
+  }
+  const TextImatrixStats& text = *collection.text;
+  TextImatrixSummary summary;
+  summary.text = text.text;
+  summary.n_ctx = text.n_ctx;
+  summary.chunks = text.chunks;
+  summary.tokens = text.tokens_evaluated;
+  summary.entries = int64_t(loaded.matrix.entries.size());
+  summary.perplexity = text.perplexity;
+  summary.seconds = text.seconds + text.tokenize_seconds;
+  loaded.summary = summary;
+  return loaded;
+}
+
 std::vector<KvOverride> imatrix_overrides(const ImatrixRecord& record) {
   std::vector<KvOverride> keys;
-  KvOverride file;
-  file.key = "quantize.imatrix.file";
-  file.kind = KvOverride::Kind::string;
-  file.string_value = record.file;
-  keys.push_back(file);
-  if (record.dataset) {
-    KvOverride dataset = file;
-    dataset.key = "quantize.imatrix.dataset";
-    dataset.string_value = *record.dataset;
-    keys.push_back(dataset);
-  }
-  KvOverride entries;
-  entries.key = "quantize.imatrix.entries_count";
-  entries.kind = KvOverride::Kind::integer;
-  entries.int_value = record.entries_count;
-  keys.push_back(entries);
-  if (record.chunks_count) {
-    KvOverride chunks = entries;
-    chunks.key = "quantize.imatrix.chunks_count";
-    chunks.int_value = *record.chunks_count;
-    keys.push_back(chunks);
-  }
+  auto add = [&keys](const char* key, KvOverride::Kind kind, std::string text, int64_t number) {
+    KvOverride o;
+    o.key = key;
+    o.kind = kind;
+    o.string_value = std::move(text);
+    o.int_value = number;
+    keys.push_back(std::move(o));
+  };
+  if (record.file) add("quantize.imatrix.file", KvOverride::Kind::string, *record.file, 0);
+  if (record.dataset) add("quantize.imatrix.dataset", KvOverride::Kind::string, *record.dataset, 0);
+  add("quantize.imatrix.entries_count", KvOverride::Kind::integer, "", record.entries_count);
+  if (record.chunks_count) add("quantize.imatrix.chunks_count", KvOverride::Kind::integer, "", *record.chunks_count);
   return keys;
 }
 

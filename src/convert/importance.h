@@ -18,10 +18,14 @@ struct LoadedImportance {
   std::optional<ImatrixRecord> record;  // empty when no entry is left: then no imatrix is used at all
   std::set<std::string> filtered_out;   // entries the file has that --include/--exclude-weights dropped
   std::string filter;                   // that option, for messages ("--include-weights attn_q"); or empty
+  std::optional<TextImatrixSummary> summary;  // computed from options.calibration_text
 };
 
 // Reads options.path (GGUF imatrix, else legacy .dat) and applies the include/exclude filters.
 Result<LoadedImportance> load_importance(const ImatrixOptions& options);
+// Computes the imatrix of options.calibration_text over the input (imatrix_from_text), applies the filters, and
+// records it without a file name.
+Result<LoadedImportance> compute_importance(const ImatrixOptions& options, const ModelSource& input);
 
 // Why a tensor that needs importance data has none: the filter dropped its entry, or the file has none.
 std::string missing_importance_reason(const LoadedImportance* importance, const std::string& tensor);

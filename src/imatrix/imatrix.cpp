@@ -1,5 +1,4 @@
-// Reading either imatrix format as llama-quantize does, its weight filters and the keys it records, and the
-// accumulation of squared activations as llama-imatrix does it for dense weights.
+// Reading either imatrix format as llama-quantize does, its weight filters and the keys it records.
 #include "quant/imatrix.h"
 
 #include <fmt/format.h>
@@ -63,59 +62,17 @@ Status filter_imatrix(ImportanceMatrix& imatrix, const std::vector<std::string>&
   return Status::success();
 }
 
-std::optional<ImatrixRecord> imatrix_record(const ImportanceMatrix& imatrix, const std::string& path_as_given) {
+std::optional<ImatrixRecord> imatrix_record(const ImportanceMatrix& imatrix,
+                                            const std::optional<std::string>& path_as_given) {
   // llama-quantize copies strings into a 128-byte override buffer: at most 127 bytes survive.
   constexpr size_t kMaxStringBytes = 127;
   if (imatrix.entries.empty()) return std::nullopt;
   ImatrixRecord record;
-  record.file = path_as_given.substr(0, kMaxStringBytes);
+  if (path_as_given) record.file = path_as_given->substr(0, kMaxStringBytes);
   if (!imatrix.datasets.empty()) record.dataset = imatrix.datasets.front().substr(0, kMaxStringBytes);
   record.entries_count = static_cast<uint32_t>(imatrix.entries.size());
   if (imatrix.chunk_count > 0) record.chunks_count = static_cast<uint32_t>(imatrix.chunk_count);
   return record;
-}
-
-Result<bool> ImatrixAccumulator::add_batch(const std::string& weight, int64_t tokens, int64_t features,
-                                           const float* values) {
-  if (tokens < kMinTokens) return false;
-  if (features < 1) return invalid_input("activations have no features").in_tensor(weight);
-  auto [it, inserted] = sums_.try_emplace(weight);
-  Sums& s = it->second;
-  if (inserted) {
-    s.in_sum2.assign(static_cast<size_t>(features), 0.0f);
-  } else if (int64_t(s.in_sum2.size()) != features) {
-    return invalid_input(fmt::format("batch has {} features but earlier batches of this weight have {}", features,
-                                     s.in_sum2.size())).in_tensor(weight);
-  }
-  float* acc = s.in_sum2.data();
-  for (int64_t t = 0; t < tokens; ++t) {
-    const float* x = values + t * features;
-    // One float32 product and sum per value, token after token, as llama-imatrix accumulates.
-    for (int64_t j = 0; j < features; ++j) acc[j] += x[j] * x[j];
-  }
-  for (int64_t j = 0; j < features; ++j) {
-    if (!std::isfinite(acc[j])) {
-      return invalid_input(fmt::format("sum of squared activations of column {} is not finite after batch {}", j,
-                                       s.batches)).in_tensor(weight);
-    }
-  }
-  s.count += tokens;
-  s.batches += 1;
-  return true;
-}
-
-int64_t ImatrixAccumulator::chunk_count() const {
-  int64_t most = 0;
-  for (const auto& [name, s] : sums_) most = std::max(most, s.batches);
-  return most;
-}
-
-int64_t ImatrixAccumulator::chunk_size() const {
-  const int64_t chunks = chunk_count();
-  if (chunks == 0) return 0;
-  int64_t most_tokens = 0;
-  for (const auto& [name, s] : sums_) most_tokens = std::max(most_tokens, s.count);
-  return (most_tokens + chunks - 1) / chunks;
 }
 
 }  // namespace quant

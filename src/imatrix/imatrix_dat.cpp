@@ -1,7 +1,7 @@
 // The legacy .dat imatrix format (llama-imatrix --output-format dat), little-endian:
 //   i32 n_entries | n_entries x { i32 name length | name | i32 ncall | i32 nval | f32 v[nval] }
 //   [ i32 chunk_count | i32 dataset length | dataset name ]   (optional trailer)
-// with v = (in_sum2 / count) * ncall and ncall = ceil(count / chunk_size), entries sorted by name.
+// with v = (in_sum2 / count) * ncall and ncall = ceil(largest count / chunk_size), entries sorted by name.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -131,23 +131,26 @@ Status write_imatrix_dat(const std::string& path, const std::map<std::string, Im
   if (metadata.chunk_count > kI32Max) return impossible("chunk count does not fit the .dat format's i32").in_file(path);
   std::vector<uint8_t> out;
   int64_t n_entries = 0;
-  for (const auto& [name, s] : sums) n_entries += s.count > 0 ? 1 : 0;
+  for (const auto& [name, s] : sums) n_entries += s.max_count() > 0 ? 1 : 0;
   if (n_entries == 0) return impossible("no weight received a batch of at least 16 tokens: nothing to write").in_file(path);
   put_i32(out, n_entries);
   for (const auto& [name, s] : sums) {
-    if (s.count == 0) continue;  // llama-imatrix leaves weights without data out of .dat files
-    if (name.size() > size_t(kI32Max) || s.in_sum2.size() > size_t(kI32Max)) {
+    if (s.max_count() == 0) continue;  // llama-imatrix leaves weights without data out of .dat files
+    if (name.size() > size_t(kI32Max) || s.in_sum2.size() > size_t(kI32Max) || s.in_sum2.size() % s.counts.size() != 0) {
       return impossible("entry too large for the .dat format").in_file(path).in_tensor(name);
     }
-    // Ceiling division, so a weight seen at all has ncall >= 1.
-    const int64_t ncall = (s.count + metadata.chunk_size - 1) / metadata.chunk_size;
+    // Ceiling division of the largest count, so a weight seen at all has ncall >= 1.
+    const int64_t ncall = (s.max_count() + metadata.chunk_size - 1) / metadata.chunk_size;
     if (ncall > kI32Max) return impossible("call count does not fit the .dat format's i32").in_file(path).in_tensor(name);
     put_i32(out, int64_t(name.size()));
     out.insert(out.end(), name.begin(), name.end());
     put_i32(out, ncall);
     put_i32(out, int64_t(s.in_sum2.size()));
-    const float count = static_cast<float>(s.count);
-    for (float sum : s.in_sum2) {
+    const size_t per_expert = s.in_sum2.size() / s.counts.size();
+    for (size_t i = 0; i < s.in_sum2.size(); ++i) {
+      float count = static_cast<float>(s.counts[i / per_expert]);
+      float sum = s.in_sum2[i];
+      if (count == 0.0f) sum = count = 1.0f;  // llama-imatrix stores 1 for an expert without data
       const float v = (sum / count) * static_cast<float>(ncall);  // llama-imatrix's order of operations
       uint8_t bytes[4];
       std::memcpy(bytes, &v, 4);
@@ -155,7 +158,8 @@ Status write_imatrix_dat(const std::string& path, const std::map<std::string, Im
     }
   }
   put_i32(out, metadata.chunk_count);
-  const std::string dataset = metadata.datasets.empty() ? std::string() : metadata.datasets.front();
+  // llama-imatrix names the text it read, or without one the last dataset of the files it merged.
+  const std::string dataset = metadata.datasets.empty() ? std::string() : metadata.datasets.back();
   put_i32(out, int64_t(dataset.size()));
   out.insert(out.end(), dataset.begin(), dataset.end());
   return write_file_atomically(path, out, policy);

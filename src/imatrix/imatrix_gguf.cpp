@@ -136,24 +136,35 @@ Status write_imatrix_gguf(const std::string& path, const std::map<std::string, I
   }
   if (sums.empty()) return impossible("no weight received a batch of at least 16 tokens: nothing to write").in_file(path);
   QUANT_TRY(check_output_path(path, policy));
+  for (const auto& [name, s] : sums) {
+    if (s.counts.empty() || s.in_sum2.empty() || s.in_sum2.size() % s.counts.size() != 0) {
+      return impossible(fmt::format("{} sums for {} counts", s.in_sum2.size(), s.counts.size())).in_file(path).in_tensor(name);
+    }
+  }
   QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(path));
   QUANT_TRY(writer.add_metadata("general.type", Value::string("imatrix")));
   QUANT_TRY(writer.add_metadata(kDatasetsKey, Value::array_of_strings(std::span<const std::string>(metadata.datasets))));
   QUANT_TRY(writer.add_metadata(kChunkCountKey, Value::u32(static_cast<uint32_t>(metadata.chunk_count))));
   QUANT_TRY(writer.add_metadata(kChunkSizeKey, Value::u32(static_cast<uint32_t>(metadata.chunk_size))));
-  // ggml stores [n, 1] as one dimension (trailing ones are dropped), so dense weights get [n] and [1].
+  // llama-imatrix makes [n_per_row, n_expert] and [1, n_expert] tensors; ggml drops trailing dimensions of 1, so
+  // dense weights get [n_per_row] and [1].
   for (const auto& [name, s] : sums) {
-    QUANT_TRY(writer.add_tensor(name + std::string(kSumsSuffix), TypeId::f32, {int64_t(s.in_sum2.size())}));
-    QUANT_TRY(writer.add_tensor(name + std::string(kCountsSuffix), TypeId::f32, {1}));
+    const int64_t experts = s.n_expert();
+    const std::vector<int64_t> sums_shape = experts > 1 ? std::vector<int64_t>{s.n_per_row(), experts}
+                                                        : std::vector<int64_t>{s.n_per_row()};
+    const std::vector<int64_t> counts_shape = experts > 1 ? std::vector<int64_t>{1, experts} : std::vector<int64_t>{1};
+    QUANT_TRY(writer.add_tensor(name + std::string(kSumsSuffix), TypeId::f32, sums_shape));
+    QUANT_TRY(writer.add_tensor(name + std::string(kCountsSuffix), TypeId::f32, counts_shape));
   }
   QUANT_TRY(writer.begin());
   for (const auto& [name, s] : sums) {
     QUANT_TRY(writer.write_tensor(name + std::string(kSumsSuffix),
                                   std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.in_sum2.data()),
                                                            s.in_sum2.size() * sizeof(float))));
-    const float count = static_cast<float>(s.count);
+    std::vector<float> counts(s.counts.begin(), s.counts.end());  // stored as F32, as llama-imatrix does
     QUANT_TRY(writer.write_tensor(name + std::string(kCountsSuffix),
-                                  std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&count), sizeof(float))));
+                                  std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(counts.data()),
+                                                           counts.size() * sizeof(float))));
   }
   return writer.commit(policy);
 }

@@ -125,6 +125,16 @@ nlohmann::json to_json(const ModelQuality& q) {
           {"seconds", q.seconds}};
 }
 
+nlohmann::json to_json(const TextImatrixSummary& s) {
+  return {{"text", s.text},
+          {"n_ctx", s.n_ctx},
+          {"chunks", s.chunks},
+          {"tokens", s.tokens},
+          {"entries", s.entries},
+          {"perplexity", s.perplexity ? nlohmann::json(*s.perplexity) : nlohmann::json(nullptr)},
+          {"seconds", s.seconds}};
+}
+
 nlohmann::json to_json(const ConversionReport& r) {
   nlohmann::json tensors = nlohmann::json::array();
   for (const TensorReport& t : r.tensors) tensors.push_back(to_json(t));
@@ -148,6 +158,7 @@ nlohmann::json to_json(const ConversionReport& r) {
             {"threads", r.threads},
             {"output_sha256", r.dry_run ? nlohmann::json(nullptr) : nlohmann::json(r.output_sha256)}}}};
   if (r.quality) out["model"] = to_json(*r.quality);
+  if (r.imatrix_from_text) out["imatrix_from_text"] = to_json(*r.imatrix_from_text);
   return out;
 }
 

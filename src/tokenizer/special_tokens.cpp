@@ -91,9 +91,10 @@ Status TokenizerImpl::resolve_special_tokens() {
     if (*role.id >= 0 && size_t(*role.id) >= n_tokens) *role.id = kNoToken;
     if (!role.stored->has_value()) continue;
     if (**role.stored >= n_tokens) {
-      return invalid_input(fmt::format("metadata key 'tokenizer.ggml.{}' is {}, outside the vocabulary of {} tokens",
-                                       role.key, **role.stored, n_tokens))
-          .in_file(source);
+      // llama_vocab::impl::load: "bad special token", and the default stays.
+      warnings.push_back(fmt::format("tokenizer.ggml.{} = {} is outside the vocabulary of {} tokens: using the default "
+                                     "id {}, as llama.cpp does", role.key, **role.stored, n_tokens, *role.id));
+      continue;
     }
     *role.id = TokenId(**role.stored);
   }

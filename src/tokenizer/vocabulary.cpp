@@ -1,7 +1,9 @@
 // Reading and writing the `tokenizer.ggml.*` metadata (llama.cpp's llama_vocab::impl::load and gguf-py's
 // writer). Types are checked as strictly as llama.cpp's model loader checks them (a u32 id stored as i32 is
-// refused there too); consistency is checked more strictly than llama.cpp does: it only warns about a special
-// id outside the vocabulary and accepts score or type arrays longer than the token list, which we refuse.
+// refused there too); consistency is checked more strictly than llama.cpp does: it accepts score or type arrays
+// longer than the token list, which we refuse. A special id outside the vocabulary is kept as stored: llama.cpp
+// warns and keeps its default (Tokenizer::create does the same), and real files carry one (llama.cpp's llama2.c
+// converter writes 4294967295 for "no separator").
 #include <fmt/format.h>
 
 #include <unordered_map>
@@ -177,9 +179,6 @@ Result<Vocabulary> load_vocabulary(std::span<const KeyValue> metadata, std::stri
   for (const SpecialKey& special : kSpecialKeys) {
     QUANT_ASSIGN_OR_RETURN(std::optional<uint32_t> id, reader.u32(special.key));
     if (!id) continue;
-    if (*id >= n_tokens) {
-      return reader.error(special.key, fmt::format("is {}, outside the vocabulary of {} tokens", *id, n_tokens));
-    }
     vocab.special.*special.field = id;
   }
   for (const FlagKey& flag : kFlagKeys) {

@@ -2,10 +2,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "interrupt.h"
 #include "progress.h"
 #include "quant/convert.h"
 #include "quant/eval.h"
@@ -14,21 +14,6 @@
 
 namespace quant::cli {
 namespace {
-
-std::atomic<bool> g_interrupted{false};
-
-extern "C" void on_interrupt(int) { g_interrupted.store(true); }
-
-// SIGINT and SIGTERM ask the conversion to stop at the next chunk; it then removes its temporary files and
-// we exit 130. A second signal while stopping has the default effect.
-void install_interrupt_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_interrupt;
-  action.sa_flags = SA_RESETHAND;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
 
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
@@ -51,6 +36,9 @@ struct ConvertArgs {
   std::vector<std::string> override_kv;
   CLI::Option* output_option = nullptr;
   CLI::Option* to_option = nullptr;
+  // --calibration-text: the importance matrix computed in this run (docs/imatrix.md).
+  std::string calibration_text;
+  int64_t calibration_ctx = 512, calibration_chunks = -1;
   // Scoring the outputs against the input (docs/eval.md).
   std::string eval_text;
   int64_t eval_ctx = 0, eval_chunks = -1;
@@ -74,8 +62,17 @@ Status complete_request(ConvertArgs& args) {
   if (!imatrix.include_weights.empty() && !imatrix.exclude_weights.empty()) {
     return usage_error("--include-weights and --exclude-weights cannot be combined");
   }
-  if ((!imatrix.include_weights.empty() || !imatrix.exclude_weights.empty()) && imatrix.path.empty()) {
-    return usage_error("--include-weights / --exclude-weights need --imatrix");
+  if ((!imatrix.include_weights.empty() || !imatrix.exclude_weights.empty()) && imatrix.path.empty() &&
+      args.calibration_text.empty()) {
+    return usage_error("--include-weights / --exclude-weights need --imatrix or --calibration-text");
+  }
+  if (!args.calibration_text.empty()) {
+    TextImatrixOptions text;
+    text.text_path = args.calibration_text;
+    text.n_ctx = args.calibration_ctx;
+    text.max_chunks = args.calibration_chunks;
+    text.threads = request.threads;
+    request.imatrix.calibration_text = text;
   }
   if (request.threads < 0) return usage_error("--threads must be 0 (all cores) or more");
   if (!args.output_tensor_type.empty()) {
@@ -126,9 +123,15 @@ int run_convert(ConvertArgs& args, const GlobalOptions& globals) {
     request.stream.progress = [&progress](uint64_t done, uint64_t total, const std::string& tensor) {
       progress.update(done, total, tensor);
     };
+    if (request.imatrix.calibration_text) {
+      request.imatrix.calibration_text->progress = [&progress](const TextImatrixProgress& p) {
+        progress.update(uint64_t(p.chunks_done), uint64_t(p.chunks_total),
+                        fmt::format("imatrix: {}/{} chunks", p.chunks_done, p.chunks_total));
+      };
+    }
   }
-  install_interrupt_handlers();
-  request.stream.cancel = &g_interrupted;
+  request.stream.cancel = install_interrupt_handlers();
+  if (request.imatrix.calibration_text) request.imatrix.calibration_text->cancel = request.stream.cancel;
   log_request(request);
   auto reports = convert(request);
   progress.finish();
@@ -204,6 +207,16 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   app.add_flag("--pure", request.types.pure, "Give every quantizable tensor the one type: no mix rules")
       ->group("Conversion");
   app.add_option("--imatrix", request.imatrix.path, "Importance matrix (llama.cpp GGUF imatrix or legacy .dat)")
+      ->group("Conversion");
+  app.add_option("--calibration-text", args->calibration_text,
+                 "Compute the importance matrix in this run from a text (plain or JSONL), as llama-imatrix would, "
+                 "and use it as --imatrix would (docs/imatrix.md)")
+      ->group("Conversion");
+  app.add_option("--calibration-ctx", args->calibration_ctx,
+                 "Tokens per chunk for --calibration-text (default 512, llama-imatrix's)")
+      ->group("Conversion");
+  app.add_option("--calibration-chunks", args->calibration_chunks,
+                 "Use at most this many chunks of --calibration-text (default -1: all)")
       ->group("Conversion");
   app.add_option("--include-weights", request.imatrix.include_weights,
                  "Use importance data only for tensors whose name contains this (repeatable)")->allow_extra_args(false)

@@ -66,6 +66,12 @@ void print_report(std::ostream& out, const ConversionReport& r, bool all_tensors
     out << fmt::format("  memory      peak RSS {}\n", human_bytes(r.peak_rss_bytes));
     out << fmt::format("  sha256      {}\n", r.output_sha256);
   }
+  if (r.imatrix_from_text) {
+    const TextImatrixSummary& m = *r.imatrix_from_text;
+    out << fmt::format("  imatrix     {} weights from {} chunks of {} tokens of {}{} in {:.2f} s\n", m.entries, m.chunks,
+                       m.n_ctx, m.text, m.perplexity ? fmt::format(" (PPL {:.4f})", *m.perplexity) : std::string(),
+                       m.seconds);
+  }
   if (r.quality) {
     const ModelQuality& q = *r.quality;
     out << fmt::format("  model       PPL {:.4f} ± {:.4f} (input {:.4f}), KLD {:.6f} ± {:.6f} (99% {:.4f}, max {:.4f}), "
