@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Whole-conversion benchmark: our `quantize` against llama.cpp's `llama-quantize` on a synthetic llama model.
 #
-# Generates the model (and its importance matrix) with make_synthetic_model if missing, then runs, for q8_0,
-# q4_0, Q4_K_M and Q4_K_M with the imatrix, our quantize and (when LLAMA_QUANTIZE is set) llama-quantize,
-# alternately, RUNS times each, under /usr/bin/time -v, with the same threads and default options. Prints a
-# markdown table of medians (wall, CPU, peak RSS, ratios) and whether our output's sha256 equals the peer's.
-# Also times `cat model > /dev/null` and `cp model copy` as the floor any conversion is measured against.
+# Generates the model (and its importance matrix) with make_synthetic_model if missing, then runs, for each case
+# (by default q8_0, q4_0, Q4_K_M and Q4_K_M with the imatrix), our quantize and (when LLAMA_QUANTIZE is set)
+# llama-quantize, alternately, RUNS times each, under /usr/bin/time -v, with the same threads and default
+# options. Prints a markdown table of medians (wall, CPU, peak RSS, ratios) and whether our output's sha256
+# equals the peer's. Also times `cat model > /dev/null` and `cp model copy` as the floor any conversion is
+# measured against.
 #
 # Usage: bench/run_whole.sh            (from the repository root, after building quantize and make_synthetic_model)
 # Environment (all optional):
@@ -15,7 +16,8 @@
 #   SHAPE="--n-embd 2048 ..."  other make_synthetic_model options (widths, vocabulary, seed)
 #   THREADS=2                  threads for both tools
 #   RUNS=3                     runs per tool and case; medians are quoted
-#   CASES="q8_0 q4_0 Q4_K_M Q4_K_M+imatrix"
+#   CASES="q8_0 q4_0 Q4_K_M Q4_K_M+imatrix"   a case is a llama-quantize type name, +imatrix to pass the imatrix;
+#                              CASES=lowbit is the i-quant and Q2_K/Q3_K mixes with the imatrix (docs/performance.md)
 #   LLAMA_QUANTIZE=/path/to/llama-quantize   the peer; without it only our numbers are printed
 set -euo pipefail
 
@@ -26,6 +28,10 @@ SHAPE=${SHAPE:-}
 THREADS=${THREADS:-2}
 RUNS=${RUNS:-3}
 CASES=${CASES:-"q8_0 q4_0 Q4_K_M Q4_K_M+imatrix"}
+if [[ $CASES == lowbit ]]; then
+  CASES=""
+  for type in IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ3_XXS IQ3_S IQ4_XS IQ4_NL Q2_K Q3_K_M; do CASES+=" $type+imatrix"; done
+fi
 LLAMA_QUANTIZE=${LLAMA_QUANTIZE:-}
 
 QUANTIZE=$BUILD/quantize
@@ -53,16 +59,18 @@ timed() {
   local name=$1 case=$2 run=$3; shift 3
   local log=$WORK/logs/$name-${case//+/_}-$run.time
   sync  # start every run with no dirty pages from the previous one
+  local load
+  load=$(cut -d' ' -f1 /proc/loadavg)  # how busy the (shared) machine was as the run started
   if ! /usr/bin/time -v -o "$log" "$@" > "$WORK/logs/$name-${case//+/_}-$run.out" 2>&1; then
     echo "error: $name $case failed; see $WORK/logs/$name-${case//+/_}-$run.out" >&2
     exit 1
   fi
-  awk -v name="$name" -v case="$case" -v run="$run" -F': ' '
+  awk -v name="$name" -v case="$case" -v run="$run" -v load="$load" -F': ' '
     /Elapsed \(wall clock\)/ { n = split($2, p, ":"); wall = 0; for (i = 1; i <= n; i++) wall = wall * 60 + p[i] }
     /User time \(seconds\)/ { user = $2 }
     /System time \(seconds\)/ { sys = $2 }
     /Maximum resident set size/ { rss = $2 }
-    END { printf "%s\t%s\t%s\t%.3f\t%.3f\t%d\n", name, case, run, wall, user + sys, rss }' "$log" >> "$RESULTS"
+    END { printf "%s\t%s\t%s\t%.3f\t%.3f\t%d\t%s\n", name, case, run, wall, user + sys, rss, load }' "$log" >> "$RESULTS"
 }
 
 type_of() { echo "${1%+imatrix}"; }
@@ -106,30 +114,34 @@ python3 - "$RESULTS" "$SHAS" "$MODEL" "$THREADS" "$RUNS" <<'EOF'
 import collections, os, statistics, sys
 results, shas, model, threads, runs = sys.argv[1:6]
 rows = collections.defaultdict(list)
+loads = []
 for line in open(results):
-    name, case, run, wall, cpu, rss = line.rstrip("\n").split("\t")
+    name, case, run, wall, cpu, rss, load = line.rstrip("\n").split("\t")
     rows[(name, case)].append((float(wall), float(cpu), int(rss)))
+    loads.append(float(load))
 def median(name, case):
     r = rows.get((name, case))
     if not r: return None
     return tuple(statistics.median(x[i] for x in r) for i in range(3))
 size = os.path.getsize(model)
-print(f"model: {model} ({size / 1e9:.2f} GB), threads {threads}, medians of {runs} runs\n")
+print(f"model: {model} ({size / 1e9:.2f} GB), threads {threads}, medians of {runs} runs")
+print(f"1-minute load average as the runs started: min {min(loads):.2f}, median {statistics.median(loads):.2f}, "
+      f"max {max(loads):.2f}\n")
 cat, cp = median("cat", "model"), median("cp", "model")
 print(f"baseline: cat model > /dev/null {cat[0]:.2f} s; cp model {cp[0]:.2f} s\n")
 print("| case | ours wall s | ours CPU s | ours peak RSS MiB | peer wall s | peer CPU s | peer peak RSS MiB "
-      "| speed-up | RSS ratio | ours / cp | identical |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+      "| speed-up (wall) | speed-up (CPU) | RSS ratio | ours / cp | identical |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 sha = {l.split("\t")[0]: l.rstrip("\n").split("\t")[1:] for l in open(shas)}
 for case in [l.split("\t")[0] for l in open(shas)]:
     ours, peer = median("quantize", case), median("llama-quantize", case)
     o = f"{ours[0]:.2f} | {ours[1]:.2f} | {ours[2] / 1024:.0f}"
     if peer:
         p = f"{peer[0]:.2f} | {peer[1]:.2f} | {peer[2] / 1024:.0f}"
-        ratios = f"{peer[0] / ours[0]:.1f}x | {ours[2] / peer[2]:.2f}"
+        ratios = f"{peer[0] / ours[0]:.1f}x | {peer[1] / ours[1]:.1f}x | {ours[2] / peer[2]:.2f}"
         same = "yes" if sha[case][0] == sha[case][1] else "**NO**"
     else:
-        p, ratios, same = "- | - | -", "- | -", "-"
+        p, ratios, same = "- | - | -", "- | - | -", "-"
     print(f"| {case} | {o} | {p} | {ratios} | {ours[0] / cp[0]:.1f}x | {same} |")
 print("\nsha256 (ours, peer):")
 for case, (a, b) in sha.items():

@@ -3,7 +3,12 @@
 // megabytes, mostly tensor data and long vocabularies; libFuzzer explores far better from kilobyte seeds that
 // still reach the end of a well-formed file.
 //   make_gguf_seeds OUT_DIR FILE.gguf...
+// With --split, each small copy is then cut into three shards by `quantize split`'s code and the set packed as
+// one split_fuzzer input (fuzz/split_input.h), once naming the first shard and once the last:
+//   make_gguf_seeds --split OUT_DIR FILE.gguf...
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -11,6 +16,8 @@
 #include <vector>
 
 #include "quant/gguf.h"
+#include "quant/split.h"
+#include "split_input.h"
 
 namespace {
 
@@ -77,19 +84,51 @@ quant::Status write_seed(const quant::GgufFile& input, const std::string& out_pa
   return writer.commit(replace);
 }
 
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The small copy at `small` cut into (at most) three shards, packed twice: naming the first and the last shard.
+quant::Status write_split_seeds(const std::string& small, const std::string& out_dir, const std::string& name) {
+  const std::string prefix = small + "-shard";
+  QUANT_ASSIGN_OR_RETURN(quant::GgufFile file, quant::GgufFile::open(small));
+  quant::ShardLimits limits;
+  limits.max_tensors = std::max<uint64_t>(1, (file.tensors().size() + 2) / 3);
+  QUANT_ASSIGN_OR_RETURN(quant::SplitJobReport report, quant::split_model(small, prefix, limits, {}));
+  std::vector<std::vector<uint8_t>> shards;
+  for (const quant::ShardReport& shard : report.files) {
+    shards.push_back(file_bytes(shard.path));
+    std::filesystem::remove(shard.path);
+  }
+  if (shards.size() > quant::fuzz::kMaxFuzzShards) return quant::Status::success();
+  for (uint32_t named : {0u, uint32_t(shards.size() - 1)}) {
+    const std::vector<uint8_t> packed = quant::fuzz::pack_shard_set(named, shards);
+    std::ofstream out(out_dir + "/split-" + std::to_string(named) + "-" + name, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(packed.data()), std::streamsize(packed.size()));
+  }
+  return quant::Status::success();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: make_gguf_seeds OUT_DIR FILE.gguf...\n");
+  const bool split = argc > 1 && std::string(argv[1]) == "--split";
+  if (argc < 3 + int(split)) {
+    std::fprintf(stderr, "usage: make_gguf_seeds [--split] OUT_DIR FILE.gguf...\n");
     return 2;
   }
+  const std::string out_dir = argv[1 + int(split)];
   int failures = 0;
-  for (int i = 2; i < argc; ++i) {
+  for (int i = 2 + int(split); i < argc; ++i) {
     auto input = quant::GgufFile::open(argv[i]);
-    const std::string out = (std::filesystem::path(argv[1]) /
-                             ("small-" + std::filesystem::path(argv[i]).filename().string())).string();
+    const std::string name = std::filesystem::path(argv[i]).filename().string();
+    const std::string out = (std::filesystem::path(out_dir) / ("small-" + name)).string();
     quant::Status status = input ? write_seed(*input, out) : quant::Status(input.error());
+    if (status && split) {
+      status = write_split_seeds(out, out_dir, name);
+      std::filesystem::remove(out);
+    }
     if (!status) {
       std::fprintf(stderr, "make_gguf_seeds: %s\n", status.error().message().c_str());
       ++failures;

@@ -25,7 +25,7 @@ mode=""
 seconds=""
 runs=""
 seed=1
-targets="gguf dequantize dataset imatrix hf kl_base jsonl"
+targets="gguf dequantize dataset imatrix hf split kl_base jsonl tokenizer sensitivity_cache"
 build=1
 jobs=1
 while [ $# -gt 0 ]; do
@@ -61,11 +61,13 @@ regressions="tests/data/fuzz-regressions"
 # or a process above the RSS limit, is a finding; so is one input taking more than the timeout.
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=20)
 # Longest input libFuzzer builds, per target: GGUF headers and dataset files need room; blocks do not.
-declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536 [hf]=16384 [kl_base]=16384 [jsonl]=8192)
+declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536 [hf]=16384 [split]=32768 [kl_base]=16384 [jsonl]=8192 [tokenizer]=65536
+                   [sensitivity_cache]=8192)
 # Executions per target in the CI (--regressions) runs: about 30-60 s each on a loaded 2-core machine. A fixed
 # count and seed make the run reproducible: a clean local run means a clean CI run. Finding new bugs is the long
 # campaign's job; CI guards against regressions and shallow bugs on changed code.
-declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000 [kl_base]=100000 [jsonl]=40000)
+declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000 [split]=30000 [kl_base]=100000 [jsonl]=40000 [tokenizer]=20000
+                   [sensitivity_cache]=100000)
 
 if [ "$build" = 1 ]; then
   if ! command -v clang++ >/dev/null 2>&1; then
@@ -76,7 +78,7 @@ if [ "$build" = 1 ]; then
     CC=clang CXX=clang++ cmake -S . -B "$build_dir" -DQUANT_FUZZ=ON -DQUANT_BUILD_TESTS=OFF \
       -DQUANT_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   fi
-  build_targets=(make_gguf_seeds)
+  build_targets=(make_gguf_seeds make_tokenizer_seeds)
   for t in $targets; do build_targets+=("${t}_fuzzer"); done
   cmake --build "$build_dir" -j "$(nproc)" --target "${build_targets[@]}"
 fi
@@ -127,6 +129,11 @@ make_seeds() {
       # Each checkpoint config of tests/data/hf, shrunk, with a consistent safetensors file (stdlib Python).
       python3 fuzz/make_hf_seeds.py tests/data/hf "$work/hf/seeds"
       ;;
+    split)
+      # Small copies of the real models, each cut into shards and packed as one input (fuzz/split_input.h).
+      "$build_dir/fuzz/make_gguf_seeds" --split "$work/split/seeds" tests/data/gguf/stories260K.gguf \
+        tests/data/models/tiny-llama-f16.gguf tests/data/gguf/mnist-fc-f32.gguf 2>/dev/null || true
+      ;;
     jsonl)
       # Calibration text as JSON Lines: documents, OpenAI-style chats (string and list-of-parts contents) and
       # ShareGPT-style chats, with lines of the real calibration text; and the plain text itself.
@@ -144,6 +151,20 @@ make_seeds() {
       head -c 2048 tests/data/eval/f16-code-calib-c256-16chunks.kld > "$work/kl_base/seeds/llama-perplexity-head"
       printf '_logits_\x04\0\0\0\x03\0\0\0\x01\0\0\0\x01\0\0\0\x02\0\0\0\0\0\0\0\x01\0\0\0''\x00\x01\x80\x37\x00\x00\x80\xc0\xff\xff\x00\x80\x00\x00\x00\x00' \
         > "$work/kl_base/seeds/small-valid"
+      ;;
+    sensitivity_cache)
+      # A cache with the fuzzer's expected fingerprint, and one from another model (refused).
+      local head='{"format": "quantize.sensitivity", "version": 1, "unit": "KLD (nats)", "seconds": 1.5, "fingerprint": '
+      local tensors='"tensors": [{"name": "blk.0.attn_q.weight", "costs": {"f16": 0, "q4_K": 0.0012, "iq2_xs": 0.5}}, {"name": "output.weight", "costs": {"q8_0": 3.5e-05}}]}'
+      echo "$head"'{"model": "aa11", "imatrix": "bb22", "text": "none", "measurer": "weighted-error/1 values=131072"}, '"$tensors" \
+        > "$work/sensitivity_cache/seeds/valid"
+      echo "$head"'{"model": "cc33", "imatrix": "none", "text": "none", "measurer": "kld/1"}, '"$tensors" \
+        > "$work/sensitivity_cache/seeds/other-model"
+      ;;
+    tokenizer)
+      # Vocabulary files are megabytes: seeds are cut-down vocabularies (every model, many pre-tokenizers).
+      mapfile -t files < <(find tests/data/gguf/vocab tests/data/tokenizer tests/data/models -name '*.gguf' | sort)
+      "$build_dir/fuzz/make_tokenizer_seeds" "$work/tokenizer/seeds" "${files[@]}"
       ;;
   esac
   if [ -d "$regressions/$target" ]; then

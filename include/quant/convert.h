@@ -21,8 +21,17 @@
 #include "quant/imatrix.h"
 #include "quant/plan.h"
 #include "quant/report.h"
+#include "quant/split.h"
 
 namespace quant {
+
+// How every output is cut into shards (docs/cli.md, "Split outputs"): at most one of the three. Shards are named
+// PREFIX-0000i-of-0000n.gguf, PREFIX being the output path without ".gguf".
+struct OutputSplit {
+  bool keep_split = false;              // one output shard per input shard, as llama-quantize --keep-split writes
+  ShardLimits limits;                   // the whole output cut as llama-gguf-split --split-max-size / -tensors would
+  std::optional<ShardSelection> shard;  // --shard I/N: write only shard I of N shards balanced by bytes
+};
 
 struct ConvertTarget {
   std::string type_name;  // a llama-quantize TYPE: "Q4_K_M", "q8_0", "COPY", "15"...
@@ -61,6 +70,8 @@ struct ConvertRequest {
   TypeChoices types;        // per-tensor type choices, given to every target's plan as they are
   ImatrixOptions imatrix;
   std::vector<KvOverride> kv_overrides;  // --override-kv, applied after the standard keys
+
+  OutputSplit split;  // one file per output unless set
 
   // A calibration table (`quantize calibrate -o`, JSON) to embed as quantize.calibration.* keys after every
   // other key (docs/calibration.md); empty: none.

@@ -17,6 +17,7 @@
 //   log-probability, then n_vocab u16 q with log p = scale·q + minimum (a padding u16 when n_vocab is odd).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -140,6 +141,9 @@ struct EvalOptions {
   OutputPolicy save_policy;          // how save_kl_base is placed (--force, the files read)
   // Called after each pass with chunks done and the total.
   std::function<void(int64_t done, int64_t total)> progress;
+  // When set and true: stop before the next model run with ErrorKind::interrupted; a --save-kl-base file being
+  // written is removed, nothing else is written.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // The base a model is scored against.

@@ -256,7 +256,8 @@ Status check_imatrix_matches_model(const ImportanceMatrix& imatrix, const std::s
                                    const ModelSource& model);
 
 // The input features (row length, ne0) of every weight of a GGUF model that takes activations: tensors named
-// "*.weight" with at least 2 dimensions. For DatasetOptions::weight_features.
-Result<std::map<std::string, int64_t>> model_weight_features(const std::string& model_path);
+// "*.weight" with at least 2 dimensions. For DatasetOptions::weight_features. Any model open_model() reads: a
+// GGUF file, a split model (every shard's weights) or a checkpoint folder.
+std::map<std::string, int64_t> model_weight_features(const ModelSource& model);
 
 }  // namespace quant

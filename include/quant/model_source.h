@@ -64,6 +64,10 @@ class ModelSource {
   // The file that holds `tensor` (its shard for split models, its safetensors file for checkpoints): errors about
   // the tensor's bytes name it.
   virtual const std::string& file_of(const TensorInfo& tensor) const { (void)tensor; return path(); }
+  // For a split GGUF model (quant/split.h): how many shards it is stored in, and the 0-based shard holding
+  // `tensor` (llama-quantize --keep-split writes one output shard per input shard). 1 and 0 for other sources.
+  virtual uint32_t split_count() const { return 1; }
+  virtual uint32_t split_index_of(const TensorInfo& tensor) const { (void)tensor; return 0; }
 
   // The plan for writing this model as llama_ftype `file_type` when the source itself defines those bytes (see
   // SourcePlan); nullopt when it does not (then llama-quantize's rules apply to tensors()). Errors: the source

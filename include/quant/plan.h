@@ -98,6 +98,9 @@ struct PlanOptions {
   bool has_imatrix = false;           // an importance matrix with at least one entry will be used
   bool dry_run = false;               // --dry-run: a missing imatrix or a disabled requantize is not an error
   TypeChoices types;
+  // Walk the tensors in the order given rather than llama-quantize's name order: llama-quantize --keep-split sorts
+  // them by input shard and offset first, and the mix rules' counters follow whichever order is walked.
+  bool input_order = false;
   // For COPY: the input's `general.file_type`, written back unchanged; when absent the plan guesses it.
   std::optional<uint32_t> input_file_type;
 };

@@ -49,6 +49,16 @@ struct TensorReport {
   ErrorStats error;         // nothing measured (count() == 0) when copied unchanged or in a dry run
 };
 
+// One file of a split output (or of `quantize split` / `quantize merge`), written or, in a dry run, planned.
+struct ShardReport {
+  std::string path;
+  uint32_t index = 0;         // 0-based: split.no
+  uint64_t tensors = 0;
+  uint64_t tensor_bytes = 0;  // tensor data, unpadded
+  uint64_t file_bytes = 0;    // the whole file; in a dry run, what it will be
+  std::string sha256;         // empty in a dry run
+};
+
 // How an output scores against its input on a text (`--eval-text`, llama-perplexity's statistics, docs/eval.md).
 struct ModelQuality {
   std::string text;
@@ -89,6 +99,11 @@ struct ConversionReport {
   bool dry_run = false;
   bool replaced_existing = false;     // the output replaced an existing file (--force)
   std::vector<std::string> warnings;  // for the user: the library never prints them itself
+  // A split output (--keep-split, --split-max-size, --split-max-tensors, --shard): the shards written (with
+  // --shard, the one), in order; `output` is then the first of them, `output_sha256` is set only when there is one,
+  // and `shard_count` is how many the whole output has. Empty for a single-file output.
+  std::vector<ShardReport> shards;
+  uint32_t shard_count = 0;
   std::optional<ModelQuality> quality;  // set when the output was scored against the input
   std::optional<TextImatrixSummary> imatrix_from_text;  // set when the run computed its importance matrix
 
@@ -108,6 +123,7 @@ double process_cpu_seconds();
 // claims figures it did not measure.
 nlohmann::json to_json(const ErrorStats& stats);
 nlohmann::json to_json(const TensorReport& tensor);
+nlohmann::json to_json(const ShardReport& shard);
 nlohmann::json to_json(const ModelQuality& quality);
 nlohmann::json to_json(const TextImatrixSummary& summary);
 nlohmann::json to_json(const ConversionReport& report);

@@ -26,7 +26,8 @@
 #include <vector>
 
 #include "quant/error.h"
-#include "quant/gguf.h"
+#include "quant/gguf_values.h"
+#include "quant/model_source.h"
 
 namespace quant {
 
@@ -105,7 +106,8 @@ struct Vocabulary {
 // special ids are read as stored; Tokenizer::create judges them and the token list (a special id outside the
 // vocabulary is a warning there and the default id stays, as in llama.cpp).
 Result<Vocabulary> load_vocabulary(std::span<const KeyValue> metadata, std::string_view source);
-Result<Vocabulary> load_vocabulary(const GgufFile& file);
+// The vocabulary of a model (a GGUF file, a split GGUF, a Hugging Face folder: anything open_model() opens).
+Result<Vocabulary> load_vocabulary(const ModelSource& model);
 
 // The metadata a GGUF writer stores for `vocabulary` (the inverse of load_vocabulary): the tokenizer.ggml.*
 // keys that are set, in gguf-py's order, plus general.name / general.architecture when non-empty.
@@ -125,8 +127,10 @@ class Tokenizer {
   static Result<Tokenizer> create(Vocabulary vocabulary);
 
   // The token ids of `text`, exactly as llama.cpp's llama_tokenize(vocab, text, add_special, parse_special):
-  // add_special adds BOS/EOS (SEP for WPM) as the vocabulary says; parse_special also matches control tokens in
-  // the text (user-defined tokens are always matched, as in llama.cpp). Invalid UTF-8 is tokenized as llama.cpp
+  // add_special adds BOS/EOS (CLS/SEP for WPM) as the vocabulary says; parse_special also matches control tokens
+  // in the text (user-defined tokens are always matched, as in llama.cpp). How llama.cpp's tools call it:
+  // llama-perplexity tokenize(text, true, false); llama-imatrix tokenize(text, true, its --parse-special);
+  // llama-tokenize tokenize(text, add_bos() && !--no-bos, !--no-parse-special). Invalid UTF-8 is tokenized as llama.cpp
   // does (bytes it cannot decode become U+FFFD for BPE and WPM; SPM falls back to byte tokens). Fails (never
   // crashes) only where llama.cpp would abort: a code point beyond U+10FFFF reaching the BPE/WPM decoder, a
   // byte with no byte token in an SPM vocabulary, BOS/EOS requested but undefined.
@@ -139,7 +143,7 @@ class Tokenizer {
   std::string token_to_piece(TokenId id) const;
 
   int32_t n_vocab() const;
-  const std::string& token_text(TokenId id) const;  // as stored (empty tokens read as "[EMPTY_<id>]")
+  std::string_view token_text(TokenId id) const;  // as stored (empty tokens read as "[EMPTY_<id>]"); empty if out of range
   float token_score(TokenId id) const;
   uint32_t token_attributes(TokenId id) const;      // TokenAttribute bits; 0 out of range
 
@@ -167,7 +171,9 @@ class Tokenizer {
   std::shared_ptr<const TokenizerImpl> impl_;
 };
 
-// Opens a GGUF file, reads its vocabulary and builds the tokenizer (errors as the steps above, naming the file).
+// Reads a model's vocabulary and builds the tokenizer (errors as the steps above, naming the model).
+Result<Tokenizer> load_tokenizer(const ModelSource& model);
+// The same for one GGUF file.
 Result<Tokenizer> load_tokenizer(const std::string& gguf_path);
 
 // Every `tokenizer.ggml.pre` value llama.cpp 34af94c accepts for BPE vocabularies, all supported here.

@@ -14,10 +14,12 @@
 #include "convert/importance.h"
 #include "convert/model_params.h"
 #include "convert/output_metadata.h"
+#include "convert/output_shards.h"
 #include "convert/tensor_stream.h"
 #include "convert/work_pool.h"
 #include "quant/gguf.h"
 #include "quant/hf.h"
+#include "split/output_files.h"
 
 namespace quant {
 namespace {
@@ -25,7 +27,8 @@ namespace {
 using convert_internal::LoadedImportance;
 using convert_internal::TensorOutput;
 
-// One output being produced: its plan, its metadata, its writer and its report.
+// One output being produced: its plan, its files (one, or the shards of a split output), their writers (for
+// the files this process writes) and its report.
 struct Target {
   const FileTypeInfo* file_type = nullptr;
   std::string type_name;
@@ -35,8 +38,9 @@ struct Target {
   // read as (in plan order).
   std::optional<std::vector<KeyValue>> source_metadata;
   std::vector<TensorInfo> source_tensors;
-  std::vector<KeyValue> metadata;
-  std::optional<GgufWriter> writer;
+  std::vector<KeyValue> metadata;  // of the whole output: shard 0's, without split keys
+  convert_internal::OutputShards files;
+  std::vector<std::optional<GgufWriter>> writers;  // per file
   ConversionReport report;
 };
 
@@ -78,6 +82,7 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
   options.has_imatrix = has_imatrix;
   options.dry_run = request.dry_run;
   options.types = request.types;
+  options.input_order = request.split.keep_split;
   if (const Value* ft = input.find("general.file_type"); ft != nullptr) {
     uint64_t value = 0;
     if (ft->to_uint64(&value)) options.input_file_type = uint32_t(value);
@@ -102,51 +107,71 @@ Result<Target> plan_target(const ConvertRequest& request, const ConvertTarget& w
   return target;
 }
 
-WriterOptions writer_options(const ModelSource& input, bool fsync) {
+// Opens the writer of file `index` of the target: its metadata, its tensors, its header.
+Status open_writer(Target& target, uint32_t index, const ModelSource& input, const ConvertRequest& request) {
   WriterOptions options;
-  options.fsync = fsync;  // each file flushed as it is finished, before any is placed
-  if (const Value* alignment = input.find("general.alignment"); alignment != nullptr && alignment->holds<uint32_t>()) {
-    options.alignment = alignment->as<uint32_t>();
+  options.fsync = request.output.fsync;  // each file flushed as it is finished, before any is placed
+  // Only the file with the model's metadata follows general.alignment; other shards hold no such key.
+  const Value* alignment = input.find("general.alignment");
+  if (index == 0 && alignment != nullptr && alignment->holds<uint32_t>()) options.alignment = alignment->as<uint32_t>();
+  QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(target.files.paths[index], options));
+  for (KeyValue& kv : convert_internal::file_metadata(target.files, target.metadata, index)) {
+    QUANT_TRY(writer.add_metadata(std::move(kv.key), std::move(kv.value)));
   }
-  return options;
-}
-
-// The tensors of the output as its writer declares them (name, type, shape), in output order.
-std::vector<TensorInfo> declared_tensors(const Plan& plan) {
-  std::vector<TensorInfo> tensors(plan.tensors.size());
-  for (size_t i = 0; i < plan.tensors.size(); ++i) {
-    tensors[i].name = plan.tensors[i].name;
-    tensors[i].type = plan.tensors[i].target_type;
-    tensors[i].shape = plan.tensors[i].shape;
+  for (size_t i = 0; i < target.plan.tensors.size(); ++i) {
+    if (target.files.shard_of[i] != index) continue;
+    const TensorPlan& t = target.plan.tensors[i];
+    QUANT_TRY(writer.add_tensor(t.name, t.target_type, t.shape));
   }
-  return tensors;
-}
-
-Status open_writer(Target& target, const WriterOptions& options) {
-  QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(target.output_path, options));
-  for (KeyValue& kv : target.metadata) QUANT_TRY(writer.add_metadata(std::move(kv.key), std::move(kv.value)));
-  target.metadata.clear();
-  for (const TensorPlan& t : target.plan.tensors) QUANT_TRY(writer.add_tensor(t.name, t.target_type, t.shape));
   QUANT_TRY(writer.begin());
-  target.writer.emplace(std::move(writer));
+  target.writers[index].emplace(std::move(writer));
   return Status::success();
 }
 
-// Two targets may not write one file, however its path is spelled (also in a dry run, which the real run must
-// agree with).
-Status refuse_shared_outputs(const std::vector<Target>& targets) {
+// No two files of a run may be one file, however their paths are spelled (also in a dry run, which the real run
+// must agree with).
+Status refuse_shared_outputs(const std::vector<std::string>& paths) {
   namespace fs = std::filesystem;
   std::vector<fs::path> seen;
-  for (const Target& target : targets) {
+  for (const std::string& path : paths) {
     std::error_code ec;
-    fs::path resolved = fs::weakly_canonical(target.output_path, ec);
-    if (ec) resolved = fs::absolute(target.output_path, ec).lexically_normal();
+    fs::path resolved = fs::weakly_canonical(path, ec);
+    if (ec) resolved = fs::absolute(path, ec).lexically_normal();
     if (std::find(seen.begin(), seen.end(), resolved) != seen.end()) {
-      return usage_error(fmt::format("two targets write the same output '{}'", target.output_path));
+      return usage_error(fmt::format("two targets write the same output '{}'", path));
     }
     seen.push_back(resolved);
   }
   return Status::success();
+}
+
+// What a split output's report lists: each file written (or planned), with its tensors and sizes.
+std::vector<ShardReport> shard_reports(const Target& target) {
+  std::vector<ShardReport> shards;
+  for (uint32_t s = 0; s < target.files.count; ++s) {
+    if (!target.files.selected[s]) continue;
+    ShardReport shard;
+    shard.path = target.files.paths[s];
+    shard.index = s;
+    std::vector<split_internal::DeclaredTensor> declared;
+    for (size_t i = 0; i < target.plan.tensors.size(); ++i) {
+      if (target.files.shard_of[i] != s) continue;
+      const TensorPlan& t = target.plan.tensors[i];
+      const uint64_t bytes = convert_internal::planned_bytes(t);
+      ++shard.tensors;
+      shard.tensor_bytes += bytes;
+      declared.push_back({t.name, t.target_type, t.shape, bytes});
+    }
+    if (const std::optional<GgufWriter>& writer = target.writers[s]; writer) {
+      shard.file_bytes = writer->bytes_written();
+      shard.sha256 = writer->sha256_hex();
+    } else {
+      shard.file_bytes = split_internal::gguf_file_bytes(convert_internal::file_metadata(target.files, target.metadata, s),
+                                                         declared);
+    }
+    shards.push_back(std::move(shard));
+  }
+  return shards;
 }
 
 TensorReport start_tensor_report(const TensorInfo& info, const TensorPlan& plan) {
@@ -179,6 +204,8 @@ std::string default_output_path(const std::string& input, const std::string& typ
     const std::filesystem::path real = std::filesystem::weakly_canonical(folder);
     return (real.parent_path() / (real.filename().string() + "-" + type_name + ".gguf")).string();
   }
+  // A split model is named after its shards' prefix: model-00001-of-00003.gguf -> model-Q4_K_M.gguf.
+  if (const std::optional<SplitName> shard = parse_split_path(input); shard) path = shard->prefix + ".gguf";
   std::string stem = path.stem().string();
   return (path.parent_path() / (stem + "-" + type_name + ".gguf")).string();
 }
@@ -188,12 +215,19 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   const double cpu_started = process_cpu_seconds();
   if (request.targets.empty()) return usage_error("no target type given");
   std::vector<std::string> warnings;
+  const OutputSplit& split = request.split;
+  if (int(split.keep_split) + int(split.limits.max_bytes != 0 || split.limits.max_tensors != 0) +
+          int(split.shard.has_value()) > 1) {
+    return usage_error("--keep-split, --split-max-size / --split-max-tensors and --shard are different ways to cut "
+                       "the output: give one");
+  }
 
   // 1. Open and validate the input; read what the plan needs.
   QUANT_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model(request.input));
   const ModelSource& input = *source;
   QUANT_ASSIGN_OR_RETURN(ModelParams model, convert_internal::read_model_params(input));
-  const std::vector<PlanTensor> tensors = convert_internal::plan_tensors(input);
+  std::vector<PlanTensor> tensors = convert_internal::plan_tensors(input);
+  if (split.keep_split) tensors = convert_internal::keep_split_order(input, std::move(tensors));
 
   // 2. The importance matrix, if any.
   if (!request.imatrix.path.empty() && request.imatrix.calibration_text) {
@@ -208,8 +242,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   bool has_imatrix =
       (importance && importance->record.has_value()) || request.imatrix.calibration_text.has_value();
 
-  // 3. Plan every target and check every output path before anything is created. Every file this run reads is
-  //    protected from being an output.
+  // 3. Plan every target. Every file this run reads is protected from being an output.
   OutputPolicy policy = request.output;
   for (const std::string& read : {request.input, request.imatrix.path, request.calibration_table}) {
     if (!read.empty()) policy.inputs.push_back(read);
@@ -218,7 +251,8 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     policy.inputs.push_back(text->text_path);
     for (const std::string& file : text->in_files) policy.inputs.push_back(file);
   }
-  for (const TensorInfo& tensor : input.tensors()) {  // a source's own files (shards, safetensors of a folder)
+  for (const std::string& file : split_internal::files_of(input)) policy.inputs.push_back(file);
+  for (const TensorInfo& tensor : input.tensors()) {  // a source's own files (safetensors of a folder)
     const std::string& file = input.file_of(tensor);
     if (std::find(policy.inputs.begin(), policy.inputs.end(), file) == policy.inputs.end()) {
       policy.inputs.push_back(file);
@@ -234,7 +268,6 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     }
     targets.push_back(std::move(target));
   }
-  QUANT_TRY(refuse_shared_outputs(targets));
   // Targets planned by the source read tensors as the source says, in its order: they cannot share a pass with
   // targets planned by llama-quantize's rules.
   for (const Target& target : targets) {
@@ -250,46 +283,73 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     if (targets[0].source_metadata) return targets[0].source_tensors[i];
     return *input.find_tensor(targets[0].plan.tensors[i].name);
   };
-  for (const Target& target : targets) {
-    Status usable = check_output_path(target.output_path, policy);
-    if (usable) continue;
-    if (!request.dry_run) return std::move(usable).error();
-    warnings.push_back(fmt::format("a real run would stop here: {}", usable.error().message()));
-  }
 
-  if (request.imatrix.calibration_text && !request.dry_run) {
-    // One read of the model for the statistics; the conversion below reads it again. After every output path was
-    // checked: a refusal does not wait for the forward passes.
-    QUANT_ASSIGN_OR_RETURN(importance, convert_internal::compute_importance(request.imatrix, input));
-  }
-  has_imatrix = importance && importance->record.has_value();
-
-  // 4. Each output's metadata, then its writer (a dry run only sizes the file it would write).
-  std::vector<KvOverride> overrides = request.kv_overrides;
-  if (has_imatrix) {
-    for (KvOverride& o : convert_internal::imatrix_overrides(*importance->record)) overrides.push_back(std::move(o));
-  }
+  // 4. Each output's metadata and files (one, or the shards of a split output), and a check of every path
+  //    before anything is created or computed. A calibration text's matrix adds keys to the metadata, which can
+  //    move where --split-max-size cuts: the layout is made again, and checked again, once it is computed.
   std::vector<KeyValue> calibration_keys;
   if (!request.calibration_table.empty()) {
     QUANT_ASSIGN_OR_RETURN(calibration_keys, convert_internal::load_calibration_metadata(request));
   }
-  const WriterOptions writer_settings = writer_options(input, request.output.fsync);
-  for (Target& target : targets) {
-    target.metadata = target.source_metadata
-                          ? convert_internal::with_overrides(*target.source_metadata, overrides)
-                          : convert_internal::output_metadata(input, target.plan.file_type, overrides);
-    convert_internal::append_calibration_metadata(target.metadata, calibration_keys);
-    if (request.dry_run) {
-      auto size = gguf_file_size(target.metadata, declared_tensors(target.plan), writer_settings.alignment);
-      if (!size) return std::move(size).error().in_file(target.output_path);
-      target.report.output_bytes = *size;
-    } else {
-      QUANT_TRY(open_writer(target, writer_settings));
+  // A dry run never computes a calibration text's matrix: its sizes count the keys the record will have.
+  std::optional<ImatrixRecord> predicted_record;
+  if (request.imatrix.calibration_text && request.dry_run) {
+    QUANT_ASSIGN_OR_RETURN(predicted_record, convert_internal::predicted_text_record(request.imatrix));
+  }
+  auto lay_out = [&]() -> Status {
+    std::vector<KvOverride> overrides = request.kv_overrides;
+    const bool recorded = importance && importance->record.has_value();
+    const ImatrixRecord* record = recorded ? &*importance->record : predicted_record ? &*predicted_record : nullptr;
+    if (record != nullptr) {
+      for (KvOverride& o : convert_internal::imatrix_overrides(*record)) overrides.push_back(std::move(o));
+    }
+    std::vector<std::string> paths;
+    for (Target& target : targets) {
+      target.metadata = target.source_metadata
+                            ? convert_internal::with_overrides(*target.source_metadata, overrides)
+                            : convert_internal::output_metadata(input, target.plan.file_type, overrides);
+      convert_internal::append_calibration_metadata(target.metadata, calibration_keys);
+      auto files = convert_internal::lay_out_output(split, input, target.plan, target.output_path, target.metadata,
+                                                    recorded ? &importance->matrix : nullptr);
+      if (!files) return std::move(files).error().in_file(input.path());
+      target.files = std::move(files).value();
+      target.writers.resize(target.files.count);
+      for (uint32_t s = 0; s < target.files.count; ++s) {
+        if (target.files.selected[s]) paths.push_back(target.files.paths[s]);
+      }
+    }
+    QUANT_TRY(refuse_shared_outputs(paths));
+    for (const std::string& path : paths) {
+      Status usable = check_output_path(path, policy);
+      if (usable) continue;
+      if (!request.dry_run) return std::move(usable).error();
+      warnings.push_back(fmt::format("a real run would stop here: {}", usable.error().message()));
+    }
+    return Status::success();
+  };
+  QUANT_TRY(lay_out());
+  if (request.imatrix.calibration_text && !request.dry_run) {
+    // One read of the model for the statistics; the conversion below reads it again.
+    QUANT_ASSIGN_OR_RETURN(importance, convert_internal::compute_importance(request.imatrix, input));
+    QUANT_TRY(lay_out());
+  }
+  has_imatrix = importance && importance->record.has_value();
+
+  // 5. The writers of the files this process writes (a dry run only sizes them).
+  if (!request.dry_run) {
+    for (Target& target : targets) {
+      for (uint32_t s = 0; s < target.files.count; ++s) {
+        if (target.files.selected[s]) QUANT_TRY(open_writer(target, s, input, request));
+      }
     }
   }
 
-  // 5. Stream every tensor, in output order, to every target. All targets share the order (it depends only
-  //    on the names), so tensor i of each plan is the same input tensor.
+  // 6. Stream every tensor, in output order, to every target that writes it (under --shard, only the tensors of
+  //    this job's shard are read). All targets share the order (it depends only on the names, or under
+  //    --keep-split on the input's layout), so tensor i of each plan is the same input tensor.
+  const auto writes = [&](const Target& target, size_t i) {
+    return bool(target.files.selected[target.files.shard_of[i]]);
+  };
   convert_internal::WorkPool pool(request.threads);
   if (request.threads > pool.size()) {
     warnings.push_back(fmt::format("--threads {}: using {} threads (at most {} per hardware thread, as many as "
@@ -297,16 +357,22 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
                                    convert_internal::WorkPool::kMaxThreadsPerCore));
   }
   uint64_t total_bytes = 0;
-  for (size_t i = 0; i < targets[0].plan.tensors.size(); ++i) total_bytes += source_info(i).size_bytes;
+  for (size_t i = 0; i < targets[0].plan.tensors.size(); ++i) {
+    if (std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return writes(t, i); })) {
+      total_bytes += source_info(i).size_bytes;
+    }
+  }
   convert_internal::TensorStreamer streamer(input, pool, request.stream, request.dry_run ? 0 : total_bytes);
   for (size_t i = 0; i < targets[0].plan.tensors.size(); ++i) {
     const TensorInfo& info = source_info(i);
     std::vector<TensorOutput> outputs;
     for (Target& target : targets) {
+      if (!writes(target, i)) continue;
       target.report.tensors.push_back(start_tensor_report(info, target.plan.tensors[i]));
       TensorOutput output;
       output.format = &format_of(target.plan.tensors[i].target_type);
-      output.writer = target.writer ? &*target.writer : nullptr;
+      std::optional<GgufWriter>& writer = target.writers[target.files.shard_of[i]];
+      output.writer = writer ? &*writer : nullptr;
       output.report = &target.report.tensors.back();
       if (output.report->converted && has_imatrix) {
         QUANT_ASSIGN_OR_RETURN(output.importance, convert_internal::importance_for(*importance, input, info));
@@ -323,33 +389,37 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
       }
       outputs.push_back(output);
     }
-    if (!request.dry_run) QUANT_TRY(streamer.stream(info, outputs));
+    if (!request.dry_run && !outputs.empty()) QUANT_TRY(streamer.stream(info, outputs));
   }
   QUANT_TRY(streamer.finish());
 
-  // 6. Commit every output together, all or nothing: every file finished (and synced) first, then placed. A
-  //    signal that came after the last chunk still means no output.
+  // 7. Commit every file of every output together, all or nothing: every file finished (and synced) first, then
+  //    placed. A signal that came after the last chunk was read still means no output.
+  std::vector<GgufWriter*> writers;
+  std::vector<size_t> writer_target;  // which target each writer belongs to
+  for (size_t t = 0; t < targets.size(); ++t) {
+    for (std::optional<GgufWriter>& writer : targets[t].writers) {
+      if (!writer) continue;
+      writers.push_back(&*writer);
+      writer_target.push_back(t);
+    }
+  }
   std::vector<bool> replaced(targets.size(), false);
   if (!request.dry_run) {
-    std::vector<AtomicFile*> files;
-    for (Target& target : targets) {
-      QUANT_TRY(target.writer->finish());
-      files.push_back(&target.writer->file());
+    QUANT_ASSIGN_OR_RETURN(std::vector<bool> replaced_files,
+                           split_internal::commit_together(writers, policy, request.stream.cancel));
+    for (size_t w = 0; w < writers.size(); ++w) {
+      if (replaced_files[w]) replaced[writer_target[w]] = true;
     }
-    if (request.stream.cancel != nullptr && request.stream.cancel->load()) {
-      return Error(ErrorKind::interrupted, "interrupted");
-    }
-    QUANT_ASSIGN_OR_RETURN(replaced, commit_files(files, policy));
   }
 
-  // 7. The reports.
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // 8. The reports.
   std::vector<ConversionReport> reports;
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   for (size_t t = 0; t < targets.size(); ++t) {
     Target& target = targets[t];
     ConversionReport& report = target.report;
     report.input = request.input;
-    report.output = target.output_path;
     report.target = target.type_name;
     report.dry_run = request.dry_run;
     report.threads = pool.size();
@@ -358,11 +428,32 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
     report.replaced_existing = replaced[t];
     report.warnings = warnings;
     if (importance) report.imatrix_from_text = importance->summary;
-    if (target.writer) {
-      // The writer hashed every byte as it wrote it: no second pass over the file.
-      report.output_sha256 = target.writer->sha256_hex();
-      report.output_bytes = target.writer->bytes_written();
+    if (split.shard) {
+      // One shard of the output: its share of the work, so that the rates are this job's.
+      report.input_bytes = 0;
+      report.parameters = 0;
+      for (const TensorReport& tensor : report.tensors) {
+        report.input_bytes += tensor.bytes_in;
+        int64_t elements = 1;
+        for (int64_t ne : tensor.shape) elements *= ne;
+        report.parameters += elements;
+      }
     }
+    if (target.files.shard_names) {
+      report.shards = shard_reports(target);
+      report.shard_count = target.files.count;
+    }
+    // The writers hashed every byte as they wrote it: no second pass over the files. A dry run reports the exact
+    // size of the files a real run writes (header, metadata and padding included): a size budget (--target-size)
+    // is checked against it.
+    std::vector<const GgufWriter*> written;
+    for (const std::optional<GgufWriter>& writer : target.writers) {
+      if (writer) written.push_back(&*writer);
+    }
+    if (written.size() == 1) report.output_sha256 = written.front()->sha256_hex();
+    for (const ShardReport& shard : shard_reports(target)) report.output_bytes += shard.file_bytes;
+    const auto first_file = std::find(target.files.selected.begin(), target.files.selected.end(), true);
+    report.output = target.files.paths[size_t(first_file - target.files.selected.begin())];
     report.wall_seconds = wall;
     report.cpu_seconds = process_cpu_seconds() - cpu_started;
     report.peak_rss_bytes = peak_rss_bytes();

@@ -33,6 +33,21 @@ Result<LoadedImportance> load_importance(const ImatrixOptions& options) {
   return loaded;
 }
 
+Result<ImatrixRecord> predicted_text_record(const ImatrixOptions& options) {
+  // The record compute_importance() will make, as far as its size goes: the counts are fixed-width integers
+  // whatever their values; the dataset is the first merged file's first dataset, else the text (as
+  // imatrix_from_text lists them).
+  ImportanceMatrix predicted;
+  for (const std::string& file : options.calibration_text->in_files) {
+    QUANT_ASSIGN_OR_RETURN(ImportanceMatrix merged, read_imatrix(file));
+    predicted.datasets.insert(predicted.datasets.end(), merged.datasets.begin(), merged.datasets.end());
+  }
+  predicted.datasets.push_back(options.calibration_text->text_path);
+  predicted.entries["predicted"] = ImportanceEntry{};
+  predicted.chunk_count = 1;
+  return *imatrix_record(predicted, std::nullopt);
+}
+
 std::string missing_importance_reason(const LoadedImportance* importance, const std::string& tensor) {
   if (importance == nullptr) return "no importance matrix was given (--imatrix)";
   if (!importance->record) return fmt::format("{} left no entry of the importance matrix", importance->filter);

@@ -27,6 +27,10 @@ Result<LoadedImportance> load_importance(const ImatrixOptions& options);
 // records it without a file name.
 Result<LoadedImportance> compute_importance(const ImatrixOptions& options, const ModelSource& input);
 
+// What the output will record about a calibration text's matrix before it is computed (a dry run's sizes): the
+// same keys and string, placeholder counts.
+Result<ImatrixRecord> predicted_text_record(const ImatrixOptions& options);
+
 // Why a tensor that needs importance data has none: the filter dropped its entry, or the file has none.
 std::string missing_importance_reason(const LoadedImportance* importance, const std::string& tensor);
 

@@ -143,8 +143,13 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
   std::vector<float> logits;
   using Clock = std::chrono::steady_clock;
   auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  auto check_cancel = [&]() -> Status {
+    if (options.cancel != nullptr && options.cancel->load()) return Error(ErrorKind::interrupted, "interrupted");
+    return Status::success();
+  };
   for (int64_t c0 = 0; c0 < chunking.n_chunk; c0 += chunks_per_pass) {
     const int64_t n = std::min(chunks_per_pass, chunking.n_chunk - c0);
+    QUANT_TRY(check_cancel());
     auto target = [&](int64_t chunk, int64_t i) {
       return chunking.tokens[size_t(chunk * chunking.n_ctx + chunking.first + i + 1)];
     };
@@ -166,6 +171,7 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
       if (writer) QUANT_TRY(writer->write_chunk(base_rows));
       base_seconds += since(base_started);
       for (size_t m = 0; m < models.size(); ++m) {
+        QUANT_TRY(check_cancel());
         const auto started = Clock::now();
         QUANT_TRY(run_chunks(*models[m], chunking, c0, n, add_bos, bos, logits,
                              [&](int64_t chunk, int64_t i, const float* l) {
@@ -197,6 +203,8 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
     }
     if (options.progress) options.progress(c0 + n, chunking.n_chunk);
   }
+  // A signal that came during the last pass still means no base-logits file.
+  QUANT_TRY(check_cancel());
   if (writer) QUANT_TRY(writer->commit());
 
   std::vector<EvalResult> results;

@@ -14,42 +14,23 @@
 
 #include "formats/block_io.h"
 #include "formats/iq3_grids.h"
+#include "formats/iq3_layout.h"
 #include "formats/kernels.h"
 
 namespace quant::formats {
 namespace {
 
-constexpr int kSuperBlock = 256;
-constexpr int kBlock = 32;
-constexpr int kBlocksPerSuper = kSuperBlock / kBlock;
-constexpr int kGroupsPerBlock = kBlock / 4;  // grid points per block
-constexpr int kTopLevel = 7;                 // levels 0..7 stand for the odd values 1..15
-
-struct BlockIq3Xxs {
-  uint16_t d;
-  uint8_t grid_index[kSuperBlock / 4];            // 8 per block
-  uint8_t scales_and_signs[4 * kBlocksPerSuper];  // per block, a little-endian u32: 4 x 7 sign bits, 4-bit scale
-};
-struct BlockIq3S {
-  uint16_t d;
-  uint8_t grid_index[kSuperBlock / 4];   // low 8 bits of the 9-bit indices, 8 per block
-  uint8_t grid_high[kBlocksPerSuper];    // bit g of byte b: the ninth bit of block b's index g
-  uint8_t signs[kSuperBlock / 8];        // bit i of byte 4b + k: sign of value 8k + i of block b
-  uint8_t scales[kBlocksPerSuper / 2];   // 4-bit multipliers, block 2i in the low nibble
-};
-static_assert(sizeof(BlockIq3Xxs) == 98 && sizeof(BlockIq3S) == 110);
-
-// Where the two types' searches differ (ggml's quantize_row_iq3_xxs_impl and quantize_row_iq3_s_impl).
-struct Variant {
-  Iq3Grid grid;
-  int trial_steps;              // trial scales (15 + 0.2 t) / max for t in [-steps, steps]
-  bool groups_start_on_grid;    // what a group counts as before any trial wins
-  bool refine_every_group;      // the final pass re-rounds every group, not only the off-grid ones
-  bool even_sign_count;         // iq3_xxs stores 7 sign bits per 8 values; the 8th makes the count even
-  float super_scale_fudge;      // the stored super-block scale is max_scale / 31 times this
-};
-constexpr Variant kXxs{Iq3Grid::xxs, 15, true, false, true, 1.0125f};
-constexpr Variant kS{Iq3Grid::s, 9, false, true, false, 1.033f};
+using iq3::BlockChoice;
+using iq3::BlockInput;
+using iq3::BlockIq3S;
+using iq3::BlockIq3Xxs;
+using iq3::kBlock;
+using iq3::kBlocksPerSuper;
+using iq3::kGroupsPerBlock;
+using iq3::kSuperBlock;
+using iq3::kTopLevel;
+using iq3::pack_code;
+using iq3::Variant;
 
 // The level (0..7) of a magnitude at inverse scale: nearest odd value 2l + 1.
 int odd_level(float inverse_scale, float magnitude) {
@@ -81,12 +62,6 @@ int best_neighbour(const Iq3GridSearch& search, uint16_t code, const float* magn
   return best_index;
 }
 
-uint16_t pack_code(const int8_t* levels) {
-  uint16_t code = 0;
-  for (int i = 0; i < 4; ++i) code = static_cast<uint16_t>(code | (levels[i] << (3 * i)));
-  return code;
-}
-
 // Rounds the 4 magnitudes of a group at inverse_scale; a code off the grid is replaced by its best neighbour
 // at `scale`. Returns whether the rounded code was on the grid.
 bool round_group(const Iq3GridSearch& search, float inverse_scale, float scale, const float* magnitudes,
@@ -112,64 +87,15 @@ void odd_level_sums(const float* magnitudes, const float* weights, const int8_t*
   *sum_qq = qq;
 }
 
-// The outcome for one 32-value block: the block scale, grid indices and per-8 sign bytes.
-struct BlockChoice {
-  bool all_zero = false;
-  float scale = 0.0f;
-  uint16_t grid_index[kGroupsPerBlock] = {};
-  uint8_t signs[kBlock / 8] = {};
-};
-
-// Splits a block into magnitudes and sign bits. iq3_xxs keeps an even number of negatives per 8 values: when
-// the count is odd, the value with the smallest weight * x^2 keeps its sign and its magnitude turns negative.
-void split_signs(const Variant& variant, const float* x, const float* weights, float* magnitudes, uint8_t* signs) {
-  for (int k = 0; k < kBlock / 8; ++k) {
-    uint8_t bits = 0;
-    int negatives = 0;
-    for (int i = 0; i < 8; ++i) {
-      const float v = x[8 * k + i];
-      magnitudes[8 * k + i] = v >= 0.0f ? v : -v;
-      if (!(v >= 0.0f)) {
-        bits = static_cast<uint8_t>(bits | (1u << i));
-        ++negatives;
-      }
-    }
-    if (variant.even_sign_count && negatives % 2 != 0) {
-      int least = 0;
-      float least_value = weights[8 * k] * x[8 * k] * x[8 * k];
-      for (int i = 1; i < 8; ++i) {
-        const float value = weights[8 * k + i] * x[8 * k + i] * x[8 * k + i];
-        if (value < least_value) {
-          least_value = value;
-          least = i;
-        }
-      }
-      magnitudes[8 * k + least] = -magnitudes[8 * k + least];
-      bits = static_cast<uint8_t>(bits ^ (1u << least));
-    }
-    signs[k] = variant.even_sign_count ? static_cast<uint8_t>(bits & 127) : bits;
-  }
-}
-
 // Chooses grid points and a scale for one block: tries the scales (15 + 0.2 t) / max, keeps the one with the
 // least weighted squared error, then re-rounds off-grid groups at that scale and refits the scale.
-BlockChoice quantize_block(const Variant& variant, const Iq3GridSearch& search, const float* x,
-                           const float* weights) {
-  BlockChoice choice;
-  float magnitudes[kBlock];
-  float sqrt_weights[kBlock];
-  for (int i = 0; i < kBlock; ++i) sqrt_weights[i] = std::sqrt(weights[i]);
-  split_signs(variant, x, weights, magnitudes, choice.signs);
-
-  float max = magnitudes[0];
-  for (int i = 1; i < kBlock; ++i) max = max > magnitudes[i] ? max : magnitudes[i];  // ggml's MAX form
-  // iq3_xxs treats a block below 1e-8 as zero (GROUP_MAX_EPS_IQ3_XXS); iq3_s only an exactly zero one.
-  if (variant.grid == Iq3Grid::xxs ? max < 1e-8f : max == 0.0f) {
-    choice.all_zero = true;
-    return choice;
-  }
-
-  int8_t levels[kBlock] = {};
+// Returns the scale (negative when the levels fit best upside down) and writes the levels.
+float search_block(const Variant& variant, const Iq3GridSearch& search, const BlockInput& in, int8_t* levels) {
+  const float* magnitudes = in.magnitudes;
+  const float* weights = in.weights;
+  const float* sqrt_weights = in.sqrt_weights;
+  const float max = in.max;
+  std::fill(levels, levels + kBlock, int8_t{0});
   int8_t trial_levels[kBlock];
   bool on_grid[kGroupsPerBlock];
   bool trial_on_grid[kGroupsPerBlock];
@@ -205,99 +131,42 @@ BlockChoice quantize_block(const Variant& variant, const Iq3GridSearch& search, 
     odd_level_sums(magnitudes, weights, levels, &sum_qx, &sum_qq);
     if (sum_qq > 0.0f) scale = sum_qx / sum_qq;
   }
-  if (scale < 0.0f) {  // ggml guards against this (the magnitudes are never all negative): flip every sign
-    scale = -scale;
-    for (uint8_t& s : choice.signs) s = static_cast<uint8_t>(variant.even_sign_count ? ~s & 127 : ~s);
-  }
-  for (int g = 0; g < kGroupsPerBlock; ++g) {
-    choice.grid_index[g] = static_cast<uint16_t>(search.index_of(pack_code(levels + 4 * g)));
-  }
-  choice.scale = scale;
-  return choice;
+  return scale;
 }
 
-// Per-value weights of a block: importance * sqrt(sigma2 + x^2), or x^2 without importance.
-void block_weights(const float* x, const float* importance, float sigma2, float* weights) {
-  for (int i = 0; i < kBlock; ++i) {
-    weights[i] = importance != nullptr ? importance[i] * std::sqrt(sigma2 + x[i] * x[i]) : x[i] * x[i];
+// One block: prepared (iq3_layout.h), searched, finished.
+BlockChoice quantize_block(const Variant& variant, const Iq3GridSearch& search, const float* x,
+                           const float* importance, float sigma2) {
+  BlockInput in;
+  iq3::prepare_block(variant, x, importance, sigma2, &in);
+  if (in.all_zero) {
+    BlockChoice choice;
+    choice.all_zero = true;
+    return choice;
   }
-}
-
-// ggml's sigma2 for these types: twice the mean square of the super-block.
-float super_block_sigma2(const float* x) {
-  float sum = 0.0f;
-  for (int i = 0; i < kSuperBlock; ++i) sum += x[i] * x[i];
-  return 2.0f * sum / static_cast<float>(kSuperBlock);
-}
-
-// The 4-bit multiplier of a block scale against the super-block step d: nearest odd multiple (2l + 1) d.
-int scale_multiplier(float inverse_d, float scale) {
-  return std::max(0, std::min(15, nearest_int(0.5f * (inverse_d * scale - 1.0f))));
+  int8_t levels[kBlock];
+  const float scale = search_block(variant, search, in, levels);
+  return iq3::finish_block(variant, search, in, scale, levels);
 }
 
 BlockIq3Xxs quantize_xxs_superblock(const Iq3GridSearch& search, const float* x, const float* importance) {
-  BlockIq3Xxs block{};
-  const float sigma2 = super_block_sigma2(x);
-  float scales[kBlocksPerSuper] = {};
-  uint32_t scales_and_signs[kBlocksPerSuper] = {};
-  float max_scale = 0.0f;
+  const float sigma2 = iq3::super_block_sigma2(x);
+  BlockChoice choices[kBlocksPerSuper];
   for (int b = 0; b < kBlocksPerSuper; ++b) {
-    float weights[kBlock];
-    block_weights(x + b * kBlock, importance != nullptr ? importance + b * kBlock : nullptr, sigma2, weights);
-    const BlockChoice choice = quantize_block(kXxs, search, x + b * kBlock, weights);
-    if (choice.all_zero) continue;  // indices 0, no signs, scale 0
-    for (int g = 0; g < kGroupsPerBlock; ++g) block.grid_index[8 * b + g] = static_cast<uint8_t>(choice.grid_index[g]);
-    scales_and_signs[b] = choice.signs[0] | (choice.signs[1] << 7) | (choice.signs[2] << 14) |
-                          (static_cast<uint32_t>(choice.signs[3]) << 21);
-    scales[b] = choice.scale;
-    max_scale = max_scale > choice.scale ? max_scale : choice.scale;
+    choices[b] = quantize_block(iq3::kXxs, search, x + b * kBlock, importance != nullptr ? importance + b * kBlock : nullptr,
+                                sigma2);
   }
-  if (max_scale == 0.0f) return BlockIq3Xxs{};  // ggml clears the whole block
-
-  const float d = max_scale / 31.0f;
-  block.d = fp32_to_fp16(d * kXxs.super_scale_fudge);
-  const float inverse_d = 1.0f / d;
-  for (int b = 0; b < kBlocksPerSuper; ++b) {
-    scales_and_signs[b] |= static_cast<uint32_t>(scale_multiplier(inverse_d, scales[b])) << 28;
-  }
-  std::memcpy(block.scales_and_signs, scales_and_signs, sizeof(scales_and_signs));
-  return block;
+  return iq3::pack_xxs(choices);
 }
 
 BlockIq3S quantize_s_superblock(const Iq3GridSearch& search, const float* x, const float* importance) {
-  BlockIq3S block{};
-  const float sigma2 = super_block_sigma2(x);
-  float scales[kBlocksPerSuper] = {};
-  float max_scale = 0.0f;
-  // ggml writes indices and signs through cursors that an all-zero block does not advance, so the blocks
-  // after one shift down by a slot; the ninth index bits are placed by block number.
-  int index_cursor = 0;
-  int sign_cursor = 0;
+  const float sigma2 = iq3::super_block_sigma2(x);
+  BlockChoice choices[kBlocksPerSuper];
   for (int b = 0; b < kBlocksPerSuper; ++b) {
-    float weights[kBlock];
-    block_weights(x + b * kBlock, importance != nullptr ? importance + b * kBlock : nullptr, sigma2, weights);
-    const BlockChoice choice = quantize_block(kS, search, x + b * kBlock, weights);
-    if (choice.all_zero) continue;
-    for (int g = 0; g < kGroupsPerBlock; ++g) {
-      block.grid_index[index_cursor + g] = static_cast<uint8_t>(choice.grid_index[g] & 0xff);
-      block.grid_high[b] = static_cast<uint8_t>(block.grid_high[b] | ((choice.grid_index[g] >> 8) << g));
-    }
-    index_cursor += kGroupsPerBlock;
-    std::memcpy(block.signs + sign_cursor, choice.signs, sizeof(choice.signs));
-    sign_cursor += static_cast<int>(sizeof(choice.signs));
-    scales[b] = choice.scale;
-    max_scale = max_scale > choice.scale ? max_scale : choice.scale;
+    choices[b] = quantize_block(iq3::kS, search, x + b * kBlock, importance != nullptr ? importance + b * kBlock : nullptr,
+                                sigma2);
   }
-  if (max_scale == 0.0f) return block;  // d stays 0; whatever was written stays
-
-  const float d = max_scale / 31.0f;
-  block.d = fp32_to_fp16(d * kS.super_scale_fudge);
-  const float inverse_d = 1.0f / d;
-  for (int b = 0; b < kBlocksPerSuper; b += 2) {
-    block.scales[b / 2] = static_cast<uint8_t>(scale_multiplier(inverse_d, scales[b]) |
-                                               (scale_multiplier(inverse_d, scales[b + 1]) << 4));
-  }
-  return block;
+  return iq3::pack_s(choices);
 }
 
 template <typename Block, Block (*kQuantizeSuperblock)(const Iq3GridSearch&, const float*, const float*)>

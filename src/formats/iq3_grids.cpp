@@ -1,6 +1,8 @@
 // Codebooks of iq3_xxs and iq3_s (see iq3_grids.h) and their search tables.
 #include "formats/iq3_grids.h"
 
+#include "formats/grid_neighbours.h"
+
 #include <algorithm>
 #include <utility>
 
@@ -65,16 +67,6 @@ constexpr uint16_t kIq3SCodes[512] = {
 
 constexpr int kCodeCount = 1 << 12;
 
-// Squared distance between two codes measured on the odd values 2l + 1 the quantizers use.
-int odd_value_distance(uint16_t a, uint16_t b) {
-  int sum = 0;
-  for (int i = 0; i < 4; ++i) {
-    const int diff = 2 * (iq3_code_level(a, i) - iq3_code_level(b, i));
-    sum += diff * diff;
-  }
-  return sum;
-}
-
 }  // namespace
 
 std::span<const uint16_t> iq3_grid_codes(Iq3Grid grid) {
@@ -98,30 +90,29 @@ std::span<const uint16_t> Iq3GridSearch::neighbours(uint16_t code) const {
 
 Iq3GridSearch::Iq3GridSearch(Iq3Grid grid)
     : codes_(iq3_grid_codes(grid)), index_of_code_(kCodeCount, -1), list_begin_(kCodeCount + 1, 0) {
-  for (size_t index = 0; index < codes_.size(); ++index) index_of_code_[codes_[index]] = static_cast<int16_t>(index);
+  for (size_t index = 0; index < codes_.size(); ++index) index_of_code_[codes_[index]] = static_cast<int32_t>(index);
 
   const int distinct_distances_kept = grid == Iq3Grid::xxs ? 2 : 3;
-  std::vector<std::pair<int, uint16_t>> by_distance(codes_.size());  // (distance, index): sorts as ggml does
+  GridColumns columns;
+  columns.level_at.assign(4, std::vector<uint8_t>(codes_.size()));
+  for (size_t index = 0; index < codes_.size(); ++index) {
+    for (int i = 0; i < 4; ++i) {
+      columns.level_at[static_cast<size_t>(i)][index] = static_cast<uint8_t>(iq3_code_level(codes_[index], i));
+    }
+  }
+  std::vector<int16_t> distance(codes_.size());
+  std::vector<uint16_t> near;
   for (int code = 0; code < kCodeCount; ++code) {
     list_begin_[static_cast<size_t>(code)] = static_cast<uint32_t>(neighbours_.size());
     if (index_of_code_[static_cast<size_t>(code)] >= 0) continue;
-    for (size_t index = 0; index < codes_.size(); ++index) {
-      by_distance[index] = {odd_value_distance(static_cast<uint16_t>(code), codes_[index]),
-                            static_cast<uint16_t>(index)};
-    }
-    std::sort(by_distance.begin(), by_distance.end());
-    int distinct = 1;
-    int current = by_distance[0].first;
-    for (const auto& [distance, index] : by_distance) {
-      if (distance > current) {
-        if (distinct == distinct_distances_kept) break;
-        current = distance;
-        ++distinct;
-      }
-      neighbours_.push_back(index);
-    }
+    int levels[4];
+    for (int i = 0; i < 4; ++i) levels[i] = iq3_code_level(static_cast<uint16_t>(code), i);
+    append_neighbours(columns, levels, distinct_distances_kept, distance, near, neighbours_);
   }
   list_begin_[kCodeCount] = static_cast<uint32_t>(neighbours_.size());
+  neighbour_codes_.reserve(neighbours_.size() + kListPadding);
+  for (const uint16_t index : neighbours_) neighbour_codes_.push_back(codes_[index]);
+  neighbour_codes_.resize(neighbours_.size() + kListPadding, 0);
 }
 
 }  // namespace quant::formats

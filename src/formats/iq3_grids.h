@@ -40,14 +40,28 @@ class Iq3GridSearch {
   // The nearest grid points of a code that is not on the grid, ordered by (distance, index); empty for grid
   // points.
   std::span<const uint16_t> neighbours(uint16_t code) const;
+  // neighbours(code) as codes, for the SIMD searches: `count` codes at `codes`, in the same order. The array
+  // behind every list runs on for at least kListPadding entries after its end, so a vector load of that many
+  // codes from inside a list stays in bounds.
+  struct CodeList {
+    const uint16_t* codes;
+    int count;
+  };
+  CodeList neighbour_code_list(uint16_t code) const {
+    return {neighbour_codes_.data() + list_begin_[code], static_cast<int>(list_begin_[code + 1] - list_begin_[code])};
+  }
+  static constexpr int kListPadding = 16;
+  // index_of for every 12-bit code, for vector gathers.
+  const int32_t* index_table() const { return index_of_code_.data(); }
 
  private:
   explicit Iq3GridSearch(Iq3Grid grid);
 
   std::span<const uint16_t> codes_;
-  std::vector<int16_t> index_of_code_;   // 4096 entries
+  std::vector<int32_t> index_of_code_;   // 4096 entries
   std::vector<uint32_t> list_begin_;     // 4097 entries: code c's list is neighbours_[begin[c], begin[c + 1])
   std::vector<uint16_t> neighbours_;
+  std::vector<uint16_t> neighbour_codes_;  // the codes of neighbours_, then kListPadding zeros
 };
 
 }  // namespace quant::formats

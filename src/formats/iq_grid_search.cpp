@@ -1,6 +1,8 @@
 // Search tables of the grid i-quant codebooks: code -> index map and nearest-point lists (see iq_grid_search.h).
 #include "formats/iq_grid_search.h"
 
+#include "formats/grid_neighbours.h"
+
 #include <cassert>
 #include <cfloat>
 #include <limits>
@@ -10,8 +12,6 @@ namespace {
 
 constexpr int32_t kNoList = std::numeric_limits<int32_t>::min();  // codes holding a level 3
 constexpr int kCodeCount = 1 << 16;
-// Squared distance in ggml's units (values 2l + 1, so 4 per level step squared): at most 8 * 6^2.
-constexpr int kMaxDistance = 8 * 36;
 
 // How many distinct distances ggml keeps in a neighbour list, per codebook (iq2xs_init_impl's nwant).
 int neighbour_distances(IqGrid grid) {
@@ -53,35 +53,27 @@ IqGridSearch::IqGridSearch(IqGrid grid) : slot_(kCodeCount, kNoList) {
     slot_[codes[p]] = static_cast<int32_t>(p);
   }
 
-  // ggml sorts all points by (distance, index) and keeps those at the first `wanted` distinct distances. The
-  // same list comes from marking which distances occur, picking the smallest `wanted`, and emitting the points
-  // at each of them in index order. Only codes with levels 0..2 are ever looked up, so only they get a list.
+  // Only codes with levels 0..2 are ever looked up, so only they get a list (grid_neighbours.h).
   const int wanted = neighbour_distances(grid);
-  std::vector<int> distance(codes.size());
+  GridColumns columns;
+  columns.level_at.assign(8, std::vector<uint8_t>(codes.size()));
+  for (size_t p = 0; p < codes.size(); ++p) {
+    for (int i = 0; i < 8; ++i) columns.level_at[static_cast<size_t>(i)][p] = static_cast<uint8_t>(levels_[p][i]);
+  }
+  std::vector<int16_t> distance(codes.size());
+  std::vector<uint16_t> near;
   list_begin_.push_back(0);
   for (int code = 0; code < kCodeCount; ++code) {
     if (slot_[code] != kNoList || !levels_at_most_two(static_cast<uint16_t>(code))) continue;
-    bool occurs[kMaxDistance + 1] = {};
-    for (size_t p = 0; p < codes.size(); ++p) {
-      int d2 = 0;
-      for (int i = 0; i < 8; ++i) {
-        const int step = 2 * (levels_[p][i] - iq_code_level(static_cast<uint16_t>(code), i));
-        d2 += step * step;
-      }
-      distance[p] = d2;
-      occurs[d2] = true;
-    }
-    int kept = 0;
-    for (int d2 = 0; d2 <= kMaxDistance && kept < wanted; ++d2) {
-      if (!occurs[d2]) continue;
-      ++kept;
-      for (size_t p = 0; p < codes.size(); ++p) {
-        if (distance[p] == d2) neighbour_indices_.push_back(static_cast<uint16_t>(p));
-      }
-    }
+    int levels[8];
+    for (int i = 0; i < 8; ++i) levels[i] = iq_code_level(static_cast<uint16_t>(code), i);
+    append_neighbours(columns, levels, wanted, distance, near, neighbour_indices_);
     slot_[code] = -1 - static_cast<int32_t>(list_begin_.size() - 1);
     list_begin_.push_back(static_cast<uint32_t>(neighbour_indices_.size()));
   }
+  neighbour_codes_.reserve(neighbour_indices_.size() + kListPadding);
+  for (const uint16_t index : neighbour_indices_) neighbour_codes_.push_back(codes[index]);
+  neighbour_codes_.resize(neighbour_indices_.size() + kListPadding, 0);
 }
 
 std::span<const uint16_t> IqGridSearch::neighbours(uint16_t code) const {

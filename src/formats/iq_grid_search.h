@@ -30,6 +30,21 @@ class IqGridSearch {
   int index_of(uint16_t code) const { return slot_[code] >= 0 ? slot_[code] : -1; }
   // The nearest grid points of an off-grid code with levels 0..2, ordered by (distance, index).
   std::span<const uint16_t> neighbours(uint16_t code) const;
+  // neighbours(code) as packed codes, for the SIMD searches: `count` codes at `codes`, in the same order. The
+  // array behind every list runs on for at least kListPadding entries after its end, so a vector load of up to
+  // that many codes from inside a list stays in bounds. Only for off-grid codes with levels 0..2 (unchecked).
+  struct CodeList {
+    const uint16_t* codes;
+    int count;
+  };
+  CodeList neighbour_code_list(uint16_t code) const {
+    const size_t list = static_cast<size_t>(-1 - slot_[code]);
+    return {neighbour_codes_.data() + list_begin_[list], static_cast<int>(list_begin_[list + 1] - list_begin_[list])};
+  }
+  static constexpr int kListPadding = 16;
+  // Per 16-bit code: the grid index (>= 0), or a negative value when the code is not a grid point. For
+  // vector gathers of index_of.
+  const int32_t* index_table() const { return slot_.data(); }
 
  private:
   explicit IqGridSearch(IqGrid grid);
@@ -39,6 +54,7 @@ class IqGridSearch {
   std::vector<int32_t> slot_;
   std::vector<uint32_t> list_begin_;  // neighbour list k is neighbour_indices_[list_begin_[k], list_begin_[k+1])
   std::vector<uint16_t> neighbour_indices_;
+  std::vector<uint16_t> neighbour_codes_;  // the codes of neighbour_indices_, then kListPadding zeros
 };
 
 // Packs 8 levels (0..3) into a code, value i in bits 2i..2i+1.

@@ -51,6 +51,24 @@ inline void pack_scale_min(uint8_t* packed, int j, uint8_t scale, uint8_t min) {
   }
 }
 
+// Stores what the weighted searches of a q4_K/q5_K super-block's scales and mins found (d, dmin and their 6-bit
+// levels, clamped to 63 for q5_K), into a zeroed packed field.
+inline void store_searched_scales_and_mins(float d, float dmin, const uint8_t* scale_levels, const uint8_t* min_levels,
+                                           bool clamp_weighted_levels, uint8_t* d_field, uint8_t* dmin_field,
+                                           uint8_t* packed_scales) {
+  for (int j = 0; j < 8; ++j) {
+    uint8_t scale_level = scale_levels[j];
+    uint8_t min_level = min_levels[j];
+    if (clamp_weighted_levels) {
+      scale_level = scale_level < 63 ? scale_level : 63;
+      min_level = min_level < 63 ? min_level : 63;
+    }
+    pack_scale_min(packed_scales, j, scale_level, min_level);
+  }
+  store_f16(d_field, d);
+  store_f16(dmin_field, dmin);
+}
+
 // Quantizes the eight group scales and mins of a q4_K/q5_K super-block into the f16 d and dmin fields and the
 // packed 6-bit field. Without importance (group_weight null) both go on linear 6-bit grids up to their
 // maxima, as ggml's reference quantizer does; with it, each gets the weighted search of its 6-bit scale
@@ -83,17 +101,8 @@ inline void quantize_scales_and_mins(const float* scales, const float* mins, con
   uint8_t min_levels[8];
   const float d = search_positive_scale(8, 63, scales, scale_levels, group_weight);
   const float dmin = search_positive_scale(8, 63, mins, min_levels, group_weight);
-  for (int j = 0; j < 8; ++j) {
-    uint8_t scale_level = scale_levels[j];
-    uint8_t min_level = min_levels[j];
-    if (clamp_weighted_levels) {
-      scale_level = scale_level < 63 ? scale_level : 63;
-      min_level = min_level < 63 ? min_level : 63;
-    }
-    pack_scale_min(packed_scales, j, scale_level, min_level);
-  }
-  store_f16(d_field, d);
-  store_f16(dmin_field, dmin);
+  store_searched_scales_and_mins(d, dmin, scale_levels, min_levels, clamp_weighted_levels, d_field, dmin_field,
+                                 packed_scales);
 }
 
 // q4_K's 128 bytes of levels: each 64 values fill 32 bytes, the first 32 in the low nibbles, the next 32 in

@@ -39,6 +39,14 @@ inline void pack_2bit_levels(const uint8_t* levels, uint8_t* qs) {
   }
 }
 
+// Stores what the weighted searches of q2_K's scales and mins found: d, dmin and the 4-bit levels.
+inline void store_q2_k_searched_scales(float d, float dmin, const uint8_t* scale_levels, const uint8_t* min_levels,
+                                       uint8_t* packed_scales, uint8_t* d_field, uint8_t* dmin_field) {
+  store_f16(d_field, d);
+  store_f16(dmin_field, dmin);
+  for (int j = 0; j < 16; ++j) packed_scales[j] = static_cast<uint8_t>(scale_levels[j] | (min_levels[j] << 4));
+}
+
 // Quantizes the sixteen group scales and mins of a q2_K super-block into its 4-bit scale field and f16 d and
 // dmin. Without importance (group_weight null) both go on linear 4-bit grids up to their maxima, as ggml's
 // reference quantizer does; with it, each gets the weighted search of its 4-bit scale (make_qp_quants).
@@ -74,9 +82,7 @@ inline void quantize_q2_k_scales(const float* scales, const float* mins, const f
   uint8_t min_levels[16];
   const float d = search_positive_scale(16, 15, scales, scale_levels, group_weight);
   const float dmin = search_positive_scale(16, 15, mins, min_levels, group_weight);
-  store_f16(d_field, d);
-  store_f16(dmin_field, dmin);
-  for (int j = 0; j < 16; ++j) packed_scales[j] = static_cast<uint8_t>(scale_levels[j] | (min_levels[j] << 4));
+  store_q2_k_searched_scales(d, dmin, scale_levels, min_levels, packed_scales, d_field, dmin_field);
 }
 
 // The 6-bit scale of q3_K group j (0..63, i.e. the signed scale + 32): low four bits in a nibble of bytes
@@ -95,6 +101,13 @@ inline void set_q3_k_packed_scale(uint8_t* scales, int j, int value) {
     scales[j - 8] = static_cast<uint8_t>(scales[j - 8] | ((value & 0xF) << 4));
   }
   scales[8 + j % 4] = static_cast<uint8_t>(scales[8 + j % 4] | ((value >> 4) << (2 * (j / 4))));
+}
+
+// Stores what the weighted search of q3_K's scales found: d and the 6-bit levels (level + 32), into a zeroed
+// field.
+inline void store_q3_k_searched_scales(float d, const int8_t* scale_levels, uint8_t* packed_scales, uint8_t* d_field) {
+  for (int j = 0; j < 16; ++j) set_q3_k_packed_scale(packed_scales, j, scale_levels[j]);
+  store_f16(d_field, d);
 }
 
 // Quantizes the sixteen group scales of a q3_K super-block into its 6-bit field and f16 d. Without importance
@@ -129,8 +142,7 @@ inline void quantize_q3_k_scales(const float* scales, const float* group_weight,
   }
   int8_t scale_levels[16];
   const float d = search_symmetric_scale(16, 32, scales, scale_levels, group_weight);
-  for (int j = 0; j < 16; ++j) set_q3_k_packed_scale(packed_scales, j, scale_levels[j]);
-  store_f16(d_field, d);
+  store_q3_k_searched_scales(d, scale_levels, packed_scales, d_field);
 }
 
 // q3_K's levels 0..7: bit 2 of value i goes to hmask (byte i % 32, bit i / 32), bits 0-1 to qs as

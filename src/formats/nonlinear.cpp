@@ -13,32 +13,21 @@
 
 #include "formats/block_io.h"
 #include "formats/kernels.h"
+#include "formats/nonlinear_layout.h"
 
 namespace quant::formats {
 namespace {
 
-// The 16 levels of the non-linear 4-bit grid, a fact of the format (ggml-common.h, kvalues_iq4nl).
-constexpr int8_t kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
-constexpr int kBlock = 32;
-constexpr int kSuperBlock = 256;
-constexpr int kBlocksPerSuper = kSuperBlock / kBlock;
+using iq4::BlockIq4Nl;
+using iq4::BlockIq4Xs;
+using iq4::kBlock;
+using iq4::kBlocksPerSuper;
+using iq4::kLevels;
+using iq4::kSuperBlock;
 // ggml tries the scales that put the largest value on level (-127 + t) for t in [-7, 7].
-constexpr int kTrialSteps = 7;
+constexpr int kTrialSteps = iq4::kTrialSteps;
 // ggml treats a block whose largest magnitude is below this as all zeros (GROUP_MAX_EPS).
 constexpr float kZeroGroupThreshold = 1e-15f;
-
-struct BlockIq4Nl {
-  uint16_t d;
-  uint8_t qs[kBlock / 2];  // value j in the low nibble of qs[j], value j + 16 in the high nibble
-};
-struct BlockIq4Xs {
-  uint16_t d;
-  uint16_t scales_h;                     // bits 2b..2b+1: the top two bits of block b's 6-bit multiplier
-  uint8_t scales_l[kBlocksPerSuper / 2];  // low nibble: block 2i's low four bits; high nibble: block 2i+1's
-  uint8_t qs[kSuperBlock / 2];           // per 32-value block, packed as in iq4_nl
-};
-static_assert(sizeof(BlockIq4Nl) == 18 && sizeof(BlockIq4Xs) == 136);
 
 // Index of the table level nearest to x; halfway between two levels goes to the upper one (as ggml's
 // best_index_int8, whose float comparisons this repeats).
@@ -104,18 +93,6 @@ void block_weights(const float* x, const float* importance, float sigma2, float*
   }
 }
 
-// Twice the mean square of n values (ggml's sigma2 for these types), summed in order in float32.
-float twice_mean_square(const float* x, int n) {
-  float sum = 0.0f;
-  for (int j = 0; j < n; ++j) sum += x[j] * x[j];
-  return sum * (2.0f / static_cast<float>(n));
-}
-
-// Packs 32 level indices into 16 bytes: index j low nibble, index j + 16 high nibble.
-void pack_levels(const uint8_t* levels, uint8_t* qs) {
-  for (int j = 0; j < kBlock / 2; ++j) qs[j] = static_cast<uint8_t>(levels[j] | (levels[j + 16] << 4));
-}
-
 // Table indices of a block's values divided by scale (a zero scale maps every value to the level nearest 0).
 void choose_levels(const float* x, float scale, uint8_t* levels) {
   const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
@@ -129,13 +106,13 @@ void quantize_iq4_nl(const float* src, void* dst, int64_t nrows, int64_t n_per_r
       const float* x = src + row * n_per_row + b * kBlock;
       const float* block_importance = importance != nullptr ? importance + b * kBlock : nullptr;
       float weights[kBlock];
-      block_weights(x, block_importance, twice_mean_square(x, kBlock), weights);
+      block_weights(x, block_importance, iq4::twice_mean_square(x, kBlock), weights);
       const float scale = search_block_scale(x, weights);
       BlockIq4Nl block{};
       block.d = fp32_to_fp16(scale);
       uint8_t levels[kBlock];
       choose_levels(x, scale, levels);
-      pack_levels(levels, block.qs);
+      iq4::pack_levels(levels, block.qs);
       store_block(dst, row * blocks_per_row + b, block);
     }
   }
@@ -144,33 +121,22 @@ void quantize_iq4_nl(const float* src, void* dst, int64_t nrows, int64_t n_per_r
 // One iq4_xs super-block: a scale per 32-value block, then those scales as 6-bit multiples of one f16 scale
 // (the largest-magnitude block scale maps to -32), and levels chosen against the rounded block scales.
 BlockIq4Xs quantize_iq4_xs_superblock(const float* x, const float* importance) {
-  const float sigma2 = twice_mean_square(x, kSuperBlock);
+  const float sigma2 = iq4::twice_mean_square(x, kSuperBlock);
   float block_scales[kBlocksPerSuper];
-  float largest_scale = 0.0f;
-  float largest_scale_magnitude = 0.0f;
   for (int b = 0; b < kBlocksPerSuper; ++b) {
     float weights[kBlock];
     block_weights(x + b * kBlock, importance != nullptr ? importance + b * kBlock : nullptr, sigma2, weights);
     block_scales[b] = search_block_scale(x + b * kBlock, weights);
-    if (std::fabs(block_scales[b]) > largest_scale_magnitude) {
-      largest_scale_magnitude = std::fabs(block_scales[b]);
-      largest_scale = block_scales[b];
-    }
   }
 
   BlockIq4Xs block{};
-  // An all-zero super-block gives -0.0 here, stored as f16 0x8000, as ggml does.
-  const float d = -largest_scale / 32.0f;
-  block.d = fp32_to_fp16(d);
-  const float inverse_d = d != 0.0f ? 1.0f / d : 0.0f;
+  const iq4::XsScales stored = iq4::xs_scales(block_scales);
+  block.d = stored.d_bits;
   for (int b = 0; b < kBlocksPerSuper; ++b) {
-    const int multiplier = std::max(-32, std::min(31, nearest_int(inverse_d * block_scales[b])));
     uint8_t levels[kBlock];
-    choose_levels(x + b * kBlock, d * static_cast<float>(multiplier), levels);
-    pack_levels(levels, block.qs + b * (kBlock / 2));
-    const unsigned stored = static_cast<unsigned>(multiplier + 32);  // 0..63
-    block.scales_l[b / 2] |= static_cast<uint8_t>((stored & 0x0fu) << (4 * (b % 2)));
-    block.scales_h |= static_cast<uint16_t>((stored >> 4) << (2 * b));
+    choose_levels(x + b * kBlock, stored.block_scale(b), levels);
+    iq4::pack_levels(levels, block.qs + b * (kBlock / 2));
+    iq4::set_xs_multiplier(block, b, stored.multiplier[b]);
   }
   return block;
 }

@@ -10,11 +10,18 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <type_traits>
 
+#include "formats/iq1_layout.h"
+#include "formats/iq2_layout.h"
+#include "formats/iq3_grids.h"
+#include "formats/iq3_layout.h"
+#include "formats/iq_grid_search.h"
 #include "formats/kernels.h"
 #include "formats/kquant_layout.h"
 #include "formats/kquant_lowbit_layout.h"
 #include "formats/kquant_search.h"
+#include "formats/nonlinear_layout.h"
 #include "formats/simd_kernels.h"
 
 // Every standard and scalar header is included above the region: an inline function first seen inside it would
@@ -33,11 +40,16 @@
 #include "formats/simd_ops_avx512.h"
 #include "formats/simd_error_sums.h"
 #include "formats/simd_float_legacy.h"
-#include "formats/simd_kquants.h"
 #include "formats/simd_ops_pair.h"
+#include "formats/simd_kquants.h"
 #include "formats/simd_kquants_dequantize.h"
 #include "formats/simd_kquants_lowbit.h"
 #include "formats/simd_legacy_weighted.h"
+#include "formats/simd_iq_grid.h"
+#include "formats/simd_iq1.h"
+#include "formats/simd_iq2.h"
+#include "formats/simd_iq3.h"
+#include "formats/simd_nonlinear.h"
 #include "formats/simd_kernel_list.h"
 
 namespace quant::formats {

@@ -200,6 +200,93 @@ void search_symmetric_scale_lanes(int n, int nmax, const float* xt, const float*
   }
 }
 
+// kquant::search_positive_scale (ggml's make_qp_quants) for S::kWidth groups at once, transposed (value i
+// of group g at xt[i * W + g], its weight at wt[i * W + g]): returns each group's scale. The levels
+// are kept as the scalar code keeps them, in bytes: a negative rounded level wraps (x may hold a negative
+// value), and the wrapped byte is what the error sums and the refinement read back.
+template <class S>
+typename S::F search_positive_scale_lanes(int n, int nmax, const float* xt, const float* wt, int32_t* levels_t) {
+  using L = Lanes<S>;
+  constexpr int W = S::kWidth;
+  using F = typename S::F;
+  using I = typename S::I;
+  const F zero = S::set1(0.0f);
+  const I byte = S::iset1(255);
+  const I top = S::iset1(nmax);
+  F max = zero;
+  for (int i = 0; i < n; ++i) max = S::max(max, S::load(xt + i * W));  // max > x ? max : x, as the scalar code
+  const auto all_zero = S::lt(max, S::set1(kquant::kGroupMaxEps));
+
+  F iscale = S::div(S::set1(static_cast<float>(nmax)), max);
+  const F first_scale = S::div(S::set1(1.0f), iscale);
+  F best_error = zero;
+  for (int i = 0; i < n; ++i) {
+    const F x = S::load(xt + i * W);
+    const I level = S::iand(L::nearest_int(S::mul(iscale, x)), byte);
+    const F diff = S::sub(x, S::mul(first_scale, S::to_float(level)));
+    best_error = S::add(best_error, S::mul(S::mul(S::load(wt + i * W), diff), diff));
+  }
+  for (int step = -4; step <= 4; ++step) {
+    if (step == 0) continue;
+    const F trial_iscale = S::div(S::set1(0.1f * static_cast<float>(step) + static_cast<float>(nmax)), max);
+    const F trial_scale = S::div(S::set1(1.0f), trial_iscale);
+    F error = zero;
+    for (int i = 0; i < n; ++i) {
+      const F x = S::load(xt + i * W);
+      const I level = S::imin(L::nearest_int(S::mul(trial_iscale, x)), top);
+      const F diff = S::sub(x, S::mul(trial_scale, S::to_float(level)));
+      error = S::add(error, S::mul(S::mul(S::load(wt + i * W), diff), diff));
+    }
+    const auto better = S::lt(error, best_error);
+    best_error = S::select(better, error, best_error);
+    iscale = S::select(better, trial_iscale, iscale);
+  }
+
+  F sum_xl = zero;
+  F sum_ll = zero;
+  for (int i = 0; i < n; ++i) {
+    const F x = S::load(xt + i * W);
+    const F w = S::load(wt + i * W);
+    const I level = S::imin(L::nearest_int(S::mul(iscale, x)), top);
+    S::istore(levels_t + i * W, S::iand(level, byte));
+    const F l = S::to_float(level);
+    sum_xl = S::add(sum_xl, S::mul(S::mul(w, x), l));
+    sum_ll = S::add(sum_ll, S::mul(S::mul(w, l), l));
+  }
+  // Up to 5 sweeps of single-level moves. A lane whose sweep changed nothing would stop in the scalar search;
+  // here it sweeps on with the same state, which changes nothing again.
+  for (int sweep = 0; sweep < 5; ++sweep) {
+    auto changed = S::lt(zero, zero);
+    for (int i = 0; i < n; ++i) {
+      const F x = S::load(xt + i * W);
+      const F w = S::load(wt + i * W);
+      const I level = S::iload(levels_t + i * W);
+      const F l = S::to_float(level);
+      F xl_without = S::sub(sum_xl, S::mul(S::mul(w, x), l));
+      F ll_without = S::sub(sum_ll, S::mul(S::mul(w, l), l));
+      const auto positive = S::mand(S::gt(xl_without, zero), S::gt(ll_without, zero));
+      const I candidate = S::imin(L::nearest_int(S::div(S::mul(x, ll_without), xl_without)), top);
+      const auto moves = S::mand(positive, S::mnot(S::ieq(candidate, level)));
+      if (!S::any(moves)) continue;
+      const F c = S::to_float(candidate);
+      xl_without = S::add(xl_without, S::mul(S::mul(w, x), c));
+      ll_without = S::add(ll_without, S::mul(S::mul(w, c), c));
+      const auto better = S::mand(moves, S::gt(S::mul(S::mul(xl_without, xl_without), sum_ll),
+                                               S::mul(S::mul(sum_xl, sum_xl), ll_without)));
+      S::istore(levels_t + i * W, S::iselect(better, S::iand(candidate, byte), level));
+      sum_xl = S::select(better, xl_without, sum_xl);
+      sum_ll = S::select(better, ll_without, sum_ll);
+      changed = S::mor(changed, better);
+    }
+    if (!S::any(S::mand(changed, S::mnot(all_zero)))) break;
+  }
+  for (int i = 0; i < n; ++i) {
+    S::istore(levels_t + i * W, S::iselect(all_zero, S::iset1(0), S::iload(levels_t + i * W)));
+  }
+  const F scale = S::select(S::gt(sum_ll, zero), S::div(sum_xl, sum_ll), zero);
+  return S::select(all_zero, zero, scale);
+}
+
 // Copies `groups` groups of n values (at x, one after another) into lanes: out[i * W + g] = x[n * g + i]; lanes
 // past `groups` get zeros.
 template <int W>
@@ -226,9 +313,16 @@ constexpr AffineKind kQ5KKind{TypeId::q5_K, 31, {-0.5f, 0.1f, 15}, true, true, 1
 // Quantizes the group scales and mins of one q4_K/q5_K super-block (searched already), requantizes its values
 // against them as stored, and packs the block. `levels` holds the search's levels (kept for groups whose
 // stored scale is zero).
+// With importance, the scale stage's searches may have run already (across super-blocks): their results.
+struct SearchedScalesAndMins {
+  float d, dmin;
+  uint8_t scale_levels[8], min_levels[8];
+};
+
 template <class V>
 void finish_affine_block(const AffineKind& kind, const float* x, const float* scales, const float* mins,
-                         const float* group_weight, bool weighted, uint8_t* levels, uint8_t* block) {
+                         const float* group_weight, bool weighted, const SearchedScalesAndMins* searched,
+                         uint8_t* levels, uint8_t* block) {
   using L = Lanes<V>;
   using G = GroupLanes<V>;
   constexpr int W = V::kWidth;
@@ -236,8 +330,13 @@ void finish_affine_block(const AffineKind& kind, const float* x, const float* sc
   uint8_t* dmin_field = block + 2;
   uint8_t* packed_scales = block + 4;
   std::memset(packed_scales, 0, 12);
-  kquant::quantize_scales_and_mins(scales, mins, weighted ? group_weight : nullptr, kind.clamp_weighted_scales,
-                                   d_field, dmin_field, packed_scales);
+  if (searched != nullptr) {
+    kquant::store_searched_scales_and_mins(searched->d, searched->dmin, searched->scale_levels, searched->min_levels,
+                                           kind.clamp_weighted_scales, d_field, dmin_field, packed_scales);
+  } else {
+    kquant::quantize_scales_and_mins(scales, mins, weighted ? group_weight : nullptr, kind.clamp_weighted_scales,
+                                     d_field, dmin_field, packed_scales);
+  }
 
   const float d = load_f16(d_field);
   const float dmin = load_f16(dmin_field);
@@ -261,65 +360,104 @@ void finish_affine_block(const AffineKind& kind, const float* x, const float* sc
   }
 }
 
-// q4_K / q5_K: the groups of W/8 super-blocks fill the lanes of one search (padding lanes are zeros).
+// q4_K / q5_K: the groups of W/8 super-blocks fill the lanes of one search (padding lanes are zeros). The search
+// runs on PairOps<V> (simd_ops_pair.h): 32 lanes at AVX-512, 16 at AVX2, two independent chains in flight. With
+// importance, the scale stage (make_qp_quants of the eight scales and of the eight mins) then runs across 16
+// super-blocks, one lane each.
 template <class V>
 void quantize_affine_k_simd(const AffineKind& kind, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                             const float* importance) {
-  constexpr int W = V::kWidth;
+  using S = PairOps<V>;
+  using S16 = Lanes16<V>;
+  constexpr int W = S::kWidth;
   constexpr int kBlocksPerSearch = W / 8;
-  using F = typename V::F;
+  constexpr int kScaleBatch = 16;
+  using F = typename S::F;
   const int64_t blocks_per_row = n_per_row / kKSuperBlock;
   const int64_t nblocks = nrows * blocks_per_row;
   uint8_t* out = static_cast<uint8_t*>(dst);
   alignas(64) float xt[32 * W];
   alignas(64) float wt[32 * W];
-  alignas(64) float scales[W];
-  alignas(64) float negated_mins[W];
-  alignas(64) float group_weight[W];
   alignas(64) int32_t levels_t[32 * W];
-  for (int64_t first = 0; first < nblocks; first += kBlocksPerSearch) {
-    const int blocks = static_cast<int>(nblocks - first < kBlocksPerSearch ? nblocks - first : kBlocksPerSearch);
-    const float* x = src + first * kKSuperBlock;
-    transpose_groups<W>(x, 32, 8 * blocks, xt);
-    if (importance == nullptr) {
-      // Reference weights: rms of the group + |x|.
-      F sum_x2 = V::set1(0.0f);
-      for (int i = 0; i < 32; ++i) sum_x2 = V::add(sum_x2, V::mul(V::load(xt + i * W), V::load(xt + i * W)));
-      const F rms = V::sqrt(V::div(sum_x2, V::set1(32.0f)));
-      for (int i = 0; i < 32; ++i) V::store(wt + i * W, V::add(rms, V::abs(V::load(xt + i * W))));
-      search_affine_scale_lanes<V>(32, kind.nmax, xt, wt, kind.reference_grid, kquant::ErrorNorm::squared,
-                                   kquant::LevelClamp::round_then_clamp, scales, negated_mins, levels_t);
-    } else {
-      // Weighted: importance * sqrt(sigma2 + x^2), sigma2 twice the super-block's mean square.
-      alignas(64) float sigma2[W];
-      alignas(64) float importance_t[32 * W];
-      for (int g = 0; g < W; ++g) {
-        const bool real = g < 8 * blocks;
-        if (g % 8 == 0) sigma2[g] = real ? kquant::super_block_sigma2(x + kKSuperBlock * (g / 8), 2.0f) : 0.0f;
-        else sigma2[g] = sigma2[g - 1];  // every group of a super-block shares its sigma2
-        const int64_t block_in_row = (first + g / 8) % blocks_per_row;
-        const float* qw = importance + kKSuperBlock * block_in_row + 32 * (g % 8);
-        for (int i = 0; i < 32; ++i) importance_t[i * W + g] = real ? qw[i] : 0.0f;
+  // Per block of a scale batch: its group scales, negated mins, group weights and levels.
+  alignas(64) float scales[kScaleBatch * 8];
+  alignas(64) float negated_mins[kScaleBatch * 8];
+  alignas(64) float group_weight[kScaleBatch * 8];
+  alignas(64) uint8_t levels[kScaleBatch][kKSuperBlock];
+  for (int64_t batch = 0; batch < nblocks; batch += kScaleBatch) {
+    const int batch_blocks = static_cast<int>(nblocks - batch < kScaleBatch ? nblocks - batch : kScaleBatch);
+    for (int offset = 0; offset < batch_blocks; offset += kBlocksPerSearch) {
+      const int64_t first = batch + offset;
+      const int blocks = batch_blocks - offset < kBlocksPerSearch ? batch_blocks - offset : kBlocksPerSearch;
+      const float* x = src + first * kKSuperBlock;
+      transpose_groups<W>(x, 32, 8 * blocks, xt);
+      if (importance == nullptr) {
+        // Reference weights: rms of the group + |x|.
+        F sum_x2 = S::set1(0.0f);
+        for (int i = 0; i < 32; ++i) sum_x2 = S::add(sum_x2, S::mul(S::load(xt + i * W), S::load(xt + i * W)));
+        const F rms = S::sqrt(S::div(sum_x2, S::set1(32.0f)));
+        for (int i = 0; i < 32; ++i) S::store(wt + i * W, S::add(rms, S::abs(S::load(xt + i * W))));
+        search_affine_scale_lanes<S>(32, kind.nmax, xt, wt, kind.reference_grid, kquant::ErrorNorm::squared,
+                                     kquant::LevelClamp::round_then_clamp, scales + 8 * offset,
+                                     negated_mins + 8 * offset, levels_t);
+      } else {
+        // Weighted: importance * sqrt(sigma2 + x^2), sigma2 twice the super-block's mean square.
+        alignas(64) float sigma2[W];
+        alignas(64) float importance_t[32 * W];
+        for (int g = 0; g < W; ++g) {
+          const bool real = g < 8 * blocks;
+          if (g % 8 == 0) sigma2[g] = real ? kquant::super_block_sigma2(x + kKSuperBlock * (g / 8), 2.0f) : 0.0f;
+          else sigma2[g] = sigma2[g - 1];  // every group of a super-block shares its sigma2
+          const int64_t block_in_row = (first + g / 8) % blocks_per_row;
+          const float* qw = importance + kKSuperBlock * block_in_row + 32 * (g % 8);
+          for (int i = 0; i < 32; ++i) importance_t[i * W + g] = real ? qw[i] : 0.0f;
+        }
+        F sum = S::set1(0.0f);
+        for (int i = 0; i < 32; ++i) {
+          const F v = S::load(xt + i * W);
+          const F w = S::mul(S::load(importance_t + i * W), S::sqrt(S::add(S::load(sigma2), S::mul(v, v))));
+          S::store(wt + i * W, w);
+          sum = S::add(sum, w);
+        }
+        S::store(group_weight + 8 * offset, sum);
+        search_affine_scale_lanes<S>(32, kind.nmax, xt, wt, kquant::ScaleGrid{-0.9f, 0.05f, 36},
+                                     kquant::ErrorNorm::squared, kquant::LevelClamp::clamp_then_round,
+                                     scales + 8 * offset, negated_mins + 8 * offset, levels_t);
       }
-      F sum = V::set1(0.0f);
-      for (int i = 0; i < 32; ++i) {
-        const F v = V::load(xt + i * W);
-        const F w = V::mul(V::load(importance_t + i * W), V::sqrt(V::add(V::load(sigma2), V::mul(v, v))));
-        V::store(wt + i * W, w);
-        sum = V::add(sum, w);
+      for (int b = 0; b < blocks; ++b) {
+        for (int j = 0; j < 8; ++j) {
+          for (int i = 0; i < 32; ++i) levels[offset + b][32 * j + i] = static_cast<uint8_t>(levels_t[i * W + 8 * b + j]);
+        }
       }
-      V::store(group_weight, sum);
-      search_affine_scale_lanes<V>(32, kind.nmax, xt, wt, kquant::ScaleGrid{-0.9f, 0.05f, 36},
-                                   kquant::ErrorNorm::squared, kquant::LevelClamp::clamp_then_round, scales,
-                                   negated_mins, levels_t);
     }
-    for (int b = 0; b < blocks; ++b) {
-      uint8_t levels[kKSuperBlock];
-      for (int j = 0; j < 8; ++j) {
-        for (int i = 0; i < 32; ++i) levels[32 * j + i] = static_cast<uint8_t>(levels_t[i * W + 8 * b + j]);
+    SearchedScalesAndMins searched[kScaleBatch];
+    if (importance != nullptr) {
+      alignas(64) float xt_stage[8 * kScaleBatch], wt_stage[8 * kScaleBatch], d[kScaleBatch], dmin[kScaleBatch];
+      alignas(64) int32_t scale_levels_t[8 * kScaleBatch], min_levels_t[8 * kScaleBatch];
+      auto transpose_stage = [&](const float* per_block, float* out_t) {
+        for (int j = 0; j < 8; ++j) {
+          for (int b = 0; b < kScaleBatch; ++b) out_t[j * kScaleBatch + b] = b < batch_blocks ? per_block[8 * b + j] : 0.0f;
+        }
+      };
+      transpose_stage(group_weight, wt_stage);
+      transpose_stage(scales, xt_stage);
+      S16::store(d, search_positive_scale_lanes<S16>(8, 63, xt_stage, wt_stage, scale_levels_t));
+      transpose_stage(negated_mins, xt_stage);
+      S16::store(dmin, search_positive_scale_lanes<S16>(8, 63, xt_stage, wt_stage, min_levels_t));
+      for (int b = 0; b < batch_blocks; ++b) {
+        searched[b].d = d[b];
+        searched[b].dmin = dmin[b];
+        for (int j = 0; j < 8; ++j) {
+          searched[b].scale_levels[j] = static_cast<uint8_t>(scale_levels_t[j * kScaleBatch + b]);
+          searched[b].min_levels[j] = static_cast<uint8_t>(min_levels_t[j * kScaleBatch + b]);
+        }
       }
-      finish_affine_block<V>(kind, x + kKSuperBlock * b, scales + 8 * b, negated_mins + 8 * b, group_weight + 8 * b,
-                             importance != nullptr, levels, out + static_cast<size_t>(first + b) * kind.block_bytes);
+    }
+    for (int b = 0; b < batch_blocks; ++b) {
+      finish_affine_block<V>(kind, src + (batch + b) * kKSuperBlock, scales + 8 * b, negated_mins + 8 * b,
+                             group_weight + 8 * b, importance != nullptr,
+                             importance != nullptr ? &searched[b] : nullptr, levels[b],
+                             out + static_cast<size_t>(batch + b) * kind.block_bytes);
     }
   }
 }

@@ -1,4 +1,4 @@
-// SIMD dequantizers for q2_K, q3_K and q6_K, written over a vector-operations struct V (simd_ops_avx2.h,
+// SIMD dequantizers for q2_K, q3_K, q4_K, q5_K and q6_K, written over a vector-operations struct V (simd_ops_avx2.h,
 // simd_ops_avx512.h).
 //
 // Every output is one product (or product and difference) of the scalar dequantizer (kquants.cpp): the group
@@ -6,14 +6,15 @@
 // group of 16 in scalar float32 exactly as the scalar code computes it, and each lane multiplies it by its
 // integer level converted to float. The same IEEE operations on the same operands give the same floats, NaN
 // and infinity included (a level is always a small integer, so only the factor can be non-finite). The lanes
-// run across the 16 consecutive values of a group, whose bits sit in 16 consecutive bytes of each bit field.
-// Include after the instruction-set pragma, the ops header and kquant_lowbit_layout.h (before the pragma);
-// everything here has internal linkage.
+// run across the 16 (q4_K/q5_K: 32) consecutive values of a group, whose bits sit in consecutive bytes of each
+// bit field. Include after the instruction-set pragma, the ops header, kquant_layout.h and
+// kquant_lowbit_layout.h (before the pragma); everything here has internal linkage.
 #pragma once
 
 #include <cstdint>
 
 #include "formats/kernels.h"
+#include "formats/kquant_layout.h"
 #include "formats/kquant_lowbit_layout.h"
 
 namespace quant::formats {
@@ -68,6 +69,38 @@ void dequantize_q3_k_simd(const void* src, float* dst, int64_t n) {
         const auto high = bit_field_lanes<V>(h, k, j / 2, 1);
         const auto level = V::iadd(V::isub(low, V::iset1(4)), V::template shift_left<2>(high));
         V::store(dst + 16 * j + k * W, V::mul(group_scale, V::to_float(level)));
+      }
+    }
+    dst += 256;
+  }
+}
+
+// q4_K (kBlockBytes 144: d, dmin, scales[12], qs[128]) and q5_K (176: qh[32] before qs): group 2*chunk + nibble
+// is nibble `nibble` of qs[32 chunk ..], plus bit 2*chunk + nibble of qh as the fifth bit for q5_K; value =
+// d * scale - dmin * min, as kquants.cpp dequantize_block_q4_k / q5_k compute it.
+template <class V, int kBlockBytes, bool kFiveBit>
+void dequantize_affine_k_simd(const void* src, float* dst, int64_t n) {
+  constexpr int W = V::kWidth;
+  const uint8_t* block = static_cast<const uint8_t*>(src);
+  for (int64_t b = 0; b < n / 256; ++b, block += kBlockBytes) {
+    const float d = load_f16(block);
+    const float dmin = load_f16(block + 2);
+    const uint8_t* packed_scales = block + 4;
+    const uint8_t* qh = block + 16;
+    const uint8_t* qs = block + (kFiveBit ? 48 : 16);
+    for (int chunk = 0; chunk < 4; ++chunk) {
+      for (int nibble = 0; nibble < 2; ++nibble) {
+        uint8_t scale_level, min_level;
+        kquant::unpack_scale_min(packed_scales, 2 * chunk + nibble, &scale_level, &min_level);
+        const auto group_scale = V::set1(d * scale_level);
+        const auto group_min = V::set1(dmin * min_level);
+        for (int k = 0; k < 32 / W; ++k) {
+          auto level = bit_field_lanes<V>(qs + 32 * chunk, k, 4 * nibble, 0xF);
+          if constexpr (kFiveBit) {
+            level = V::ior(level, V::template shift_left<4>(bit_field_lanes<V>(qh, k, 2 * chunk + nibble, 1)));
+          }
+          V::store(dst + 32 * (2 * chunk + nibble) + k * W, V::sub(V::mul(group_scale, V::to_float(level)), group_min));
+        }
       }
     }
     dst += 256;

@@ -171,50 +171,103 @@ void untranspose_levels(const int32_t* levels_t, int k, Level* levels) {
   }
 }
 
-// A batch of up to W / 16 q2_K super-blocks (all values and importance finite).
+// The super-blocks of one batch of the q2_K/q3_K drivers: what their group searches found, before the scale
+// stage. With importance, that stage (ggml's make_qp_quants for q2_K's scales and mins, its weighted symmetric
+// search for q3_K's scales) runs across the batch's super-blocks, one lane each, on 16-lane vectors.
+constexpr int kLowbitBatch = 16;
+struct LowbitGroups {
+  alignas(64) float scales[kLowbitBatch * 16];  // [block * 16 + group]
+  alignas(64) float mins[kLowbitBatch * 16];    // q2_K: the negated group minimum
+  alignas(64) float group_weight[kLowbitBatch * 16];
+  alignas(64) int8_t levels[kLowbitBatch][kKSuperBlock];
+};
+
+// Transposes one per-group array of the batch so that lane b holds block b's 16 values (zeros past count).
+inline void transpose_scales(const float* per_block, int count, float* out) {
+  for (int j = 0; j < 16; ++j) {
+    for (int b = 0; b < kLowbitBatch; ++b) out[j * kLowbitBatch + b] = b < count ? per_block[16 * b + j] : 0.0f;
+  }
+}
+
+// The group searches of up to kLowbitBatch q2_K super-blocks, W / 16 at a time.
 template <class V>
-void quantize_q2_k_batch_simd(const LowbitBlock* blocks, int count, bool weighted) {
+void search_q2_k_groups(const LowbitBlock* blocks, int count, bool weighted, LowbitGroups* groups) {
   using S = LowbitSearchOps<V>;
-  using L = Lanes<V>;
-  using G = GroupLanes<V>;
   constexpr int W = S::kWidth;
-  constexpr int VW = V::kWidth;
   alignas(64) float xt[16 * W];
   alignas(64) float wt[16 * W];
   alignas(64) int32_t levels_t[16 * W];
   alignas(64) float scales[W];
   alignas(64) float mins[W];
   alignas(64) float group_weight[W];
-  transpose_blocks<W>(blocks, count, false, xt);
-  if (!weighted) {
-    for (int i = 0; i < 16 * W; i += W) S::store(wt + i, S::abs(S::load(xt + i)));
-    search_affine_scale_lanes<S>(16, 3, xt, wt, kquant::ScaleGrid{-0.5f, 0.1f, 15}, kquant::ErrorNorm::absolute,
-                                 kquant::LevelClamp::round_then_clamp, scales, mins, levels_t);
-  } else {
-    alignas(64) float sigma2[W];
-    sigma2_lanes<W>(blocks, count, 1.0f, sigma2);
-    weighted_group_weights<S>(blocks, count, xt, sigma2, wt, group_weight);
-    search_affine_scale_lanes<S>(16, 3, xt, wt, kquant::ScaleGrid{-0.9f, 0.05f, 36}, kquant::ErrorNorm::squared,
-                                 kquant::LevelClamp::clamp_then_round, scales, mins, levels_t);
+  for (int first = 0; first < count; first += W / 16) {
+    const int n = count - first < W / 16 ? count - first : W / 16;
+    transpose_blocks<W>(blocks + first, n, false, xt);
+    if (!weighted) {
+      for (int i = 0; i < 16 * W; i += W) S::store(wt + i, S::abs(S::load(xt + i)));
+      search_affine_scale_lanes<S>(16, 3, xt, wt, kquant::ScaleGrid{-0.5f, 0.1f, 15}, kquant::ErrorNorm::absolute,
+                                   kquant::LevelClamp::round_then_clamp, scales, mins, levels_t);
+    } else {
+      alignas(64) float sigma2[W];
+      sigma2_lanes<W>(blocks + first, n, 1.0f, sigma2);
+      weighted_group_weights<S>(blocks + first, n, xt, sigma2, wt, group_weight);
+      search_affine_scale_lanes<S>(16, 3, xt, wt, kquant::ScaleGrid{-0.9f, 0.05f, 36}, kquant::ErrorNorm::squared,
+                                   kquant::LevelClamp::clamp_then_round, scales, mins, levels_t);
+    }
+    for (int k = 0; k < n; ++k) {
+      std::memcpy(groups->scales + 16 * (first + k), scales + 16 * k, 16 * sizeof(float));
+      std::memcpy(groups->mins + 16 * (first + k), mins + 16 * k, 16 * sizeof(float));
+      std::memcpy(groups->group_weight + 16 * (first + k), group_weight + 16 * k, 16 * sizeof(float));
+      untranspose_levels<W>(levels_t, k, reinterpret_cast<uint8_t*>(groups->levels[first + k]));
+    }
+  }
+}
+
+// A batch of up to kLowbitBatch q2_K super-blocks (all values and importance finite).
+template <class V>
+void quantize_q2_k_batch_simd(const LowbitBlock* blocks, int count, bool weighted) {
+  using L = Lanes<V>;
+  using G = GroupLanes<V>;
+  using S16 = Lanes16<V>;
+  constexpr int VW = V::kWidth;
+  LowbitGroups groups;
+  search_q2_k_groups<V>(blocks, count, weighted, &groups);
+  alignas(64) float d[kLowbitBatch], dmin[kLowbitBatch];
+  alignas(64) int32_t scale_levels_t[16 * kLowbitBatch], min_levels_t[16 * kLowbitBatch];
+  if (weighted) {
+    alignas(64) float xt[16 * kLowbitBatch], wt[16 * kLowbitBatch];
+    transpose_scales(groups.group_weight, count, wt);
+    transpose_scales(groups.scales, count, xt);
+    S16::store(d, search_positive_scale_lanes<S16>(16, 15, xt, wt, scale_levels_t));
+    transpose_scales(groups.mins, count, xt);
+    S16::store(dmin, search_positive_scale_lanes<S16>(16, 15, xt, wt, min_levels_t));
   }
   for (int k = 0; k < count; ++k) {
     const float* x = blocks[k].x;
     uint8_t* block = blocks[k].out;
-    alignas(64) uint8_t levels[kKSuperBlock];
-    untranspose_levels<W>(levels_t, k, levels);
+    uint8_t* levels = reinterpret_cast<uint8_t*>(groups.levels[k]);
     uint8_t* packed_scales = block + kquant::kQ2KScalesOffset;
     uint8_t* d_field = block + kquant::kQ2KDOffset;
     uint8_t* dmin_field = block + kquant::kQ2KDminOffset;
-    kquant::quantize_q2_k_scales(scales + 16 * k, mins + 16 * k, weighted ? group_weight + 16 * k : nullptr,
-                                 packed_scales, d_field, dmin_field);
+    if (weighted) {
+      uint8_t scale_levels[16], min_levels[16];
+      for (int j = 0; j < 16; ++j) {
+        scale_levels[j] = static_cast<uint8_t>(scale_levels_t[j * kLowbitBatch + k]);
+        min_levels[j] = static_cast<uint8_t>(min_levels_t[j * kLowbitBatch + k]);
+      }
+      kquant::store_q2_k_searched_scales(d[k], dmin[k], scale_levels, min_levels, packed_scales, d_field, dmin_field);
+    } else {
+      kquant::quantize_q2_k_scales(groups.scales + 16 * k, groups.mins + 16 * k, nullptr, packed_scales, d_field,
+                                   dmin_field);
+    }
 
     // Requantize against the scales as stored; a group whose scale is zero keeps the search's levels.
-    const float d = load_f16(d_field);
-    const float dmin = load_f16(dmin_field);
+    const float stored_d = load_f16(d_field);
+    const float stored_dmin = load_f16(dmin_field);
     for (int j = 0; j < 16; ++j) {
-      const float group_scale = d * (packed_scales[j] & 0xF);
+      const float group_scale = stored_d * (packed_scales[j] & 0xF);
       if (group_scale == 0) continue;
-      const float group_min = dmin * (packed_scales[j] >> 4);
+      const float group_min = stored_dmin * (packed_scales[j] >> 4);
       for (int l = 0; l < 16; l += VW) {
         const auto level = L::nearest_int(V::div(V::add(V::load(x + 16 * j + l), V::set1(group_min)),
                                                  V::set1(group_scale)));
@@ -225,41 +278,70 @@ void quantize_q2_k_batch_simd(const LowbitBlock* blocks, int count, bool weighte
   }
 }
 
-// A batch of up to W / 16 q3_K super-blocks (all values and importance finite).
+// The group searches of up to kLowbitBatch q3_K super-blocks, W / 16 at a time.
 template <class V>
-void quantize_q3_k_batch_simd(const LowbitBlock* blocks, int count, bool weighted) {
+void search_q3_k_groups(const LowbitBlock* blocks, int count, bool weighted, LowbitGroups* groups) {
   using S = LowbitSearchOps<V>;
-  using L = Lanes<V>;
-  using G = GroupLanes<V>;
   constexpr int W = S::kWidth;
-  constexpr int VW = V::kWidth;
   alignas(64) float xt[16 * W];
   alignas(64) float wt[16 * W];
   alignas(64) int32_t levels_t[16 * W];
   alignas(64) float scales[W];
   alignas(64) float group_weight[W];
-  transpose_blocks<W>(blocks, count, false, xt);
-  if (!weighted) {
-    search_q3_scale_lanes<S>(16, 4, xt, scales, levels_t);
-  } else {
-    alignas(64) float sigma2[W];
-    sigma2_lanes<W>(blocks, count, 2.0f, sigma2);
-    weighted_group_weights<S>(blocks, count, xt, sigma2, wt, group_weight);
-    search_symmetric_scale_lanes<S>(16, 4, xt, wt, scales, levels_t);
+  for (int first = 0; first < count; first += W / 16) {
+    const int n = count - first < W / 16 ? count - first : W / 16;
+    transpose_blocks<W>(blocks + first, n, false, xt);
+    if (!weighted) {
+      search_q3_scale_lanes<S>(16, 4, xt, scales, levels_t);
+    } else {
+      alignas(64) float sigma2[W];
+      sigma2_lanes<W>(blocks + first, n, 2.0f, sigma2);
+      weighted_group_weights<S>(blocks + first, n, xt, sigma2, wt, group_weight);
+      search_symmetric_scale_lanes<S>(16, 4, xt, wt, scales, levels_t);
+    }
+    for (int k = 0; k < n; ++k) {
+      std::memcpy(groups->scales + 16 * (first + k), scales + 16 * k, 16 * sizeof(float));
+      std::memcpy(groups->group_weight + 16 * (first + k), group_weight + 16 * k, 16 * sizeof(float));
+      untranspose_levels<W>(levels_t, k, groups->levels[first + k]);
+    }
+  }
+}
+
+// A batch of up to kLowbitBatch q3_K super-blocks (all values and importance finite).
+template <class V>
+void quantize_q3_k_batch_simd(const LowbitBlock* blocks, int count, bool weighted) {
+  using L = Lanes<V>;
+  using G = GroupLanes<V>;
+  using S16 = Lanes16<V>;
+  constexpr int VW = V::kWidth;
+  LowbitGroups groups;
+  search_q3_k_groups<V>(blocks, count, weighted, &groups);
+  alignas(64) float d[kLowbitBatch];
+  alignas(64) int32_t scale_levels_t[16 * kLowbitBatch];
+  if (weighted) {
+    alignas(64) float xt[16 * kLowbitBatch], wt[16 * kLowbitBatch];
+    transpose_scales(groups.scales, count, xt);
+    transpose_scales(groups.group_weight, count, wt);
+    search_symmetric_scale_lanes<S16>(16, 32, xt, wt, d, scale_levels_t);
   }
   for (int k = 0; k < count; ++k) {
     const float* x = blocks[k].x;
     uint8_t* block = blocks[k].out;
-    alignas(64) int8_t levels[kKSuperBlock];
-    untranspose_levels<W>(levels_t, k, levels);
+    int8_t* levels = groups.levels[k];
     uint8_t* packed_scales = block + kquant::kQ3KScalesOffset;
     uint8_t* d_field = block + kquant::kQ3KDOffset;
-    kquant::quantize_q3_k_scales(scales + 16 * k, weighted ? group_weight + 16 * k : nullptr, packed_scales,
-                                 d_field);
+    if (weighted) {
+      int8_t scale_levels[16];
+      for (int j = 0; j < 16; ++j) scale_levels[j] = static_cast<int8_t>(scale_levels_t[j * kLowbitBatch + k]);
+      std::memset(packed_scales, 0, 12);
+      kquant::store_q3_k_searched_scales(d[k], scale_levels, packed_scales, d_field);
+    } else {
+      kquant::quantize_q3_k_scales(groups.scales + 16 * k, nullptr, packed_scales, d_field);
+    }
 
-    const float d = load_f16(d_field);
+    const float stored_d = load_f16(d_field);
     for (int j = 0; j < 16; ++j) {
-      const float group_scale = d * static_cast<int8_t>(kquant::q3_k_packed_scale(packed_scales, j) - 32);
+      const float group_scale = stored_d * static_cast<int8_t>(kquant::q3_k_packed_scale(packed_scales, j) - 32);
       if (group_scale == 0) continue;
       for (int l = 0; l < 16; l += VW) {
         const auto level = L::nearest_int(V::div(V::load(x + 16 * j + l), V::set1(group_scale)));
@@ -271,34 +353,41 @@ void quantize_q3_k_batch_simd(const LowbitBlock* blocks, int count, bool weighte
   }
 }
 
-// Row-by-row, block-by-block driver: finite blocks are gathered into batches for `kBatch`, the others take
-// the scalar kernel of kId at once. The importance vector is per column, so block b of every row reads
-// importance[256 * b ..].
-template <class V, TypeId kId, int kBlockBytes, void (*kBatch)(const LowbitBlock*, int, bool)>
-void quantize_lowbit_k_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
-  constexpr int kBlocksPerBatch = LowbitSearchOps<V>::kWidth / 16;
-  const QuantizeRowsFn scalar = scalar_quantize(kId);
+// Row-by-row, super-block by super-block driver: finite super-blocks (values and importance) are gathered into
+// batches of kPerBatch for `batch(blocks, count)`, the others take the scalar kernel at once. The importance
+// vector is per column, so super-block b of every row reads importance[256 * b ..].
+template <class V, int kPerBatch, typename Batch>
+void quantize_finite_super_blocks(QuantizeRowsFn scalar, int64_t block_bytes, const float* src, void* dst,
+                                  int64_t nrows, int64_t n_per_row, const float* importance, Batch batch) {
   const int64_t blocks_per_row = n_per_row / kKSuperBlock;
-  const bool weighted = importance != nullptr;
-  LowbitBlock pending[kBlocksPerBatch];
+  LowbitBlock pending[kPerBatch];
   int count = 0;
   uint8_t* out = static_cast<uint8_t*>(dst);
   for (int64_t row = 0; row < nrows; ++row) {
-    for (int64_t b = 0; b < blocks_per_row; ++b, out += kBlockBytes) {
+    for (int64_t b = 0; b < blocks_per_row; ++b, out += block_bytes) {
       const float* x = src + (row * blocks_per_row + b) * kKSuperBlock;
-      const float* qw = weighted ? importance + kKSuperBlock * b : nullptr;
-      if (!all_finite<V>(x, kKSuperBlock) || (weighted && !all_finite<V>(qw, kKSuperBlock))) {
+      const float* qw = importance != nullptr ? importance + kKSuperBlock * b : nullptr;
+      if (!all_finite<V>(x, kKSuperBlock) || (qw != nullptr && !all_finite<V>(qw, kKSuperBlock))) {
         scalar(x, out, 1, kKSuperBlock, qw);
         continue;
       }
       pending[count++] = LowbitBlock{x, qw, out};
-      if (count == kBlocksPerBatch) {
-        kBatch(pending, count, weighted);
+      if (count == kPerBatch) {
+        batch(pending, count);
         count = 0;
       }
     }
   }
-  if (count > 0) kBatch(pending, count, weighted);
+  if (count > 0) batch(pending, count);
+}
+
+// The q2_K and q3_K drivers: batches of kLowbitBatch super-blocks.
+template <class V, TypeId kId, int kBlockBytes, void (*kBatch)(const LowbitBlock*, int, bool)>
+void quantize_lowbit_k_rows(const float* src, void* dst, int64_t nrows, int64_t n_per_row, const float* importance) {
+  const bool weighted = importance != nullptr;
+  quantize_finite_super_blocks<V, kLowbitBatch>(
+      scalar_quantize(kId), kBlockBytes, src, dst, nrows, n_per_row, importance,
+      [weighted](const LowbitBlock* blocks, int count) { kBatch(blocks, count, weighted); });
 }
 
 template <class V>

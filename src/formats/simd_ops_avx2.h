@@ -46,6 +46,11 @@ struct Avx2Ops {
   static M mor(M a, M b) { return _mm256_or_si256(a, b); }
   static M mnot(M a) { return _mm256_xor_si256(a, _mm256_set1_epi32(-1)); }
   static unsigned bits(M m) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))); }
+  // The mask whose lane k is bit k of `b` (the inverse of bits()).
+  static M mask_from_bits(unsigned b) {
+    const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int32_t>(b)), lane_bits), lane_bits);
+  }
   static bool any(M m) { return bits(m) != 0; }
   static F select(M m, F if_true, F if_false) { return _mm256_blendv_ps(if_false, if_true, _mm256_castsi256_ps(m)); }
   static I iselect(M m, I if_true, I if_false) { return _mm256_blendv_epi8(if_false, if_true, m); }
@@ -66,6 +71,10 @@ struct Avx2Ops {
   template <int kShift> static I shift_right_logical(I a) { return _mm256_srli_epi32(a, kShift); }
   template <int kShift> static I shift_right_arithmetic(I a) { return _mm256_srai_epi32(a, kShift); }
   static I shift_right_lanes(I a, I counts) { return _mm256_srlv_epi32(a, counts); }
+  // Lane k gets table[index[k]] (index 0..7): a lookup in a table held in one vector.
+  static F permute(F table, I index) { return _mm256_permutevar8x32_ps(table, index); }
+  // Lane k gets base[index[k]].
+  static I igather(const int32_t* base, I index) { return _mm256_i32gather_epi32(base, index, 4); }
   // Lanes whose bit `bit` is set, as a bit mask (lane 0 in bit 0).
   static unsigned bit_set(I a, int bit) {
     return static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_sll_epi32(a, _mm_cvtsi32_si128(31 - bit)))));

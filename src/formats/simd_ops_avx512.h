@@ -42,6 +42,7 @@ struct Avx512Ops {
   static M mor(M a, M b) { return static_cast<M>(a | b); }
   static M mnot(M a) { return static_cast<M>(~a); }
   static unsigned bits(M m) { return static_cast<unsigned>(m); }
+  static M mask_from_bits(unsigned b) { return static_cast<M>(b); }
   static bool any(M m) { return m != 0; }
   static F select(M m, F if_true, F if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
   static I iselect(M m, I if_true, I if_false) { return _mm512_mask_blend_epi32(m, if_false, if_true); }
@@ -62,6 +63,9 @@ struct Avx512Ops {
   template <int kShift> static I shift_right_logical(I a) { return _mm512_srli_epi32(a, kShift); }
   template <int kShift> static I shift_right_arithmetic(I a) { return _mm512_srai_epi32(a, kShift); }
   static I shift_right_lanes(I a, I counts) { return _mm512_srlv_epi32(a, counts); }
+  // Lane k gets table[index[k]] (index 0..15).
+  static F permute(F table, I index) { return _mm512_permutexvar_ps(index, table); }
+  static I igather(const int32_t* base, I index) { return _mm512_i32gather_epi32(index, base, 4); }
   static unsigned bit_set(I a, int bit) {
     return static_cast<unsigned>(_mm512_test_epi32_mask(a, _mm512_set1_epi32(static_cast<int32_t>(1u << bit))));
   }
@@ -76,6 +80,11 @@ struct Avx512Ops {
   static I load_u8(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static I load_i8(const int8_t* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static I load_u16(const uint16_t* p) { return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  // Lanes 0..7 from the 8 int8 at a, lanes 8..15 from the 8 at b.
+  static I load_i8_pair(const int8_t* a, const int8_t* b) {
+    return _mm512_cvtepi8_epi32(_mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)),
+                                                   _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b))));
+  }
   static void store_low_bytes(uint8_t* p, I a) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(a)); }
   static void store_low_halves(uint16_t* p, I a) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(a));

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace quant::formats {
 namespace {
@@ -29,6 +30,7 @@ struct PairOps {
   static F div(F a, F b) { return {V::div(a.lo, b.lo), V::div(a.hi, b.hi)}; }
   static F sqrt(F a) { return {V::sqrt(a.lo), V::sqrt(a.hi)}; }
   static F abs(F a) { return {V::abs(a.lo), V::abs(a.hi)}; }
+  static F max(F a, F b) { return {V::max(a.lo, b.lo), V::max(a.hi, b.hi)}; }
 
   // ---- comparisons and masks
   static M lt(F a, F b) { return {V::lt(a.lo, b.lo), V::lt(a.hi, b.hi)}; }
@@ -36,10 +38,13 @@ struct PairOps {
   static M gt(F a, F b) { return {V::gt(a.lo, b.lo), V::gt(a.hi, b.hi)}; }
   static M neq(F a, F b) { return {V::neq(a.lo, b.lo), V::neq(a.hi, b.hi)}; }
   static M ieq(I a, I b) { return {V::ieq(a.lo, b.lo), V::ieq(a.hi, b.hi)}; }
+  static M igt(I a, I b) { return {V::igt(a.lo, b.lo), V::igt(a.hi, b.hi)}; }
   static M mand(M a, M b) { return {V::mand(a.lo, b.lo), V::mand(a.hi, b.hi)}; }
   static M mor(M a, M b) { return {V::mor(a.lo, b.lo), V::mor(a.hi, b.hi)}; }
   static M mnot(M a) { return {V::mnot(a.lo), V::mnot(a.hi)}; }
   static bool any(M m) { return V::any(V::mor(m.lo, m.hi)); }
+  static unsigned bits(M m) { return V::bits(m.lo) | (V::bits(m.hi) << kHalf); }
+  static M mask_from_bits(unsigned b) { return {V::mask_from_bits(b), V::mask_from_bits(b >> kHalf)}; }
   static F select(M m, F t, F f) { return {V::select(m.lo, t.lo, f.lo), V::select(m.hi, t.hi, f.hi)}; }
   static I iselect(M m, I t, I f) { return {V::iselect(m.lo, t.lo, f.lo), V::iselect(m.hi, t.hi, f.hi)}; }
 
@@ -54,6 +59,9 @@ struct PairOps {
   static I ior(I a, I b) { return {V::ior(a.lo, b.lo), V::ior(a.hi, b.hi)}; }
   static I imin(I a, I b) { return {V::imin(a.lo, b.lo), V::imin(a.hi, b.hi)}; }
   static I imax(I a, I b) { return {V::imax(a.lo, b.lo), V::imax(a.hi, b.hi)}; }
+  static I shift_right_lanes(I a, I counts) { return {V::shift_right_lanes(a.lo, counts.lo), V::shift_right_lanes(a.hi, counts.hi)}; }
+  template <int kShift> static I shift_left(I a) { return {V::template shift_left<kShift>(a.lo), V::template shift_left<kShift>(a.hi)}; }
+  static I igather(const int32_t* base, I index) { return {V::igather(base, index.lo), V::igather(base, index.hi)}; }
 
   // ---- conversions
   static F to_float(I a) { return {V::to_float(a.lo), V::to_float(a.hi)}; }
@@ -61,6 +69,10 @@ struct PairOps {
   static I float_bits(F a) { return {V::float_bits(a.lo), V::float_bits(a.hi)}; }
   static F from_bits(I a) { return {V::from_bits(a.lo), V::from_bits(a.hi)}; }
 };
+
+// 16 lanes from V: V itself when it has 16, else a pair of V.
+template <class V>
+using Lanes16 = std::conditional_t<V::kWidth == 16, V, PairOps<V>>;
 
 }  // namespace
 }  // namespace quant::formats

@@ -28,6 +28,7 @@ namespace {
 constexpr uint64_t kMaxTensorDims = 4;
 constexpr uint64_t kMaxTensorNameBytes = 63;  // ggml's GGML_MAX_NAME is 64 including the terminating NUL
 constexpr uint64_t kInitialHeaderRead = uint64_t(1) << 20;
+constexpr uint64_t kHeaderSlack = uint64_t(64) << 10;  // a read prefix this much larger than the header is trimmed
 
 // "GGUF" read as a little-endian u32, and the same bytes reversed as one 2023 writer stored them.
 constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
@@ -104,11 +105,13 @@ class GgufParser {
   uint64_t count_bytes() const { return v1() ? 4 : 8; }
 
   // A length-prefixed string: its bytes stay in the buffer. `what` names it in errors ("key", "tensor name").
-  Result<std::string_view> take_string(std::string_view what) {
+  // `describe` names the string in an error; it is only called on failure (a vocabulary has 100k+ strings).
+  template <typename Describe>
+  Result<std::string_view> take_string(const Describe& describe) {
     const uint64_t at = pos_;
     QUANT_ASSIGN_OR_RETURN(uint64_t length, take_count());
     if (length > bytes_left()) {
-      return error_at(at, fmt::format("{} length {} runs past the end of the file ({} bytes left)", what, length,
+      return error_at(at, fmt::format("{} length {} runs past the end of the file ({} bytes left)", describe(), length,
                                       bytes_left()));
     }
     QUANT_TRY(need(length));
@@ -179,7 +182,7 @@ class GgufParser {
     file_.metadata_.reserve(n_kv_);
     for (uint64_t i = 0; i < n_kv_; ++i) {
       const uint64_t key_at = pos_;
-      QUANT_ASSIGN_OR_RETURN(std::string_view key, take_string("key"));
+      QUANT_ASSIGN_OR_RETURN(std::string_view key, take_string([] { return "key"; }));
       if (key.empty()) return error_at(key_at, fmt::format("key-value pair {} has an empty key", i));
       if (!seen.insert(key).second) return error_at(key_at, fmt::format("duplicate key '{}'", key));
       const uint64_t type_at = pos_;
@@ -208,7 +211,7 @@ class GgufParser {
 
   Result<Value> parse_value(std::string_view key, ValueType type, uint32_t depth) {
     if (type == ValueType::string) {
-      QUANT_ASSIGN_OR_RETURN(std::string_view text, take_string(fmt::format("key '{}': string", key)));
+      QUANT_ASSIGN_OR_RETURN(std::string_view text, take_string([&] { return fmt::format("key '{}': string", key); }));
       return ValueBuilder::string_view(owner_, reinterpret_cast<const uint8_t*>(text.data()), text.size());
     }
     if (type != ValueType::array) {
@@ -263,7 +266,7 @@ class GgufParser {
       offsets.reserve(count);
       for (uint64_t i = 0; i < count; ++i) {
         offsets.push_back(pos_ - start);
-        QUANT_TRY(take_string(fmt::format("key '{}': element {}: string", key, i)));
+        QUANT_TRY(take_string([&] { return fmt::format("key '{}': element {}: string", key, i); }));
       }
       return ValueBuilder::string_array_view(owner_, bytes_.data() + start, pos_ - start, uint8_t(count_bytes()),
                                              std::move(offsets));
@@ -288,7 +291,7 @@ class GgufParser {
     uint64_t expected_offset = 0;  // running total of padded sizes
     for (uint64_t i = 0; i < n_tensors_; ++i) {
       const uint64_t name_at = pos_;
-      QUANT_ASSIGN_OR_RETURN(std::string_view name, take_string("tensor name"));
+      QUANT_ASSIGN_OR_RETURN(std::string_view name, take_string([] { return "tensor name"; }));
       if (name.size() > kMaxTensorNameBytes) {
         return error_at(name_at, fmt::format("tensor name of {} bytes is too long (at most {})", name.size(),
                                              kMaxTensorNameBytes));
@@ -421,6 +424,17 @@ Result<GgufFile> GgufFile::open(const std::string& path, const GgufLimits& limit
     const uint64_t limit = std::min(file.file_size_, limits.max_header_bytes);
     if (!parser.needs_more() || prefix >= limit) return std::move(status).error();
     prefix = std::min(limit, prefix > limit / 4 ? limit : prefix * 4);
+  }
+  // The first read takes up to 1 MiB, most of it tensor data when the header is small. A split model holds one
+  // GgufFile per shard, and most shards' headers are a few hundred bytes: keep only the header's bytes (the
+  // parsed Values view them, so parse again from the trimmed copy).
+  if (buffer->size() > file.header_size_ + kHeaderSlack) {
+    auto trimmed = std::make_shared<std::vector<uint8_t>>(buffer->begin(), buffer->begin() + file.header_size_);
+    file.metadata_.clear();
+    file.tensors_.clear();
+    GgufParser parser(file, trimmed, limits);
+    QUANT_TRY(parser.parse());
+    buffer = std::move(trimmed);
   }
   file.header_bytes_ = std::move(buffer);
   for (size_t i = 0; i < file.metadata_.size(); ++i) file.key_index_.emplace(file.metadata_[i].key, i);

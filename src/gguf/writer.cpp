@@ -248,9 +248,9 @@ Status GgufWriter::begin() {
 
 Result<uint64_t> gguf_file_size(std::span<const KeyValue> metadata, std::span<const TensorInfo> tensors,
                                 uint64_t alignment) {
-  // Mirrors begin(): the same fields, sizes and padding, counted instead of encoded.
-  bool alignment_in_metadata = false;
+  // Counts what begin() and the tensor writes put in the file: header, key-values, tensor infos, padding, data.
   uint64_t header = 4 + 4 + 8 + 8;  // magic, version, tensor count, key count
+  bool alignment_in_metadata = false;
   for (const KeyValue& kv : metadata) {
     if (kv.key == "general.alignment") {
       if (kv.value.type() != ValueType::u32 || !is_power_of_two(kv.value.as<uint32_t>())) {
@@ -259,20 +259,17 @@ Result<uint64_t> gguf_file_size(std::span<const KeyValue> metadata, std::span<co
       alignment = kv.value.as<uint32_t>();
       alignment_in_metadata = true;
     }
-    const auto size = checked_add(8 + kv.key.size() + 4, kv.value.encoded_size_v3());
-    const auto total = size ? checked_add(header, *size) : std::nullopt;
-    if (!total) return usage_error("metadata size overflows 64 bits");
-    header = *total;
+    const auto next = checked_add(header, 8 + kv.key.size() + 4 + kv.value.encoded_size_v3());
+    if (!next) return usage_error("metadata size overflows 64 bits");
+    header = *next;
   }
   if (!is_power_of_two(alignment)) return usage_error(fmt::format("alignment {} is not a power of two", alignment));
-  if (!alignment_in_metadata && alignment != kDefaultAlignment) {
-    header += 8 + std::string_view("general.alignment").size() + 4 + 4;
-  }
+  if (!alignment_in_metadata && alignment != kDefaultAlignment) header += 8 + 17 + 4 + 4;  // general.alignment u32
   uint64_t data = 0;
   for (const TensorInfo& tensor : tensors) {
     header += 8 + tensor.name.size() + 4 + 8 * tensor.shape.size() + 4 + 8;
     const FormatInfo* format = find_format(tensor.type);
-    if (format == nullptr) return usage_error(fmt::format("unknown tensor type {}", uint32_t(tensor.type)));
+    if (format == nullptr) return Error(usage_error("unknown tensor type")).in_tensor(tensor.name);
     std::optional<uint64_t> bytes = row_bytes(*format, tensor.row_length());
     for (size_t d = 1; bytes && d < tensor.shape.size(); ++d) {
       bytes = tensor.shape[d] < 0 ? std::nullopt : checked_mul(*bytes, uint64_t(tensor.shape[d]));
@@ -280,12 +277,12 @@ Result<uint64_t> gguf_file_size(std::span<const KeyValue> metadata, std::span<co
     const auto padded = bytes ? checked_align_up(*bytes, alignment) : std::nullopt;
     const auto total = padded ? checked_add(data, *padded) : std::nullopt;
     if (!total) {
-      return Error(usage_error("shape does not fit its type, or its size overflows 64 bits")).in_tensor(tensor.name);
+      return Error(usage_error("its shape does not fill its type's blocks, or its size overflows 64 bits"))
+          .in_tensor(tensor.name);
     }
     data = *total;
   }
-  // A file without tensors ends after its header (begin() pads only before a data section).
-  if (tensors.empty()) return header;
+  if (tensors.empty()) return header;  // no data section, no padding (as begin() writes it)
   const auto aligned = checked_align_up(header, alignment);
   const auto total = aligned ? checked_add(*aligned, data) : std::nullopt;
   if (!total) return usage_error("file size overflows 64 bits");

@@ -115,13 +115,16 @@ Status ImatrixAccumulator::add_expert_batch(const std::string& weight, int64_t n
 
 Status ImatrixAccumulator::merge(const ImportanceMatrix& imatrix, int64_t chunk_size, const std::string& source) {
   if (chunk_size < 1) return usage_error("merging an imatrix needs a chunk size of at least 1");
-  for (const auto& [name, entry] : imatrix.entries) {
-    auto mismatch = [&, &entry_name = name](const Sums& s) {
+  for (const auto& item : imatrix.entries) {
+    // Plain references, not structured bindings: clang before 16 cannot capture those in a lambda.
+    const std::string& name = item.first;
+    const auto& entry = item.second;
+    auto mismatch = [&](const Sums& s) {
       return invalid_input(fmt::format("{} values in {} counts, but the sums already held are {} x {} experts",
                                        entry.stored_sums.size(), entry.stored_counts.size(), s.n_per_row(),
                                        s.n_expert()))
           .in_file(source)
-          .in_tensor(entry_name);
+          .in_tensor(name);
     };
     Sums& s = sums_[name];
     if (imatrix.format == ImatrixFormat::dat) {

@@ -3,6 +3,7 @@
 
 #include "quant/gguf.h"
 #include "quant/imatrix.h"
+#include "quant/model_source.h"
 
 namespace quant {
 
@@ -82,8 +83,7 @@ ImportanceMatrix importance_matrix(const ImatrixCollection& collection) {
   return imatrix;
 }
 
-Result<std::map<std::string, int64_t>> model_weight_features(const std::string& model_path) {
-  QUANT_ASSIGN_OR_RETURN(GgufFile model, GgufFile::open(model_path));
+std::map<std::string, int64_t> model_weight_features(const ModelSource& model) {
   std::map<std::string, int64_t> features;
   for (const TensorInfo& tensor : model.tensors()) {
     const bool is_weight = tensor.name.size() > 7 && tensor.name.compare(tensor.name.size() - 7, 7, ".weight") == 0;

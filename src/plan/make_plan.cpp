@@ -203,7 +203,13 @@ Result<Plan> make_plan(const ModelParams& model, std::span<const PlanTensor> ten
   Plan plan;
   plan.file_type = options.copy_only ? options.input_file_type.value_or(guess_file_type(tensors))
                                      : static_cast<uint32_t>(options.file_type);
-  for (size_t index : plan_detail::output_order(tensors)) {
+  std::vector<size_t> order(tensors.size());
+  if (options.input_order) {
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  } else {
+    order = plan_detail::output_order(tensors);
+  }
+  for (size_t index : order) {
     const PlanTensor& tensor = tensors[index];
     const std::optional<std::string_view> excluded =
         options.copy_only ? std::optional<std::string_view>("COPY")

@@ -110,6 +110,15 @@ nlohmann::json to_json(const TensorReport& t) {
   return out;
 }
 
+nlohmann::json to_json(const ShardReport& s) {
+  return {{"path", s.path},
+          {"index", s.index},
+          {"tensors", s.tensors},
+          {"tensor_bytes", s.tensor_bytes},
+          {"file_bytes", s.file_bytes},
+          {"sha256", s.sha256.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.sha256)}};
+}
+
 nlohmann::json to_json(const ModelQuality& q) {
   return {{"text", q.text},
           {"n_ctx", q.n_ctx},
@@ -156,7 +165,14 @@ nlohmann::json to_json(const ConversionReport& r) {
             {"parameters_per_second", r.parameters_per_second()},
             {"peak_rss_bytes", r.peak_rss_bytes},
             {"threads", r.threads},
-            {"output_sha256", r.dry_run ? nlohmann::json(nullptr) : nlohmann::json(r.output_sha256)}}}};
+            {"output_sha256", r.dry_run || r.output_sha256.empty() ? nlohmann::json(nullptr)
+                                                                    : nlohmann::json(r.output_sha256)}}}};
+  if (!r.shards.empty()) {
+    nlohmann::json shards = nlohmann::json::array();
+    for (const ShardReport& s : r.shards) shards.push_back(to_json(s));
+    out["shards"] = std::move(shards);
+    out["shard_count"] = r.shard_count;
+  }
   if (r.quality) out["model"] = to_json(*r.quality);
   if (r.imatrix_from_text) out["imatrix_from_text"] = to_json(*r.imatrix_from_text);
   return out;

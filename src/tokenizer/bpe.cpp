@@ -1,6 +1,6 @@
 // BPE ("gpt2" and kin): words from the pre-tokenizer, then the lowest-ranked merge first, as llama.cpp's
-// llm_tokenizer_bpe_session. Merges are looked up by piece ids (every text a merge mentions gets an id once,
-// when the tokenizer is built), so tokenizing allocates no strings per merge.
+// llm_tokenizer_bpe_session. Merges are looked up by piece ids (token ids, plus ids for merge results that are
+// not tokens, given once when the tokenizer is built), so tokenizing allocates no strings per merge.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -36,19 +36,16 @@ struct BigramOrder {
   }
 };
 
-uint64_t pair_key(int32_t left, int32_t right) { return (uint64_t(uint32_t(left)) << 32) | uint32_t(right); }
-
 int32_t piece_id(const TokenizerImpl& t, std::string_view text) {
   if (const TokenId id = t.find(text); id != kNoToken) return id;
-  const auto it = t.merges.extra_ids.find(text);
-  return it == t.merges.extra_ids.end() ? -1 : it->second;
+  return t.merges.extra_ids.find(text, -1);
 }
 
 int32_t intern(TokenizerImpl& t, std::string_view text) {
   if (const int32_t id = piece_id(t, text); id >= 0) return id;
   const int32_t id = int32_t(t.texts.size() + t.merges.extra_pieces.size());
   t.merges.extra_pieces.emplace_back(text);
-  t.merges.extra_ids.emplace(std::string_view(t.merges.extra_pieces.back()), id);
+  t.merges.extra_ids.insert(t.merges.extra_pieces.back(), id);
   return id;
 }
 
@@ -73,16 +70,22 @@ Status TokenizerImpl::build_bpe_merges() {
     }
     const std::string_view left = merge.substr(0, space);
     const std::string_view right = merge.substr(space + 1);
-    const int32_t left_id = intern(*this, left);
-    const int32_t right_id = intern(*this, right);
+    // Every merge of real vocabularies joins two tokens; one that names anything else is a damaged list.
+    const TokenId left_id = find(left);
+    const TokenId right_id = find(right);
+    if (left_id == kNoToken || right_id == kNoToken) {
+      return invalid_input(fmt::format("metadata key 'tokenizer.ggml.merges' entry {} ('{}') names '{}', which is "
+                                       "not a token", rank, merge, left_id == kNoToken ? left : right))
+          .in_file(vocab.source);
+    }
     const int32_t result_id = intern(*this, std::string(left) + std::string(right));
     // The first rank of a pair wins (llama.cpp's bpe_ranks.emplace).
-    merges.by_pair.emplace(pair_key(left_id, right_id), BpeMerges::Merge{int32_t(rank), result_id});
+    merges.by_pair.insert(left_id, right_id, text::PairIndex::Entry{int32_t(rank), result_id});
   }
   return Status::success();
 }
 
-void TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const {
+Status TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const {
   thread_local std::vector<Symbol> symbols;
   thread_local std::vector<Bigram> queue;
   symbols.clear();
@@ -93,19 +96,19 @@ void TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId>&
     const int32_t left_piece = symbols[size_t(left)].piece;
     const int32_t right_piece = symbols[size_t(right)].piece;
     if (left_piece < 0 || right_piece < 0) return;
-    const auto it = merges.by_pair.find(pair_key(left_piece, right_piece));
-    if (it == merges.by_pair.end()) return;
-    queue.push_back(Bigram{left, right, it->second.rank, left_piece, right_piece, it->second.result});
+    const text::PairIndex::Entry* merge = merges.by_pair.find(left_piece, right_piece);
+    if (merge == nullptr) return;
+    queue.push_back(Bigram{left, right, merge->first, left_piece, right_piece, merge->second});
     std::push_heap(queue.begin(), queue.end(), BigramOrder());
   };
 
   size_t offset = 0;
-  const bool whole_word_is_token = find(word) != kNoToken;
-  if ((ignore_merges && whole_word_is_token) ||
-      (pre_spec->type == "gemma4" && word.find_first_not_of('\n') == std::string_view::npos && whole_word_is_token)) {
-    // llama.cpp takes a word that is a token whole (ignore_merges), and Gemma 4's newline runs.
-    symbols.push_back(Symbol{-1, -1, 0, uint32_t(word.size()), find(word)});
-    offset = word.size();
+  // llama.cpp takes a word that is a token whole (ignore_merges), and Gemma 4's newline runs.
+  if (ignore_merges || (gemma4_newlines && word.find_first_not_of('\n') == std::string_view::npos)) {
+    if (const TokenId whole = find(word); whole != kNoToken) {
+      symbols.push_back(Symbol{-1, -1, 0, uint32_t(word.size()), whole});
+      offset = word.size();
+    }
   }
   while (offset < word.size()) {
     const size_t length = std::min(word.size() - offset, text::utf8_sequence_length(word[offset]));
@@ -113,6 +116,13 @@ void TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId>&
     symbols.push_back(Symbol{index - 1, offset + length == word.size() ? -1 : index + 1, uint32_t(offset),
                              uint32_t(length), piece_id(*this, word.substr(offset, length))});
     offset += length;
+  }
+  // llama.cpp asserts that no piece it looks a merge up for holds a space; only a pre-tokenizer that neither
+  // byte-encodes nor escapes spaces (tokenizer.ggml.pre "whitespace" on a gpt2 model) can get there.
+  if (symbols.size() > 1 && word.find(' ') != std::string_view::npos) {
+    return invalid_input("a word with a space reaches the BPE merges (llama.cpp aborts here: pre-tokenizer '" +
+                         pre_name + "' on tokenizer model '" + vocab.model + "')")
+        .in_file(vocab.source);
   }
   for (size_t i = 1; i < symbols.size(); ++i) add_bigram(int32_t(i - 1), int32_t(i));
 
@@ -144,23 +154,17 @@ void TokenizerImpl::encode_bpe_word(std::string_view word, std::vector<TokenId>&
     }
     // Not a token: each byte's token, where one exists (llama.cpp silently drops the rest).
     for (uint32_t i = 0; i < symbol.length; ++i) {
-      const uint8_t byte = uint8_t(word[symbol.start + i]);
-      TokenId id;
-      if (byte_encode) {
-        const char c = char(byte);
-        id = find(std::string_view(&c, 1));
-      } else {
-        id = find(fmt::format("<0x{:02X}>", byte));
-      }
+      const TokenId id = byte_tokens[uint8_t(word[symbol.start + i])];
       if (id != kNoToken) out.push_back(id);
     }
   }
+  return Status::success();
 }
 
 Status TokenizerImpl::encode_bpe_words(std::string_view text, std::vector<TokenId>& out) const {
-  std::vector<std::string> words;
+  thread_local text::Words words;
   QUANT_TRY(pre_tokenizer.split(text, byte_encode, words));
-  for (const std::string& word : words) encode_bpe_word(word, out);
+  for (size_t i = 0; i < words.size(); ++i) QUANT_TRY(encode_bpe_word(words[i], out));
   return Status::success();
 }
 

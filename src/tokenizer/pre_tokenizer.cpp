@@ -103,6 +103,34 @@ struct CodeDeleter {
   void operator()(pcre2_code* code) const { pcre2_code_free(code); }
 };
 
+// What matching needs besides the pattern, made once per thread (a JIT stack is an mmap).
+struct MatchResources {
+  std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match{nullptr, &pcre2_match_data_free};
+  std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> context{nullptr,
+                                                                                    &pcre2_match_context_free};
+  std::unique_ptr<pcre2_jit_stack, decltype(&pcre2_jit_stack_free)> jit_stack{nullptr, &pcre2_jit_stack_free};
+};
+
+const MatchResources& match_resources() {
+  thread_local const MatchResources resources = [] {
+    MatchResources r;
+    r.match.reset(pcre2_match_data_create(16, nullptr));  // llama.cpp's regexes have fewer than 16 groups
+    r.context.reset(pcre2_match_context_create(nullptr));
+    // Long runs of repeated groups need a deep backtracking stack: the JIT stack grows to 64 MiB, and the
+    // interpreter (the fallback) may use 1 GiB of heap. No step limit: a regex that backtracks quadratically
+    // (deepseek-llm's \s+$ on long whitespace runs) is slow in llama.cpp's std::regex too, not an error.
+    r.jit_stack.reset(pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr));
+    if (r.context) {
+      if (r.jit_stack) pcre2_jit_stack_assign(r.context.get(), nullptr, r.jit_stack.get());
+      pcre2_set_heap_limit(r.context.get(), 1024 * 1024);  // KiB
+      pcre2_set_match_limit(r.context.get(), UINT32_MAX);
+      pcre2_set_depth_limit(r.context.get(), UINT32_MAX);
+    }
+    return r;
+  }();
+  return resources;
+}
+
 }  // namespace
 
 // One regex of a pre-tokenizer: a llama.cpp custom splitter, or a compiled PCRE2 pattern.
@@ -116,23 +144,18 @@ class RegexStep {
   // The pieces of each range of `subject` (lengths in `offsets`): matches and the gaps between them, as
   // llama.cpp's unicode_regex_split_stl cuts them with std::regex_iterator.
   Result<std::vector<size_t>> split(const std::u32string& subject, const std::vector<size_t>& offsets) const {
-    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match(
-        pcre2_match_data_create_from_pattern(code.get(), nullptr), &pcre2_match_data_free);
-    std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> context(
-        pcre2_match_context_create(nullptr), &pcre2_match_context_free);
-    // Long runs of repeated groups need a deep backtracking stack: grow the JIT stack up to 64 MiB, and let the
-    // interpreter (the fallback) use up to 1 GiB of heap.
-    std::unique_ptr<pcre2_jit_stack, decltype(&pcre2_jit_stack_free)> jit_stack(
-        pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr), &pcre2_jit_stack_free);
-    if (!match || !context) return impossible("out of memory preparing the pre-tokenizer regex");
-    if (jit_stack) pcre2_jit_stack_assign(context.get(), nullptr, jit_stack.get());
-    pcre2_set_heap_limit(context.get(), 1024 * 1024);  // KiB
+    const MatchResources& resources = match_resources();
+    if (resources.match == nullptr || resources.context == nullptr) {
+      return impossible("out of memory preparing the pre-tokenizer regex");
+    }
+    pcre2_match_data* const match = resources.match.get();
+    pcre2_match_context* const context = resources.context.get();
 
     auto search = [&](PCRE2_SPTR range, size_t length, size_t from, uint32_t options, size_t* begin,
                       size_t* end) -> Result<bool> {
-      int rc = pcre2_match(code.get(), range, length, from, options, match.get(), context.get());
+      int rc = pcre2_match(code.get(), range, length, from, options, match, context);
       if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
-        rc = pcre2_match(code.get(), range, length, from, options | PCRE2_NO_JIT, match.get(), context.get());
+        rc = pcre2_match(code.get(), range, length, from, options | PCRE2_NO_JIT, match, context);
       }
       if (rc == PCRE2_ERROR_NOMATCH) return false;
       if (rc < 0) {
@@ -143,7 +166,7 @@ class RegexStep {
         return impossible(fmt::format("pre-tokenizer regex '{}' failed on a {}-character piece: {}", source,
                                       length, text));
       }
-      const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
+      const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
       *begin = ovector[0];
       *end = ovector[1];
       return true;
@@ -219,7 +242,7 @@ Result<PreTokenizer> PreTokenizer::create(const std::vector<std::string_view>& r
   return pre;
 }
 
-Status PreTokenizer::split(std::string_view text, bool byte_encode, std::vector<std::string>& words) const {
+Status PreTokenizer::split(std::string_view text, bool byte_encode, Words& words) const {
   const std::vector<uint32_t> cpts = decode_utf8(text);
   std::vector<uint16_t> flags(cpts.size());
   for (size_t i = 0; i < cpts.size(); ++i) flags[i] = codepoint_flags(cpts[i]);
@@ -263,26 +286,28 @@ Status PreTokenizer::split(std::string_view text, bool byte_encode, std::vector<
     QUANT_ASSIGN_OR_RETURN(offsets, step->split(step->collapsed ? collapsed_text() : wide_text(), offsets));
   }
 
-  words.reserve(words.size() + offsets.size());
+  words.bytes.clear();
+  words.ends.clear();
+  words.bytes.reserve(text.size() * (byte_encode ? 2 : 1));
+  words.ends.reserve(offsets.size());
   size_t start = 0;
-  std::string utf8;
+  char utf8[4];
   for (const size_t length : offsets) {
-    utf8.clear();
     for (size_t i = start; i < start + length; ++i) {
-      if (!append_utf8(cpts[i], utf8)) {
+      // The piece is re-encoded from its code points (undecodable bytes came out as U+FFFD).
+      const size_t n = encode_utf8(cpts[i], utf8);
+      if (n == 0) {
         return invalid_input(fmt::format("the text decodes to code point U+{:X}, beyond U+10FFFF (llama.cpp's "
                                          "BPE tokenizer aborts on it)", cpts[i]));
       }
+      if (byte_encode) {
+        for (size_t k = 0; k < n; ++k) words.bytes += byte_to_unicode(uint8_t(utf8[k]));
+      } else {
+        words.bytes.append(utf8, n);
+      }
     }
     start += length;
-    if (!byte_encode) {
-      words.push_back(utf8);
-      continue;
-    }
-    std::string encoded;
-    encoded.reserve(utf8.size() * 2);
-    for (const char c : utf8) encoded += byte_to_unicode(uint8_t(c));
-    words.push_back(std::move(encoded));
+    words.ends.push_back(words.bytes.size());
   }
   return Status::success();
 }

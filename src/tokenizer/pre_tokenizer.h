@@ -45,6 +45,17 @@ std::vector<std::string_view> pre_tokenizer_names();
 
 class RegexStep;
 
+// The words of a text, back to back in one buffer (no allocation per word).
+struct Words {
+  std::string bytes;
+  std::vector<size_t> ends;  // end offset of each word in bytes
+  size_t size() const { return ends.size(); }
+  std::string_view operator[](size_t i) const {
+    const size_t begin = i == 0 ? 0 : ends[i - 1];
+    return std::string_view(bytes).substr(begin, ends[i] - begin);
+  }
+};
+
 // A compiled pre-tokenizer. Immutable; split() may run on many threads at once.
 class PreTokenizer {
  public:
@@ -54,7 +65,7 @@ class PreTokenizer {
   // Cuts `text` into words as llama.cpp's unicode_regex_split: pieces are re-encoded from the decoded code
   // points (so undecodable bytes are U+FFFD), then GPT-2 byte-level encoded when `byte_encode`. Fails where
   // llama.cpp throws: a code point beyond U+10FFFF, or a regex that exhausts PCRE2's resources.
-  Status split(std::string_view text, bool byte_encode, std::vector<std::string>& words) const;
+  Status split(std::string_view text, bool byte_encode, Words& words) const;
 
  private:
   std::vector<std::shared_ptr<const RegexStep>> steps_;

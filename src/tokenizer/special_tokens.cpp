@@ -9,6 +9,7 @@
 #include <array>
 #include <cctype>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "tokenizer/tokenizer_impl.h"
 
@@ -117,7 +118,7 @@ Status TokenizerImpl::resolve_special_tokens() {
     if (candidates.size() == 1) return candidates[0];
     if (walk_order.empty()) {
       std::unordered_map<std::string, int32_t> token_to_id;  // built exactly as llama.cpp builds its own
-      for (size_t id = 0; id < n_tokens; ++id) token_to_id[texts[id]] = int32_t(id);
+      for (size_t id = 0; id < n_tokens; ++id) token_to_id[std::string(texts[id])] = int32_t(id);
       for (const auto& entry : token_to_id) walk_order.push_back(entry.second);
     }
     for (const TokenId id : walk_order) {
@@ -146,7 +147,7 @@ Status TokenizerImpl::resolve_special_tokens() {
 
   // Control tokens whose text says "unused" are unused.
   for (size_t id = 0; id < n_tokens; ++id) {
-    if ((attributes[id] & kTokenAttrControl) && texts[id].find("unused") != std::string::npos) {
+    if ((attributes[id] & kTokenAttrControl) && texts[id].find("unused") != std::string_view::npos) {
       attributes[id] |= kTokenAttrUnused;
     }
   }
@@ -196,6 +197,10 @@ Status TokenizerImpl::resolve_special_tokens() {
   }
   std::sort(special_tokens.begin(), special_tokens.end(),
             [&](TokenId a, TokenId b) { return texts[size_t(a)].size() > texts[size_t(b)].size(); });
+  for (const TokenId id : special_tokens) {
+    special_trie.insert(texts[size_t(id)], id);
+    special_first_bytes[uint8_t(texts[size_t(id)][0])] = true;
+  }
 
   // Spaces stripped around some special tokens, keyed on the model's names as llama.cpp keys them.
   std::string name = vocab.name;
@@ -229,8 +234,22 @@ Status TokenizerImpl::resolve_special_tokens() {
 
 void TokenizerImpl::partition_special(std::string_view text, std::vector<Fragment>& fragments,
                                       bool parse_special) const {
+  // Which special tokens occur in the text at all, in one pass over it with their trie: llama.cpp searches the
+  // text once per special token (thousands in some vocabularies); one that does not occur splits nothing.
+  std::unordered_set<TokenId> present;
+  for (size_t start = 0; start < text.size(); ++start) {
+    if (!special_first_bytes[uint8_t(text[start])]) continue;
+    int32_t node = 0;
+    for (size_t end = start; end < text.size(); ++end) {
+      node = special_trie.child(node, uint8_t(text[end]));
+      if (node < 0) break;
+      if (special_trie.has_value(node)) present.insert(special_trie.value(node));
+    }
+  }
+  if (present.empty()) return;
   std::vector<Fragment> next;
   for (const TokenId special : special_tokens) {
+    if (!present.count(special)) continue;
     const uint32_t attr = attributes[size_t(special)];
     // Without parse_special, control and unknown tokens stay text; user-defined tokens are still matched
     // (as Hugging Face tokenizers do).

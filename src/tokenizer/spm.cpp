@@ -84,8 +84,7 @@ Status TokenizerImpl::encode_spm(std::string_view text, std::vector<TokenId>& ou
     }
     // Byte fallback: <0xXX>, else the byte itself as a token (llama.cpp's byte_to_token).
     for (const char c : piece) {
-      TokenId id = find(fmt::format("<0x{:02X}>", uint8_t(c)));
-      if (id == kNoToken && c != 0) id = find(std::string_view(&c, 1));  // llama.cpp looks up a C string
+      const TokenId id = byte_tokens[uint8_t(c)];
       if (id == kNoToken) {
         return invalid_input(fmt::format("the text needs byte 0x{:02X} as a token, and the vocabulary has neither "
                                          "<0x{:02X}> nor the byte itself (llama.cpp aborts here)",

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "quant/gguf.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/unicode.h"
 
@@ -43,34 +44,35 @@ uint32_t attribute_of_type(int32_t type) {
 }
 
 // llama.cpp's token_to_byte: the two characters after "<0x", read by strtol in base 16.
-Result<uint8_t> byte_of_token(const std::string& text, const std::string& source) {
+Result<uint8_t> byte_of_token(std::string_view text, const std::string& source) {
   if (text.size() < 3) {
     return invalid_input(fmt::format("byte token '{}' is not of the form <0xXX> (llama.cpp fails to load it)", text))
         .in_file(source);
   }
-  const std::string hex = text.substr(3, 2);
+  const std::string hex(text.substr(3, 2));
   return static_cast<uint8_t>(std::strtol(hex.c_str(), nullptr, 16));
 }
 
 // llama.cpp's llama_decode_text: byte-level characters back to bytes; a character that is not one of the 256
 // is kept as a visible marker, exactly as llama.cpp writes it.
-Result<std::string> decode_byte_level(const std::string& text, const std::string& source) {
+Result<std::string> decode_byte_level(std::string_view token, const std::string& source) {
   std::string out;
-  for (const uint32_t cpt : text::decode_utf8(text)) {
-    std::string utf8;
-    if (!text::append_utf8(cpt, utf8)) {
-      return invalid_input(fmt::format("token '{}' decodes to a code point beyond U+10FFFF (llama.cpp fails to load "
-                                       "it)", text))
-          .in_file(source);
-    }
-    const int byte = text::unicode_to_byte(utf8);
-    if (byte >= 0) {
+  out.reserve(token.size());
+  for (size_t offset = 0; offset < token.size();) {
+    const uint32_t cpt = text::decode_utf8_at(token, offset);
+    if (const int byte = text::unicode_to_byte(cpt); byte >= 0) {
       out.push_back(char(byte));
       continue;
     }
+    std::string utf8;
+    if (!text::append_utf8(cpt, utf8)) {
+      return invalid_input(fmt::format("token '{}' decodes to a code point beyond U+10FFFF (llama.cpp fails to load "
+                                       "it)", token))
+          .in_file(source);
+    }
     out += "[UNK_BYTE_0x";
     for (const char c : utf8) out += fmt::format("{:02x}", uint8_t(c));
-    out += text;
+    out += token;
     out += "]";
   }
   return out;
@@ -149,19 +151,19 @@ Result<Tokenizer> Tokenizer::create(Vocabulary vocabulary) {
   t.texts.resize(n_tokens);
   t.scores.assign(n_tokens, 0.0f);
   t.attributes.assign(n_tokens, kTokenAttrNormal);
-  t.ids.reserve(n_tokens);
   for (size_t id = 0; id < n_tokens; ++id) {
-    const std::string_view stored = until_nul(v.tokens[id]);
-    t.texts[id] = stored.empty() ? fmt::format("[EMPTY_{}]", id) : std::string(stored);
+    t.texts[id] = until_nul(v.tokens[id]);
+    if (t.texts[id].empty()) t.texts[id] = t.renamed_texts.emplace_back(fmt::format("[EMPTY_{}]", id));
     if (!v.scores.empty()) t.scores[id] = v.scores[id];
     if (!v.token_types.empty()) t.attributes[id] = attribute_of_type(v.token_types[id]);
     t.max_token_length = std::max(t.max_token_length, t.texts[id].size());
   }
+  t.ids.reserve(n_tokens);
   for (size_t id = 0; id < n_tokens; ++id) {
-    const auto [it, inserted] = t.ids.emplace(std::string_view(t.texts[id]), TokenId(id));
-    if (!inserted) {
+    const TokenId stored = t.ids.insert(t.texts[id], TokenId(id));
+    if (stored != TokenId(id)) {
       return key_error("tokenizer.ggml.tokens", fmt::format("holds '{}' twice (ids {} and {})", t.texts[id],
-                                                            it->second, id));
+                                                            stored, id));
     }
   }
 
@@ -193,6 +195,7 @@ Result<Tokenizer> Tokenizer::create(Vocabulary vocabulary) {
       t.add_space_prefix = false;
       t.escape_whitespaces = t.pre_spec->escape_whitespaces;
       t.ignore_merges = t.pre_spec->ignore_merges;
+      t.gemma4_newlines = t.pre_spec->type == "gemma4";
       t.byte_encode = t.pre_spec->byte_encode;
       t.add_bos = t.pre_spec->add_bos;
       t.add_sep = t.pre_spec->add_sep;
@@ -210,7 +213,18 @@ Result<Tokenizer> Tokenizer::create(Vocabulary vocabulary) {
       t.add_bos = false, t.add_eos = false;
       break;
   }
-  if (t.kind != TokenizerKind::bpe) t.pre_name = "default";  // llama.cpp reads tokenizer.ggml.pre for BPE only
+  if (t.kind != TokenizerKind::bpe) t.pre_name = "default";
+  for (int byte = 0; byte < 256; ++byte) {
+    const char c = char(byte);
+    const TokenId hex = t.find(fmt::format("<0x{:02X}>", byte));
+    // llama.cpp looks the byte itself up as a C string: byte 0 is never found.
+    const TokenId itself = byte == 0 ? kNoToken : t.find(std::string_view(&c, 1));
+    if (t.kind == TokenizerKind::bpe) {
+      t.byte_tokens[size_t(byte)] = t.byte_encode ? itself : hex;
+    } else {
+      t.byte_tokens[size_t(byte)] = hex != kNoToken ? hex : itself;
+    }
+  }  // llama.cpp reads tokenizer.ggml.pre for BPE only
   if (v.add_space_prefix) t.add_space_prefix = *v.add_space_prefix;
   if (v.remove_extra_whitespaces) t.remove_extra_whitespaces = *v.remove_extra_whitespaces;
 
@@ -221,7 +235,7 @@ Result<Tokenizer> Tokenizer::create(Vocabulary vocabulary) {
   // Pieces as llama.cpp caches them (token_to_piece with special = true), after the attributes are final.
   t.pieces.resize(n_tokens);
   for (size_t id = 0; id < n_tokens; ++id) {
-    const std::string& text = t.texts[id];
+    const std::string_view text = t.texts[id];
     const uint32_t attr = t.attributes[id];
     std::string& piece = t.pieces[id];
     if (t.kind == TokenizerKind::rwkv) {
@@ -233,7 +247,7 @@ Result<Tokenizer> Tokenizer::create(Vocabulary vocabulary) {
         QUANT_ASSIGN_OR_RETURN(piece, decode_byte_level(text, v.source));
       } else {
         piece = text;
-        replace_all(piece, kEscapedSpace, " ");
+        if (piece.find(kEscapedSpace) != std::string::npos) replace_all(piece, kEscapedSpace, " ");
       }
     } else if (attr & kTokenAttrByte) {
       if (t.kind == TokenizerKind::wpm) {
@@ -336,9 +350,8 @@ std::string Tokenizer::token_to_piece(TokenId id) const {
 
 int32_t Tokenizer::n_vocab() const { return int32_t(impl_->texts.size()); }
 
-const std::string& Tokenizer::token_text(TokenId id) const {
-  static const std::string kEmpty;
-  if (id < 0 || size_t(id) >= impl_->texts.size()) return kEmpty;
+std::string_view Tokenizer::token_text(TokenId id) const {
+  if (id < 0 || size_t(id) >= impl_->texts.size()) return {};
   return impl_->texts[size_t(id)];
 }
 
@@ -379,10 +392,14 @@ const std::string& Tokenizer::pre_tokenizer() const { return impl_->pre_name; }
 const Vocabulary& Tokenizer::vocabulary() const { return impl_->vocab; }
 const std::vector<std::string>& Tokenizer::warnings() const { return impl_->warnings; }
 
+Result<Tokenizer> load_tokenizer(const ModelSource& model) {
+  QUANT_ASSIGN_OR_RETURN(Vocabulary vocabulary, load_vocabulary(model));
+  return Tokenizer::create(std::move(vocabulary));
+}
+
 Result<Tokenizer> load_tokenizer(const std::string& gguf_path) {
   QUANT_ASSIGN_OR_RETURN(GgufFile file, GgufFile::open(gguf_path));
-  QUANT_ASSIGN_OR_RETURN(Vocabulary vocabulary, load_vocabulary(file));
-  return Tokenizer::create(std::move(vocabulary));
+  return load_tokenizer(file);
 }
 
 std::vector<std::string_view> supported_pre_tokenizers() { return text::pre_tokenizer_names(); }

@@ -2,6 +2,7 @@
 // ugm.cpp, rwkv.cpp) and the special-token logic (special_tokens.cpp). Immutable after create().
 #pragma once
 
+#include <array>
 #include <deque>
 #include <set>
 #include <string>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "quant/tokenizer.h"
+#include "tokenizer/flat_index.h"
 #include "tokenizer/pre_tokenizer.h"
 
 namespace quant {
@@ -40,16 +42,12 @@ class ByteTrie {
   std::unordered_map<uint64_t, int32_t> edges_;  // (node << 8 | byte) -> child
 };
 
-// BPE merges over "pieces": every token is the piece with its id; merge halves and results that are not tokens
-// get ids from n_vocab on. A merge is then a lookup of two integers.
+// BPE merges over "pieces": every token is the piece with its id; merge results that are not tokens get ids
+// from n_vocab on. A merge is then a lookup of two integers.
 struct BpeMerges {
-  struct Merge {
-    int32_t rank = 0;
-    int32_t result = -1;  // piece id of left + right
-  };
-  std::unordered_map<uint64_t, Merge> by_pair;            // (left << 32 | right) -> merge
-  std::deque<std::string> extra_pieces;                   // texts of pieces that are not tokens
-  std::unordered_map<std::string_view, int32_t> extra_ids;  // views into extra_pieces
+  text::PairIndex by_pair;               // (left, right) -> (rank, piece id of left + right)
+  std::deque<std::string> extra_pieces;  // texts of pieces that are not tokens
+  text::StringIndex extra_ids;           // views into extra_pieces
 };
 
 class TokenizerImpl {
@@ -61,12 +59,16 @@ class TokenizerImpl {
   text::PreTokenizer pre_tokenizer;  // BPE
   enum class BpeSession { plain, hybrid_dna, whitespace } bpe_session = BpeSession::plain;
 
-  std::vector<std::string> texts;    // token texts; empty ones renamed "[EMPTY_<id>]" as llama.cpp does
+  std::vector<std::string_view> texts;  // token texts (views into vocab.tokens or renamed_texts)
+  std::deque<std::string> renamed_texts;  // llama.cpp renames empty tokens "[EMPTY_<id>]"
   std::vector<float> scores;
   std::vector<uint32_t> attributes;  // TokenAttribute bits
   std::vector<std::string> pieces;   // token_to_piece(special = true)
-  std::unordered_map<std::string_view, TokenId> ids;  // text -> id (views into texts)
+  text::StringIndex ids;  // text -> id (views into texts)
   size_t max_token_length = 0;
+  // The token each byte falls back to, kNoToken where the vocabulary has none: SPM's byte_to_token ("<0xXX>",
+  // else the byte itself), BPE's (the byte itself when byte-level encoded, else "<0xXX>").
+  std::array<TokenId, 256> byte_tokens{};
 
   TokenId bos = kNoToken, eos = kNoToken, eot = kNoToken, eom = kNoToken, unk = kNoToken, sep = kNoToken,
           pad = kNoToken, mask = kNoToken, newline = kNoToken;
@@ -75,9 +77,12 @@ class TokenizerImpl {
   bool add_bos = false, add_eos = false, add_sep = false;
   bool add_space_prefix = false, remove_extra_whitespaces = false, escape_whitespaces = true;
   bool ignore_merges = false, byte_encode = true;
+  bool gemma4_newlines = false;  // Gemma 4's pre-tokenizer: a newline run that is a token is taken whole
   bool lowercase = true, strip_accents = true;  // WPM / whitespace normalizer
   std::set<TokenId> end_of_generation;
   std::vector<TokenId> special_tokens;  // control / user-defined / unknown, longest first (llama.cpp's order)
+  ByteTrie special_trie;                // their texts
+  std::array<bool, 256> special_first_bytes{};  // bytes some special token starts with
   std::vector<std::string> warnings;
 
   BpeMerges merges;
@@ -89,10 +94,7 @@ class TokenizerImpl {
   // RWKV
   ByteTrie rwkv_tokens;
 
-  TokenId find(std::string_view text) const {
-    const auto it = ids.find(text);
-    return it == ids.end() ? kNoToken : it->second;
-  }
+  TokenId find(std::string_view text) const { return ids.find(text, kNoToken); }
   bool has_attribute(TokenId id, uint32_t attribute) const { return (attributes[size_t(id)] & attribute) != 0; }
 
   Result<std::vector<TokenId>> tokenize(std::string_view text, bool add_special, bool parse_special) const;
@@ -115,7 +117,7 @@ class TokenizerImpl {
 
  private:
   Status encode_bpe_words(std::string_view text, std::vector<TokenId>& out) const;
-  void encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const;
+  Status encode_bpe_word(std::string_view word, std::vector<TokenId>& out) const;
 };
 
 // llama.cpp's escape of RWKV token texts (\t \n \r \xNN \<c>).

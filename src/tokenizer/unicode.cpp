@@ -147,45 +147,57 @@ size_t valid_utf8_length(std::string_view text, size_t offset) {
   return length;
 }
 
+uint32_t decode_utf8_at(std::string_view text, size_t& offset) {
+  const size_t length = valid_utf8_length(text, offset);
+  if (length == 0) {
+    offset += 1;  // llama.cpp resumes at the next byte
+    return kReplacementCharacter;
+  }
+  const uint8_t lead = static_cast<uint8_t>(text[offset]);
+  uint32_t cpt = length == 1 ? lead : length == 2 ? (lead & 0x1Fu) : length == 3 ? (lead & 0x0Fu) : (lead & 0x07u);
+  for (size_t k = 1; k < length; ++k) cpt = (cpt << 6) | (static_cast<uint8_t>(text[offset + k]) & 0x3Fu);
+  offset += length;
+  return cpt;
+}
+
 std::vector<uint32_t> decode_utf8(std::string_view text) {
   std::vector<uint32_t> out;
   out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    const size_t length = valid_utf8_length(text, i);
-    if (length == 0) {
-      out.push_back(kReplacementCharacter);  // and resume at the next byte
-      i += 1;
-      continue;
-    }
-    const uint8_t lead = static_cast<uint8_t>(text[i]);
-    uint32_t cpt = length == 1 ? lead : length == 2 ? (lead & 0x1Fu) : length == 3 ? (lead & 0x0Fu) : (lead & 0x07u);
-    for (size_t k = 1; k < length; ++k) cpt = (cpt << 6) | (static_cast<uint8_t>(text[i + k]) & 0x3Fu);
-    out.push_back(cpt);
-    i += length;
-  }
+  for (size_t offset = 0; offset < text.size();) out.push_back(decode_utf8_at(text, offset));
   return out;
 }
 
-bool append_utf8(uint32_t cpt, std::string& out) {
+size_t encode_utf8(uint32_t cpt, char out[4]) {
   if (cpt <= 0x7F) {
-    out.push_back(char(cpt));
-  } else if (cpt <= 0x7FF) {
-    out.push_back(char(0xC0 | (cpt >> 6)));
-    out.push_back(char(0x80 | (cpt & 0x3F)));
-  } else if (cpt <= 0xFFFF) {
-    out.push_back(char(0xE0 | (cpt >> 12)));
-    out.push_back(char(0x80 | ((cpt >> 6) & 0x3F)));
-    out.push_back(char(0x80 | (cpt & 0x3F)));
-  } else if (cpt <= 0x10FFFF) {
-    out.push_back(char(0xF0 | (cpt >> 18)));
-    out.push_back(char(0x80 | ((cpt >> 12) & 0x3F)));
-    out.push_back(char(0x80 | ((cpt >> 6) & 0x3F)));
-    out.push_back(char(0x80 | (cpt & 0x3F)));
-  } else {
-    return false;
+    out[0] = char(cpt);
+    return 1;
   }
-  return true;
+  if (cpt <= 0x7FF) {
+    out[0] = char(0xC0 | (cpt >> 6));
+    out[1] = char(0x80 | (cpt & 0x3F));
+    return 2;
+  }
+  if (cpt <= 0xFFFF) {
+    out[0] = char(0xE0 | (cpt >> 12));
+    out[1] = char(0x80 | ((cpt >> 6) & 0x3F));
+    out[2] = char(0x80 | (cpt & 0x3F));
+    return 3;
+  }
+  if (cpt <= 0x10FFFF) {
+    out[0] = char(0xF0 | (cpt >> 18));
+    out[1] = char(0x80 | ((cpt >> 12) & 0x3F));
+    out[2] = char(0x80 | ((cpt >> 6) & 0x3F));
+    out[3] = char(0x80 | (cpt & 0x3F));
+    return 4;
+  }
+  return 0;
+}
+
+bool append_utf8(uint32_t cpt, std::string& out) {
+  char utf8[4];
+  const size_t length = encode_utf8(cpt, utf8);
+  out.append(utf8, length);
+  return length > 0;
 }
 
 uint32_t nfd_first(uint32_t cpt) {
@@ -214,10 +226,8 @@ bool is_han(uint32_t cpt) {
 
 std::string_view byte_to_unicode(uint8_t byte) { return byte_level_tables().byte_to_utf8[byte]; }
 
-int unicode_to_byte(std::string_view utf8) {
-  const std::vector<uint32_t> cpts = decode_utf8(utf8);
-  if (cpts.size() != 1 || cpts[0] >= 0x200) return -1;
-  return byte_level_tables().codepoint_to_byte[cpts[0]];
+int unicode_to_byte(uint32_t cpt) {
+  return cpt < 0x200 ? byte_level_tables().codepoint_to_byte[cpt] : -1;
 }
 
 }  // namespace quant::text

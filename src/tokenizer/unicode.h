@@ -47,12 +47,18 @@ inline size_t utf8_sequence_length(char lead) {
 // and its continuation bytes, all present; overlong forms and surrogates pass), or 0 when it throws.
 size_t valid_utf8_length(std::string_view text, size_t offset);
 
+// The code point at `offset`, advancing it, as decode_utf8 decodes it (U+FFFD and one byte when invalid).
+uint32_t decode_utf8_at(std::string_view text, size_t& offset);
+
 // Decodes UTF-8 exactly as llama.cpp's unicode_cpts_from_utf8: a byte that does not start a complete sequence
 // becomes U+FFFD and decoding resumes at the next byte; overlong forms and surrogates are decoded as they come,
 // and a 4-byte lead 0xF5-0xF7 can give values up to 0x1FFFFF (which llama.cpp cannot encode back).
 std::vector<uint32_t> decode_utf8(std::string_view text);
 
-// Appends the UTF-8 encoding of `cpt`; false (nothing appended) beyond U+10FFFF, where llama.cpp throws.
+// Writes the UTF-8 encoding of `cpt` (at most 4 bytes) and returns its length; 0 beyond U+10FFFF, where
+// llama.cpp throws.
+size_t encode_utf8(uint32_t cpt, char out[4]);
+// Appends the UTF-8 encoding of `cpt`; false (nothing appended) beyond U+10FFFF.
 bool append_utf8(uint32_t cpt, std::string& out);
 
 // The first code point of the canonical decomposition (llama.cpp's unicode_cpts_normalize_nfd keeps only it).
@@ -66,7 +72,7 @@ bool is_han(uint32_t cpt);
 
 // GPT-2's byte-level encoding: the printable code point each byte stands for, as UTF-8 (1 or 2 bytes).
 std::string_view byte_to_unicode(uint8_t byte);
-// The byte a GPT-2 byte-level character stands for; -1 when `utf8` is not one of the 256.
-int unicode_to_byte(std::string_view utf8);
+// The byte a GPT-2 byte-level character (a code point) stands for; -1 when it is not one of the 256.
+int unicode_to_byte(uint32_t cpt);
 
 }  // namespace quant::text

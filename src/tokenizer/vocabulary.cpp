@@ -188,8 +188,8 @@ Result<Vocabulary> load_vocabulary(std::span<const KeyValue> metadata, std::stri
   return vocab;
 }
 
-Result<Vocabulary> load_vocabulary(const GgufFile& file) {
-  return load_vocabulary(std::span<const KeyValue>(file.metadata()), file.path());
+Result<Vocabulary> load_vocabulary(const ModelSource& model) {
+  return load_vocabulary(std::span<const KeyValue>(model.metadata()), model.path());
 }
 
 std::vector<KeyValue> vocabulary_metadata(const Vocabulary& vocab) {

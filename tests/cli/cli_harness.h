@@ -64,13 +64,13 @@ inline std::string empty_dir(const std::string& name) {
   return dir.string();
 }
 
-// Starts the built binary with exactly `args` and the "NAME=value" strings of `extra_env` added to this
+// Starts `binary` with exactly `args` and the "NAME=value" strings of `extra_env` added to this
 // process's environment, its stdout and stderr going to the files named (created or truncated), in `cwd` when
 // given; returns its pid for waitpid. A child that cannot set itself up exits 126 (127 if exec fails).
-inline pid_t spawn_quantize(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
-                            const std::string& stdout_path, const std::string& stderr_path,
-                            const std::string& cwd = "") {
-  std::vector<std::string> argv_strings = {QUANTIZE_BINARY};
+inline pid_t spawn_program(const std::string& binary, const std::vector<std::string>& args,
+                           const std::vector<std::string>& extra_env, const std::string& stdout_path,
+                           const std::string& stderr_path, const std::string& cwd = "") {
+  std::vector<std::string> argv_strings = {binary};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& s : argv_strings) argv.push_back(s.data());
@@ -94,12 +94,20 @@ inline pid_t spawn_quantize(const std::vector<std::string>& args, const std::vec
   return pid;
 }
 
-// Runs the built binary with exactly `args`, in `cwd` when given, and captures its exit code, stdout and stderr.
-inline ProgramRun run_quantize(const std::vector<std::string>& args, const std::string& cwd = "") {
+inline pid_t spawn_quantize(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
+                            const std::string& stdout_path, const std::string& stderr_path,
+                            const std::string& cwd = "") {
+  return spawn_program(QUANTIZE_BINARY, args, extra_env, stdout_path, stderr_path, cwd);
+}
+
+// Runs `binary` (another tool: llama.cpp's, for references) with exactly `args`, in `cwd` when given, and
+// captures its exit code, stdout and stderr.
+inline ProgramRun run_program(const std::string& binary, const std::vector<std::string>& args,
+                              const std::string& cwd = "") {
   ScratchDir capture;
   const std::string out_path = capture / "stdout";
   const std::string err_path = capture / "stderr";
-  const pid_t pid = spawn_quantize(args, {}, out_path, err_path, cwd);
+  const pid_t pid = spawn_program(binary, args, {}, out_path, err_path, cwd);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) throw std::runtime_error("waitpid failed");
@@ -109,6 +117,11 @@ inline ProgramRun run_quantize(const std::vector<std::string>& args, const std::
   run.out = read_text(out_path);
   run.err = read_text(err_path);
   return run;
+}
+
+// Runs the built binary with exactly `args`, in `cwd` when given, and captures its exit code, stdout and stderr.
+inline ProgramRun run_quantize(const std::vector<std::string>& args, const std::string& cwd = "") {
+  return run_program(QUANTIZE_BINARY, args, cwd);
 }
 
 // The words of `text`, split at white space.

@@ -241,7 +241,8 @@ TEST(ConvertDryRun, WritesNothingAndPrintsThePlan) {
 
 // The dry run predicts the exact size of every file a real run writes, header and padding included, for every
 // kind of metadata a conversion adds: several targets, type options, --override-kv, an imatrix, a calibration
-// table, COPY, a GGUF v1 input, a Hugging Face checkpoint folder. The text report shows the same size.
+// table, COPY, a GGUF v1 input, a Hugging Face checkpoint folder, a calibration text. The text report shows the
+// same size.
 TEST(ConvertDryRun, PredictsTheExactOutputSize) {
   ScratchDir dir;
   const std::string table = dir / "table.json";
@@ -264,6 +265,9 @@ TEST(ConvertDryRun, PredictsTheExactOutputSize) {
       // A checkpoint folder: its converter's own metadata (F16), and llama-quantize's rules on it (Q4_K_M).
       {"hf/gemma2-f32", "F16", {}},
       {"hf/llama-bf16-shards", "Q4_K_M", {"--override-kv", "general.name=str:sharded"}},
+      // A matrix computed from a text: the dry run does not compute it, but counts the keys it will record.
+      {"gguf/stories260K.gguf", "Q4_K_M", {"--calibration-text", data_path("text/calib.txt"), "--calibration-ctx",
+                                           "128", "--calibration-chunks", "2"}},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.input + " " + c.types);

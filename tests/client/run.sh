@@ -2,8 +2,11 @@
 # The llama.cpp client test: quantize tests/data/models/tiny-llama-f16.gguf with our binary to a spread of
 # types, then load every output in llama.cpp (node-llama-cpp 3.22.1's prebuilt CPU build, llama.cpp release
 # v0.5.0) and generate 16 tokens greedily. Every file must load and generate, and Q8_0's continuation must
-# equal the f16 input's token for token. Conversions of the small random Hugging Face checkpoints in
-# tests/data/hf (every supported architecture) must load and run a completion (random weights may stop at once).
+# equal the f16 input's token for token. Split models too: Q4_K_M written by three --shard jobs and cut by
+# --split-max-size, each loaded from its first shard, must score a text exactly as the one-file Q4_K_M does.
+# Conversions of the small random Hugging Face checkpoints in tests/data/hf (every supported architecture) must
+# load and run a completion (random weights may stop at once).
+# Automatic mixes (--target-size) are among the files.
 #
 # usage: tests/client/run.sh QUANTIZE_BINARY
 # Exit codes: 0 passed, 1 failed, 77 skipped (Node.js or tests/client/node_modules missing; ctest reports it
@@ -48,6 +51,19 @@ for type in "${mixes[@]}"; do outputs+=(-o "$work/$type.gguf"); done
 (cd "$(dirname "$imatrix")" &&
   "$quantize" "$model" --imatrix "$(basename "$imatrix")" --to IQ2_XS -o "$work/IQ2_XS-imat.gguf" -q)
 
+# Automatic mixes at the sizes of llama-quantize's Q2_K, Q3_K_M and Q5_K_M of this model with this imatrix, measured
+# once by KL divergence on the calibration text (the cache serves the other budgets).
+for budget in 1486720 1877888 2652544; do
+  (cd "$(dirname "$imatrix")" &&
+    "$quantize" "$model" --imatrix "$(basename "$imatrix")" --target-size "$budget" \
+      --calibration-text "$data_dir/automix/code-calib-head.txt" --calibration-ctx 256 \
+      --sensitivity-cache "$work/sensitivity.json" -o "$work/auto-$budget.gguf" -q)
+done
+# Split models: three sharded jobs, and one run cut by size; llama.cpp loads each from its first shard.
+mkdir -p "$work/split"
+for i in 1 2 3; do "$quantize" "$model" --to Q4_K_M --shard "$i/3" -o "$work/split/sharded.gguf" -q; done
+"$quantize" "$model" --to Q4_K_M --split-max-size 1M -o "$work/split/by-size.gguf" -q
+
 # Hugging Face checkpoints of every supported architecture (tests/data/hf, random weights): our conversion at
 # the converter's own type (F16, BF16 for bf16 checkpoints) and a llama-quantize mix must load and run.
 hf_outputs=()
@@ -66,4 +82,6 @@ for file in "$work"/*.gguf; do
   [ "$file" = "$work/Q8_0.gguf" ] || [[ "$(basename "$file")" == hf-* ]] || others+=("$file")
 done
 cd "$client_dir"
-node generate.mjs --reference "$model" --same-as-reference "$work/Q8_0.gguf" "${others[@]}" "${hf_outputs[@]}"
+node generate.mjs --reference "$model" --same-as-reference "$work/Q8_0.gguf" \
+  --same-score "$work/Q4_K_M.gguf" "$work/split/sharded-00001-of-00003.gguf" \
+  --same-score "$work/Q4_K_M.gguf" "$work/split/by-size-00001-of-00003.gguf" "${others[@]}" "${hf_outputs[@]}"

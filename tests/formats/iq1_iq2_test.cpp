@@ -146,6 +146,14 @@ TEST(IqGrids, NeighbourListsAreTheNearestPointsInDistanceThenIndexOrder) {
       }
       const auto listed = search.neighbours(static_cast<uint16_t>(code));
       ASSERT_EQ(std::vector<uint16_t>(listed.begin(), listed.end()), expected) << "code " << code;
+      // The same list as codes, for the SIMD searches, readable for kListPadding entries past its end.
+      const auto as_codes = search.neighbour_code_list(static_cast<uint16_t>(code));
+      ASSERT_EQ(as_codes.count, int(listed.size()));
+      for (size_t k = 0; k < listed.size(); ++k) {
+        ASSERT_EQ(as_codes.codes[k], formats::iq_pack_levels(search.levels(listed[k]).data())) << code;
+      }
+      volatile uint16_t past_end = as_codes.codes[as_codes.count + IqGridSearch::kListPadding - 1];
+      (void)past_end;
     }
     EXPECT_GT(off_grid, 0);
   }

@@ -206,17 +206,29 @@ TEST(Iq3Grids, SearchTablesMapCodesAndListNearestPoints) {
       for (int i = 0; i < 4; ++i) sum += (iq3_code_level(a, i) - iq3_code_level(b, i)) * (iq3_code_level(a, i) - iq3_code_level(b, i));
       return sum;
     };
+    // ggml's rule (iq3xs_init_impl): every point sorted by (distance, index), kept up to the 2nd (iq3_xxs) or
+    // 3rd (iq3_s) distinct distance.
+    const int kept_distances = grid == Iq3Grid::xxs ? 2 : 3;
     for (uint16_t code = 0; code < 4096; ++code) {
       if (search.index_of(code) >= 0) continue;
-      const auto list = search.neighbours(code);
-      ASSERT_FALSE(list.empty()) << code;
-      int nearest = 1 << 30;
-      for (const uint16_t point : codes) nearest = std::min(nearest, distance(code, point));
-      EXPECT_EQ(distance(code, codes[list[0]]), nearest) << code;  // the closest point is always a candidate
-      for (size_t k = 1; k < list.size(); ++k) {
-        const int before = distance(code, codes[list[k - 1]]), here = distance(code, codes[list[k]]);
-        ASSERT_TRUE(before < here || (before == here && list[k - 1] < list[k])) << code;
+      std::vector<std::pair<int, int>> ranked;
+      for (size_t p = 0; p < codes.size(); ++p) ranked.push_back({distance(code, codes[p]), int(p)});
+      std::sort(ranked.begin(), ranked.end());
+      std::vector<uint16_t> expected;
+      int distinct = 0;
+      for (size_t j = 0; j < ranked.size(); ++j) {
+        if (j == 0 || ranked[j].first != ranked[j - 1].first) ++distinct;
+        if (distinct > kept_distances) break;
+        expected.push_back(static_cast<uint16_t>(ranked[j].second));
       }
+      const auto list = search.neighbours(code);
+      ASSERT_EQ(std::vector<uint16_t>(list.begin(), list.end()), expected) << "code " << code;
+      // The same list as codes, for the SIMD searches, readable for kListPadding entries past its end.
+      const auto as_codes = search.neighbour_code_list(code);
+      ASSERT_EQ(as_codes.count, int(list.size()));
+      for (size_t k = 0; k < list.size(); ++k) ASSERT_EQ(as_codes.codes[k], codes[list[k]]) << code;
+      volatile uint16_t past_end = as_codes.codes[as_codes.count + Iq3GridSearch::kListPadding - 1];
+      (void)past_end;
     }
   }
 }

@@ -138,7 +138,8 @@ TEST(KernelLevels, FastPathsExistWhereTheCpuHasThem) {
   std::vector<std::string> names;
   for (const FormatInfo* format : formats_with_fast_paths()) names.emplace_back(format->name);
   for (const char* expected :
-       {"f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"}) {
+       {"f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq1_s", "iq1_m",
+        "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq4_nl", "iq4_xs"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected;
   }
 }

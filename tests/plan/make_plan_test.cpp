@@ -239,6 +239,31 @@ TEST(MakePlan, PureUsesTheDefaultTypeEverywhere) {
   }
 }
 
+TEST(MakePlan, InputOrderRunsTheCountersInTheOrderGiven) {
+  // llama-quantize --keep-split walks tensors in the input's shard order, and the dense models' ffn_down and
+  // attn_v counters count in that order. Blocks given last to first: the k-th block visited is block 7 - k, and
+  // the visits with more bits (0, 3, 6, 7 of 8) are blocks 7, 4, 1 and 0.
+  std::vector<PlanTensor> reversed;
+  const std::vector<PlanTensor> tensors = llama_tensors(8, 256, 512);
+  for (int i = 7; i >= 0; --i) {
+    for (const PlanTensor& t : tensors) {
+      if (t.name.rfind("blk." + std::to_string(i) + ".", 0) == 0) reversed.push_back(t);
+    }
+  }
+  PlanOptions options = options_for(FileType::q4_K_M);
+  options.input_order = true;
+  auto plan = make_plan(llama_params(8), reversed, options);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->tensors.size(), reversed.size());
+  for (size_t k = 0; k < reversed.size(); ++k) EXPECT_EQ(plan->tensors[k].name, reversed[k].name);
+  for (int i = 0; i < 8; ++i) {
+    const bool more = i == 7 || i == 4 || i == 1 || i == 0;
+    const std::string block = "blk." + std::to_string(i) + ".";
+    EXPECT_EQ(type_of(*plan, block + "ffn_down.weight"), more ? "q6_K" : "q4_K") << i;
+    EXPECT_EQ(type_of(*plan, block + "attn_v.weight"), more ? "q6_K" : "q4_K") << i;
+  }
+}
+
 TEST(MakePlan, Q4KMGivesMoreBitsLayersQ6K) {
   // 8 layers: more bits for i < 1, i >= 7, and (i - 1) % 3 == 2, i.e. layers 0, 3, 6, 7.
   auto plan = make_plan(llama_params(8), llama_tensors(8, 256, 512), options_for(FileType::q4_K_M));

@@ -39,6 +39,7 @@ struct ConvertArgs {
   // --calibration-text: the importance matrix computed in this run (docs/imatrix.md).
   std::string calibration_text;
   int64_t calibration_ctx = 512, calibration_chunks = -1;
+  std::string split_max_size, shard;  // parsed into request.split
   // Scoring the outputs against the input (docs/eval.md).
   std::string eval_text;
   int64_t eval_ctx = 0, eval_chunks = -1;
@@ -89,6 +90,12 @@ Status complete_request(ConvertArgs& args) {
     QUANT_ASSIGN_OR_RETURN(std::vector<TensorTypeOverride> list, read_tensor_type_file(args.tensor_type_file));
     for (TensorTypeOverride& o : list) request.types.tensor_types.push_back(std::move(o));
   }
+  if (!args.split_max_size.empty()) {
+    QUANT_ASSIGN_OR_RETURN(request.split.limits.max_bytes, parse_split_size(args.split_max_size));
+  }
+  if (!args.shard.empty()) {
+    QUANT_ASSIGN_OR_RETURN(request.split.shard, parse_shard_selection(args.shard));
+  }
   for (const std::string& text : args.override_kv) {
     QUANT_ASSIGN_OR_RETURN(KvOverride o, parse_kv_override(text));
     request.kv_overrides.push_back(std::move(o));
@@ -115,6 +122,11 @@ int run_convert(ConvertArgs& args, const GlobalOptions& globals) {
   if (args.max_kld && args.eval_text.empty()) return fail(usage_error("--max-kld needs --eval-text"));
   if (!args.eval_text.empty() && args.request.dry_run) {
     return fail(usage_error("--eval-text scores written outputs: not with --dry-run"));
+  }
+  if (!args.eval_text.empty() && !args.shard.empty()) {
+    // One job holds one shard of the output: the model is scored once every job is done (`quantize eval`).
+    return fail(usage_error("--eval-text scores whole outputs: not with --shard (score the set with `quantize eval` "
+                            "once every shard is written)"));
   }
   if (Status complete = complete_request(args); !complete) return fail(complete.error());
   ConvertRequest& request = args.request;
@@ -148,6 +160,7 @@ int run_convert(ConvertArgs& args, const GlobalOptions& globals) {
     EvalOptions options;
     options.n_ctx = args.eval_ctx;
     options.max_chunks = args.eval_chunks;
+    options.cancel = request.stream.cancel;  // the outputs are complete by now; a signal stops only their scoring
     const int threads = reports->front().threads;  // what the conversion could start, not what was asked
     if (Status scored = score_conversions(request.input, *reports, args.eval_text, options, threads); !scored) {
       return fail(scored.error());
@@ -188,6 +201,34 @@ std::string type_names_help() {
   return out + "\n(docs/cli.md says what each one is)";
 }
 
+// The values an automatic mix (--target-size / --target-bpw) takes from the main job's options, and the names of
+// the options it does not take.
+SharedConvertValues shared_values(const ConvertArgs& args) {
+  const ConvertRequest& request = args.request;
+  SharedConvertValues shared{request.input,      args.to,          args.outputs,          request.imatrix.path,
+                             args.tensor_types,  args.tensor_type_file, request.dry_run,  request.output.overwrite,
+                             request.threads,    args.calibration_text, args.calibration_ctx, {}, nullptr};
+  const TypeChoices& types = request.types;
+  const std::pair<bool, const char*> given[] = {
+      {types.pure, "--pure"}, {types.leave_output_tensor, "--leave-output-tensor"},
+      {types.allow_requantize, "--allow-requantize"},
+      {!args.output_tensor_type.empty(), "--output-tensor-type"},
+      {!args.token_embedding_type.empty(), "--token-embedding-type"},
+      {!request.imatrix.include_weights.empty(), "--include-weights"},
+      {!request.imatrix.exclude_weights.empty(), "--exclude-weights"},
+      {!args.override_kv.empty(), "--override-kv"}, {!request.calibration_table.empty(), "--calibration"},
+      {args.calibration_chunks != -1, "--calibration-chunks"}, {!args.eval_text.empty(), "--eval-text"},
+      {args.max_kld.has_value(), "--max-kld"}, {request.output.fsync, "--fsync"},
+      {request.stream.allow_non_finite, "--allow-non-finite"}, {request.split.keep_split, "--keep-split"},
+      {!args.split_max_size.empty(), "--split-max-size"},
+      {request.split.limits.max_tensors != 0, "--split-max-tensors"}, {!args.shard.empty(), "--shard"}};
+  for (const auto& [is_given, name] : given) {
+    if (is_given) shared.unsupported.push_back(name);
+  }
+  shared.cancel = install_interrupt_handlers();
+  return shared;
+}
+
 }  // namespace
 
 Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
@@ -210,10 +251,12 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
       ->group("Conversion");
   app.add_option("--calibration-text", args->calibration_text,
                  "Compute the importance matrix in this run from a text (plain or JSONL), as llama-imatrix would, "
-                 "and use it as --imatrix would (docs/imatrix.md)")
+                 "and use it as --imatrix would (docs/imatrix.md). With --target-size: the text each tensor's cost "
+                 "is measured on (docs/automix.md)")
       ->group("Conversion");
   app.add_option("--calibration-ctx", args->calibration_ctx,
-                 "Tokens per chunk for --calibration-text (default 512, llama-imatrix's)")
+                 "Tokens per chunk for --calibration-text (default 512, llama-imatrix's; with --target-size, 512 or "
+                 "the model's training context when smaller)")
       ->group("Conversion");
   app.add_option("--calibration-chunks", args->calibration_chunks,
                  "Use at most this many chunks of --calibration-text (default -1: all)")
@@ -268,14 +311,34 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   app.add_option("--max-kld", args->max_kld,
                  "With --eval-text: exit 5 (outputs still written) when an output's mean KL divergence exceeds this")
       ->group("Quality");
-  return Command{&app, [args, &globals]() -> int {
+  app.add_flag("--keep-split", request.split.keep_split,
+               "Write one output shard per input shard, OUT-0000i-of-0000n.gguf, as llama-quantize --keep-split")
+      ->group("Split output");
+  app.add_option("--split-max-size", args->split_max_size,
+                 "Cut the output into shards of at most N bytes of tensor data: N, NM (10^6) or NG (10^9), as "
+                 "llama-gguf-split --split-max-size cuts llama-quantize's output")
+      ->group("Split output");
+  app.add_option("--split-max-tensors", request.split.limits.max_tensors,
+                 "Cut the output into shards of at most N tensors, as llama-gguf-split --split-max-tensors")
+      ->group("Split output");
+  app.add_option("--shard", args->shard,
+                 "I/N: write only shard I of the output cut into N shards balanced by bytes (OUT-0000I-of-0000N.gguf), "
+                 "reading only its tensors; N jobs make one split model (docs/scale-out.md)")
+      ->group("Split output");
+  std::shared_ptr<AutomixOptions> automix = add_automix_options(app);
+  return Command{&app, [args, automix, &globals, &app]() -> int {
+                   if (!args->request.input.empty() && automix_requested(*automix)) {
+                     SharedConvertValues shared = shared_values(*args);
+                     if (app.count("--calibration-ctx") == 0) shared.calibration_ctx = 0;
+                     return run_automix(*automix, shared, globals);
+                   }
                    // One line that says what is missing, not the whole help.
                    const bool no_input = args->request.input.empty();
                    const bool no_type = args->to_option->count() == 0;
                    if (no_input || no_type) {
                      return fail(usage_error(fmt::format(
-                         "missing {} (usage: quantize INPUT --to TYPE [-o OUTPUT] [OPTIONS]; quantize --help lists "
-                         "every option and TYPE)",
+                         "missing {} (usage: quantize INPUT --to TYPE [-o OUTPUT] [OPTIONS], or --target-size SIZE "
+                         "for an automatic mix; quantize --help lists every option and TYPE)",
                          no_input && no_type ? "INPUT and --to TYPE"
                          : no_input          ? "INPUT, the GGUF model to convert"
                                              : "--to TYPE, the type to convert to (Q4_K_M, Q8_0, ...)")));

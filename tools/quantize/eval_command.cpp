@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "interrupt.h"
 #include "progress.h"
 #include "quant/eval.h"
 #include "quant/report.h"
@@ -116,6 +117,7 @@ int run_eval(const EvalArgs& args, const GlobalOptions& globals) {
   options.tokens_per_pass = args.pass_tokens;
   options.save_kl_base = args.save_kl_base;
   options.save_policy = save_policy;
+  options.cancel = install_interrupt_handlers();
   ProgressBar progress(globals.quiet || globals.json);
   const auto started = std::chrono::steady_clock::now();
   if (progress.enabled()) {

@@ -15,6 +15,7 @@
 #include "progress.h"
 #include "quant/imatrix.h"
 #include "quant/model_source.h"
+#include "quant/split.h"
 
 namespace quant::cli {
 
@@ -77,17 +78,18 @@ Result<ImatrixCollection> collect(const ImatrixArgs& args, const GlobalOptions& 
   const int sources = int(!args.text.empty()) + int(!args.data.empty());
   if (sources > 1) return usage_error("give either --text or --data, not both");
   if (sources == 0 && args.in_files.empty()) return usage_error("nothing to measure: give --text FILE (with MODEL), --data FILE... or --in-file FILE...");
-  if (!args.data.empty()) {
-    if (!args.in_files.empty()) return usage_error("--in-file merges with a --text run, not with --data");
-    DatasetOptions options;
-    if (!args.model.empty()) {
-      QUANT_ASSIGN_OR_RETURN(options.weight_features, model_weight_features(args.model));
-    }
-    return collect_imatrix(args.data, options);
+  if (!args.data.empty() && !args.in_files.empty()) {
+    return usage_error("--in-file merges with a --text run, not with --data");
   }
+  // open_model: any shard of a split model stands for the whole model.
   std::unique_ptr<ModelSource> model;
   if (!args.model.empty()) {
     QUANT_ASSIGN_OR_RETURN(model, open_model(args.model));
+  }
+  if (!args.data.empty()) {
+    DatasetOptions options;
+    if (model != nullptr) options.weight_features = model_weight_features(*model);
+    return collect_imatrix(args.data, options);
   }
   if (args.text.empty()) return combine_imatrices(args.in_files, args.ctx, model.get());
   if (model == nullptr) return usage_error("--text needs the MODEL to run it through");
@@ -125,6 +127,10 @@ int run_imatrix(const ImatrixArgs& args, const GlobalOptions& globals) {
   std::vector<std::string> inputs = args.data;
   inputs.insert(inputs.end(), args.in_files.begin(), args.in_files.end());
   if (!args.model.empty()) inputs.push_back(args.model);
+  // Any shard of a split model names the whole model: the output may be none of its shards.
+  if (const std::optional<SplitName> shard = parse_split_path(args.model); shard) {
+    for (uint32_t i = 0; i < shard->count; ++i) inputs.push_back(split_path(shard->prefix, i, shard->count));
+  }
   if (!args.text.empty()) inputs.push_back(args.text);
   const OutputPolicy policy = output_policy(args.force, inputs);
   if (Status given = check_path_given(args.output_option, args.output); !given) return fail(given.error());

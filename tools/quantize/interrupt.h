@@ -1,6 +1,6 @@
-// SIGINT and SIGTERM ask a long job (a conversion, an imatrix run) to stop at its next step: the library sees the
-// flag through its `cancel` pointer, removes its temporary files and returns `interrupted` (exit 130). A second
-// signal while stopping has the default effect.
+// SIGINT and SIGTERM ask a long job (a conversion, an imatrix run, split, merge) to stop at its next step: the
+// library sees the flag through its `cancel` pointer, removes its temporary files and returns `interrupted` (exit
+// 130). A second signal while stopping has the default effect.
 #pragma once
 
 #include <atomic>

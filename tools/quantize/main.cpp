@@ -69,6 +69,8 @@ int run(int argc, char** argv) {
   commands.push_back(add_info_command(app, globals));
   commands.push_back(add_imatrix_command(app, globals));
   commands.push_back(add_calibrate_command(app, globals));
+  commands.push_back(add_split_command(app, globals));
+  commands.push_back(add_merge_command(app, globals));
   commands.push_back(add_eval_command(app, globals));
   commands.push_back(add_tokenize_command(app, globals));
 

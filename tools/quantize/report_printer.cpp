@@ -1,5 +1,7 @@
 #include "report_printer.h"
 
+#include "shard_printer.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -64,7 +66,13 @@ void print_report(std::ostream& out, const ConversionReport& r, bool all_tensors
     out << fmt::format("  time        {:.2f} s wall, {:.2f} s CPU, {} threads: {:.1f} MB/s, {:.3g} parameters/s\n",
                        r.wall_seconds, r.cpu_seconds, r.threads, r.input_mb_per_second(), r.parameters_per_second());
     out << fmt::format("  memory      peak RSS {}\n", human_bytes(r.peak_rss_bytes));
-    out << fmt::format("  sha256      {}\n", r.output_sha256);
+    if (!r.output_sha256.empty()) out << fmt::format("  sha256      {}\n", r.output_sha256);
+  }
+  if (!r.shards.empty()) {
+    // A split output: the files this run wrote (or would write), of all the output's shards.
+    out << fmt::format("  shards      {} {} of {} file{}\n", verb, r.shards.size(), r.shard_count,
+                       r.shard_count == 1 ? "" : "s");
+    print_shards(out, r.shards, r.dry_run);
   }
   if (r.imatrix_from_text) {
     const TextImatrixSummary& m = *r.imatrix_from_text;

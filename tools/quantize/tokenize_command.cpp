@@ -1,5 +1,5 @@
-// `quantize tokenize MODEL (--file TEXT | --prompt TEXT) [--ids] [--no-bos] [--parse-special]`: the token ids
-// of a text, as llama.cpp's llama-tokenize prints them (docs/tokenizer.md). With the global --json, ids and
+// `quantize tokenize MODEL (--file TEXT | --prompt TEXT) [--ids] [--no-bos] [--no-parse-special]`: the token
+// ids of a text, as llama.cpp's llama-tokenize prints them (docs/tokenizer.md). With the global --json, ids and
 // pieces as one JSON document.
 #include <fmt/format.h>
 
@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "command.h"
+#include "quant/model_source.h"
 #include "quant/tokenizer.h"
 
 namespace quant::cli {
@@ -21,13 +22,15 @@ struct TokenizeArgs {
   std::string prompt;
   bool ids = false;
   bool no_bos = false;
-  bool parse_special = false;
+  bool no_parse_special = false;
   bool show_count = false;
   bool from_file = false;  // --file given (else --prompt)
 };
 
 int run_tokenize(const TokenizeArgs& args, const GlobalOptions& globals) {
-  auto tokenizer = load_tokenizer(args.model);
+  auto model = open_model(args.model);  // a GGUF file, and split GGUFs and checkpoint folders as they are supported
+  if (!model) return fail(model.error());
+  auto tokenizer = load_tokenizer(**model);
   if (!tokenizer) return fail(tokenizer.error());
   for (const std::string& warning : tokenizer->warnings()) spdlog::warn("{}: {}", args.model, warning);
 
@@ -42,7 +45,10 @@ int run_tokenize(const TokenizeArgs& args, const GlobalOptions& globals) {
   }
   // llama-tokenize passes add_special = the vocabulary's add_bos (and --no-bos turns it off).
   const bool add_special = tokenizer->add_bos() && !args.no_bos;
-  auto ids = tokenizer->tokenize(text, add_special, args.parse_special);
+  // llama-tokenize (34af94c) matches control tokens written in the text unless --no-parse-special is given;
+  // llama-perplexity and llama-imatrix do not match them.
+  const bool parse_special = !args.no_parse_special;
+  auto ids = tokenizer->tokenize(text, add_special, parse_special);
   if (!ids) {
     Error error = std::move(ids).error();
     if (error.file().empty()) error.in_file(args.from_file ? args.file : std::string("--prompt"));
@@ -57,7 +63,7 @@ int run_tokenize(const TokenizeArgs& args, const GlobalOptions& globals) {
                                 {"pre_tokenizer", tokenizer->pre_tokenizer()},
                                 {"n_vocab", tokenizer->n_vocab()},
                                 {"add_special", add_special},
-                                {"parse_special", args.parse_special},
+                                {"parse_special", parse_special},
                                 {"count", ids->size()},
                                 {"ids", *ids},
                                 {"tokens", tokens}};
@@ -94,7 +100,8 @@ Command add_tokenize_command(CLI::App& parent, GlobalOptions& globals) {
   file->excludes(prompt);
   app->add_flag("--ids", args->ids, "Print only the ids, as a list: [1, 2, 3] (llama-tokenize --ids)");
   app->add_flag("--no-bos", args->no_bos, "Do not add BOS/EOS even when the vocabulary asks for them");
-  app->add_flag("--parse-special", args->parse_special, "Match control tokens written in the text (e.g. <s>)");
+  app->add_flag("--no-parse-special", args->no_parse_special,
+                "Leave control tokens written in the text (e.g. <s>) as text; llama-tokenize matches them by default");
   app->add_flag("--show-count", args->show_count, "Print the number of tokens after them");
   return Command{app, [args, file, prompt, &globals]() -> int {
                    if (file->count() == 0 && prompt->count() == 0) {
