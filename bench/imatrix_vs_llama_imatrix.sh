@@ -19,7 +19,7 @@ measure() {  # label, command...: appends "seconds rss_kib user_cpu_seconds" to 
 }
 for ((i = 0; i < runs; i++)); do
   measure quantize "$quantize" imatrix "$model" --text "$text" --ctx "$ctx" -t "$threads" --chunks "$chunks" \
-    -o "$work/quantize.imatrix.gguf"
+    -o "$work/quantize.imatrix.gguf" --force
   measure llama "$llama" -m "$model" -f "$text" -c "$ctx" -t "$threads" --chunks "$chunks" \
     -o "$work/llama.imatrix.gguf"
 done

@@ -198,11 +198,44 @@ class ModelImpl {
     });
   }
 
-  // y = x · Wᵀ (+ the hook call first): x is rounded to W's activation type into `rounded`, then multiplied.
+  // y = x · Wᵀ (+ the hook call first): x is rounded to W's activation type into the workspace, then multiplied.
   // `same_input` says x is the previous matmul's input, unchanged: its rounding is reused when the activation type
   // is the same (Q/K/V, up/gate).
   Status matmul(const LoadedWeight& w, int layer, const float* x, int64_t n, float* y, int64_t ldy,
                 const EvalHooks& hooks, bool same_input = false) const {
+    const TypeId activation = *activation_type_for(w.view.type);
+    if (same_input && activation != TypeId::f32 && work.rounded_type == activation) {
+      report_input(w, layer, x, n, hooks);
+      return model::matmul(*pool, *scratch, w.view, work.rounded.data(), n, y, ldy);
+    }
+    // What `rounded` holds after this call: nothing to reuse when x needs no rounding.
+    work.rounded_type = activation;
+    return multiply(w, layer, x, sized(work.rounded, n * w.view.cols), n, y, ldy, hooks);
+  }
+
+  // The same for an x nothing reads afterwards (attention's output, SwiGLU's, the normed rows of the head): it is
+  // rounded in place, so no n x cols copy is held for it.
+  Status matmul_consuming(const LoadedWeight& w, int layer, float* x, int64_t n, float* y, int64_t ldy,
+                          const EvalHooks& hooks) const {
+    return multiply(w, layer, x, x, n, y, ldy, hooks);
+  }
+
+  // Reports x to the hook, rounds it into `rounded` (which may be x) and multiplies.
+  Status multiply(const LoadedWeight& w, int layer, const float* x, float* rounded, int64_t n, float* y, int64_t ldy,
+                  const EvalHooks& hooks) const {
+    report_input(w, layer, x, n, hooks);
+    const TypeId activation = *activation_type_for(w.view.type);
+    if (activation == TypeId::f32) return model::matmul(*pool, *scratch, w.view, x, n, y, ldy);
+    const int64_t cols = w.view.cols;
+    for_rows(n, [&](int64_t first, int64_t count) {
+      for (int64_t r = first; r < first + count; ++r) {
+        model::round_activations(activation, x + r * cols, rounded + r * cols, cols);
+      }
+    });
+    return model::matmul(*pool, *scratch, w.view, rounded, n, y, ldy);
+  }
+
+  void report_input(const LoadedWeight& w, int layer, const float* x, int64_t n, const EvalHooks& hooks) const {
     if (hooks.on_matmul_input) {
       MatmulInput input;
       input.weight = w.name;
@@ -212,21 +245,6 @@ class ModelImpl {
       input.cols = w.view.cols;
       hooks.on_matmul_input(input);
     }
-    const TypeId activation = *activation_type_for(w.view.type);
-    const int64_t cols = w.view.cols;
-    const float* input = x;
-    if (activation != TypeId::f32) {
-      float* rounded = sized(work.rounded, n * cols);
-      if (same_input && work.rounded_type == activation) return model::matmul(*pool, *scratch, w.view, rounded, n, y, ldy);
-      work.rounded_type = activation;
-      for_rows(n, [&](int64_t first, int64_t count) {
-        for (int64_t r = first; r < first + count; ++r) {
-          model::round_activations(activation, x + r * cols, rounded + r * cols, cols);
-        }
-      });
-      input = rounded;
-    }
-    return model::matmul(*pool, *scratch, w.view, input, n, y, ldy);
   }
 
   const float* rope_entries(int64_t positions) {
@@ -317,7 +335,7 @@ Status ModelImpl::run_layer(HiddenStates& states, int il, std::vector<float>& x,
 
   QUANT_ASSIGN_OR_RETURN(LoadedWeight wo, load_weight(model::layer_tensor(il, "attn_output.weight"), hooks));
   float* attn_out = sized(work.attn_out, n * n_embd);
-  QUANT_TRY(matmul(wo, il, attn, n, attn_out, n_embd, hooks));
+  QUANT_TRY(matmul_consuming(wo, il, attn, n, attn_out, n_embd, hooks));
   add_bias_rows(attn_out, n, n_embd, lv.output_bias);
 
   // The last layer keeps only the rows that produce logits (llama.cpp's inp_out_ids), before the residual add.
@@ -357,7 +375,7 @@ Status ModelImpl::run_layer(HiddenStates& states, int il, std::vector<float>& x,
     }
   });
   QUANT_ASSIGN_OR_RETURN(LoadedWeight wdown, load_weight(model::layer_tensor(il, "ffn_down.weight"), hooks));
-  QUANT_TRY(matmul(wdown, il, gate, rows, cur, n_embd, hooks));
+  QUANT_TRY(matmul_consuming(wdown, il, gate, rows, cur, n_embd, hooks));
   add_bias_rows(cur, rows, n_embd, lv.down_bias);
   for_rows(rows, [&](int64_t first, int64_t count) {
     for (int64_t r = first; r < first + count; ++r) {
@@ -466,7 +484,7 @@ Status Model::logits(const HiddenStates& states, int64_t first_row, int64_t n_ro
     }
   });
   QUANT_ASSIGN_OR_RETURN(LoadedWeight head, m.load_weight(m.output_tensor(), hooks));
-  QUANT_TRY(m.matmul(head, -1, normed, n_rows, out, m.hp.n_vocab, hooks));
+  QUANT_TRY(m.matmul_consuming(head, -1, normed, n_rows, out, m.hp.n_vocab, hooks));
   add_bias_rows(out, n_rows, m.hp.n_vocab, m.output_bias);
   return Status::success();
 }
