@@ -179,8 +179,8 @@ class Model {
                 const EvalHooks& hooks = {}) const;
 
   // Runs task(i) for every i in [0, n) on the model's threads and returns when all are done: a caller's per-row
-  // work between steps (scoring logits) then does not run on one thread while the others wait. Tasks must not call
-  // into this model.
+  // work between steps (scoring logits) then does not run on one thread while the others wait. Neither the tasks
+  // nor an EvalHooks callback may call it or any other method of this model (the model's lock is not reentrant).
   void parallel_for(int64_t n, const std::function<void(int64_t index)>& task) const;
 
   // The weight `name` quantized to `type` as llama-quantize would quantize its float values (with `importance`, one
