@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,6 +60,10 @@ struct ConvertRequest {
   // file's would be and recorded as llama-quantize records one, without quantize.imatrix.file (there is no
   // file). A dry run plans as if it were there and does not compute it. Not together with imatrix_path.
   std::optional<TextImatrixOptions> calibration_text;
+  // Or one computed from a text already (imatrix_from_text; the automatic mix computes it to measure with, then
+  // writes with it): used and recorded exactly as calibration_text's would be, in a dry run too (so a dry run's
+  // size counts its quantize.imatrix.* keys). Not together with imatrix_path or calibration_text.
+  std::shared_ptr<const ImatrixCollection> computed_imatrix;
   std::vector<std::string> include_weights;  // keep only entries whose name contains one of these
   std::vector<std::string> exclude_weights;  // drop entries whose name contains one of these
 

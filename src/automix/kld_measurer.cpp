@@ -69,6 +69,11 @@ struct KldMeasurer::Calibration {
   int threads = 0;
 };
 
+int64_t calibration_context(const KldMeasurerOptions& options, const ModelHyperparameters& hparams) {
+  if (options.ctx != 0) return options.ctx;
+  return hparams.n_ctx_train > 0 ? std::min<int64_t>(512, hparams.n_ctx_train) : 512;
+}
+
 KldMeasurer::KldMeasurer(const KldMeasurerOptions& options)
     : options_(options), proxy_(make_weighted_error_measurer(options.sample_values)) {}
 KldMeasurer::~KldMeasurer() = default;
@@ -117,8 +122,7 @@ Status KldMeasurer::prepare(const MeasureContext& context) {
   const Model& model = *c->model;
   QUANT_ASSIGN_OR_RETURN(EvalText text, read_eval_text(*context.model, context.calibration_text));
   c->n_vocab = model.hparams().n_vocab;
-  c->n_ctx = options_.ctx;
-  if (c->n_ctx == 0) c->n_ctx = model.hparams().n_ctx_train > 0 ? std::min<int64_t>(512, model.hparams().n_ctx_train) : 512;
+  c->n_ctx = calibration_context(options_, model.hparams());
   if (c->n_ctx < 8) return usage_error(fmt::format("calibration context {} is too small (at least 8)", c->n_ctx));
   if (int64_t(text.tokens.size()) < 2 * c->n_ctx) {
     return Error(impossible(fmt::format("the calibration text is too short to measure: {} tokens, and a context of {} "

@@ -199,12 +199,15 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   if (split.keep_split) tensors = convert_internal::keep_split_order(input, std::move(tensors));
 
   // 2. The importance matrix, if any.
-  if (!request.imatrix_path.empty() && request.calibration_text) {
+  if (int(!request.imatrix_path.empty()) + int(request.calibration_text.has_value()) +
+          int(request.computed_imatrix != nullptr) > 1) {
     return usage_error("--imatrix and --calibration-text both give the importance matrix: use one");
   }
   std::optional<convert_internal::LoadedImportance> importance;
   if (!request.imatrix_path.empty()) {
     QUANT_ASSIGN_OR_RETURN(importance, convert_internal::load_importance(request));
+  } else if (request.computed_imatrix) {
+    QUANT_ASSIGN_OR_RETURN(importance, convert_internal::computed_importance(*request.computed_imatrix, request));
   }
   // A calibration text is computed after the plans (a bad type name should not wait for it); they are made as
   // if its matrix were there, which it is unless the run fails.

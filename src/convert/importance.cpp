@@ -13,8 +13,12 @@ Result<LoadedImportance> load_importance(const ConvertRequest& request) {
 }
 
 Result<LoadedImportance> compute_importance(const ConvertRequest& request, const ModelSource& input) {
-  LoadedImportance loaded;
   QUANT_ASSIGN_OR_RETURN(ImatrixCollection collection, imatrix_from_text(input, *request.calibration_text));
+  return computed_importance(collection, request);
+}
+
+Result<LoadedImportance> computed_importance(const ImatrixCollection& collection, const ConvertRequest& request) {
+  LoadedImportance loaded;
   loaded.matrix = importance_matrix(collection);
   QUANT_TRY(filter_imatrix(loaded.matrix, request.include_weights, request.exclude_weights));
   // As llama-quantize records a file's imatrix, less the file name: there is none.
@@ -23,6 +27,7 @@ Result<LoadedImportance> compute_importance(const ConvertRequest& request, const
     return usage_error("--include-weights / --exclude-weights leave no entry of the imatrix computed from the "
                        "calibration text");
   }
+  if (!collection.text) return usage_error("the computed importance matrix was not made from a text");
   const TextImatrixStats& text = *collection.text;
   TextImatrixSummary summary;
   summary.text = text.text;

@@ -22,6 +22,9 @@ Result<LoadedImportance> load_importance(const ConvertRequest& request);
 // Computes the imatrix of request.calibration_text over the input (imatrix_from_text), applies the filters, and
 // records it without a file name.
 Result<LoadedImportance> compute_importance(const ConvertRequest& request, const ModelSource& input);
+// The same for a matrix computed already (request.computed_imatrix, or compute_importance's own): the filters
+// applied, recorded without a file name, with the summary of its text run.
+Result<LoadedImportance> computed_importance(const ImatrixCollection& collection, const ConvertRequest& request);
 
 // The quantize.imatrix.* overrides, in the order llama-quantize appends them after the user's overrides.
 std::vector<KvOverride> imatrix_overrides(const ImatrixRecord& record);

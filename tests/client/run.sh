@@ -59,6 +59,9 @@ for budget in 1486720 1877888 2652544; do
       --calibration-text "$data_dir/automix/code-calib-head.txt" --calibration-ctx 256 \
       --sensitivity-cache "$work/sensitivity.json" -o "$work/auto-$budget.gguf" -q)
 done
+# And one whose importance matrix is computed from the calibration text (no --imatrix), measured on 4 chunks.
+"$quantize" "$model" --target-size 1713024 --calibration-text "$data_dir/automix/code-calib-head.txt" \
+  --calibration-ctx 256 --calibration-tokens 1024 -o "$work/auto-text-1713024.gguf" -q
 # Split models: three sharded jobs, and one run cut by size; llama.cpp loads each from its first shard.
 mkdir -p "$work/split"
 for i in 1 2 3; do "$quantize" "$model" --to Q4_K_M --shard "$i/3" -o "$work/split/sharded.gguf" -q; done
