@@ -22,7 +22,6 @@
 #include <fmt/format.h>
 
 #include "automix/kld_measurer.h"
-#include "automix/overlay_source.h"
 #include "eval/scoring.h"
 #include "plan/tensor_roles.h"
 #include "quant/eval.h"
@@ -167,23 +166,16 @@ Result<double> KldMeasurer::kld_with(std::span<const WeightOverride> overrides, 
   const Calibration& c = *calibration_;
   EvalHooks hooks;
   hooks.overrides = overrides;
-  // The token embeddings are read by embed(), not by a matmul the hooks reach: a model reading them from an overlay
-  // runs instead (the hooks still replace a tied output head).
-  const auto embedding = std::find_if(overrides.begin(), overrides.end(),
-                                      [](const WeightOverride& o) { return o.name == "token_embd.weight"; });
-  if (embedding == overrides.end()) {
-    HiddenStates states = c.embedded;
-    QUANT_TRY(c.model->run_layers(states, int(c.model->hparams().n_layer), hooks));
-    return kld(*c.model, states, hooks, same_top);
+  const bool embedding = std::any_of(overrides.begin(), overrides.end(),
+                                     [](const WeightOverride& o) { return o.name == "token_embd.weight"; });
+  HiddenStates states;
+  if (embedding) {
+    QUANT_ASSIGN_OR_RETURN(states, c.model->embed(c.input, c.n_chunk, c.n_ctx, c.first, hooks));
+  } else {
+    states = c.embedded;
   }
-  auto overlay = std::make_shared<OverlaySource>(c.source);
-  QUANT_TRY(overlay->replace(embedding->name, embedding->type, embedding->data));
-  ModelOptions model_options;
-  model_options.threads = c.threads;
-  QUANT_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::open(overlay, model_options));
-  QUANT_ASSIGN_OR_RETURN(HiddenStates states, model->embed(c.input, c.n_chunk, c.n_ctx, c.first));
-  QUANT_TRY(model->run_layers(states, int(model->hparams().n_layer), hooks));
-  return kld(*model, states, hooks, same_top);
+  QUANT_TRY(c.model->run_layers(states, int(c.model->hparams().n_layer), hooks));
+  return kld(*c.model, states, hooks, same_top);
 }
 
 namespace {

@@ -399,7 +399,7 @@ Result<std::unique_ptr<Model>> Model::open(std::shared_ptr<const ModelSource> so
 }
 
 Result<HiddenStates> Model::embed(std::span<const int32_t> tokens, int64_t n_seq, int64_t seq_len,
-                                  int64_t first_output) const {
+                                  int64_t first_output, const EvalHooks& hooks) const {
   const ModelImpl& m = *impl_;
   if (n_seq < 1 || seq_len < 1 || first_output < 0 || first_output >= seq_len ||
       int64_t(tokens.size()) != n_seq * seq_len) {
@@ -421,6 +421,17 @@ Result<HiddenStates> Model::embed(std::span<const int32_t> tokens, int64_t n_seq
   states.values_.resize(tokens.size() * size_t(m.hp.n_embd));
   // ggml_get_rows: each token's row dequantized.
   const TensorInfo& table = *m.source->find_tensor("token_embd.weight");
+  const bool overridden = std::any_of(hooks.overrides.begin(), hooks.overrides.end(),
+                                      [&](const WeightOverride& o) { return o.name == table.name; });
+  if (overridden) {
+    QUANT_ASSIGN_OR_RETURN(const LoadedWeight weight, m.load_weight(table.name, hooks));
+    const FormatInfo& format = format_of(weight.view.type);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      QUANT_TRY(dequantize_values(format, weight.view.raw + uint64_t(tokens[i]) * weight.view.row_bytes,
+                                  &states.values_[i * size_t(m.hp.n_embd)], m.hp.n_embd));
+    }
+    return states;
+  }
   if (const auto it = m.resident.find(table.name); it != m.resident.end()) {
     for (size_t i = 0; i < tokens.size(); ++i) {
       std::memcpy(&states.values_[i * size_t(m.hp.n_embd)], &it->second[size_t(tokens[i]) * size_t(m.hp.n_embd)],

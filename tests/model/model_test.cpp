@@ -2,6 +2,7 @@
 // #14 (automatic mixed precision) build on.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -100,6 +101,29 @@ TEST(Model, PartialEvaluationFromSavedStates) {
   }
 }
 
+// Writes tiny-llama with one tensor stored as an override holds it.
+void write_with_replaced_tensor(const std::string& path, const WeightOverride& replaced) {
+  auto in = GgufFile::open(data_path("models/tiny-llama-f16.gguf"));
+  ASSERT_TRUE(in);
+  auto out = GgufWriter::create(path);
+  ASSERT_TRUE(out);
+  for (const KeyValue& kv : in->metadata()) ASSERT_TRUE(out->add_metadata(kv.key, kv.value));
+  for (const TensorInfo& t : in->tensors()) {
+    ASSERT_TRUE(out->add_tensor(t.name, t.name == replaced.name ? replaced.type : t.type, t.shape));
+  }
+  ASSERT_TRUE(out->begin());
+  for (const TensorInfo& t : in->tensors()) {
+    if (t.name == replaced.name) {
+      ASSERT_TRUE(out->write_tensor(t.name, *replaced.data));
+    } else {
+      auto bytes = in->read_tensor_data(t);
+      ASSERT_TRUE(bytes);
+      ASSERT_TRUE(out->write_tensor(t.name, *bytes));
+    }
+  }
+  ASSERT_TRUE(out->commit());
+}
+
 // A weight override gives the logits of a file holding that weight in that type.
 TEST(Model, OverrideEqualsAFileWithThatWeight) {
   auto model = testing::open_test_model(data_path("models/tiny-llama-f16.gguf"));
@@ -113,27 +137,7 @@ TEST(Model, OverrideEqualsAFileWithThatWeight) {
 
   // The same model with blk.3.ffn_down stored as those q4_K bytes.
   const std::string path = ::testing::TempDir() + "/tiny-llama-ffn-down-q4_K.gguf";
-  {
-    auto in = GgufFile::open(data_path("models/tiny-llama-f16.gguf"));
-    ASSERT_TRUE(in);
-    auto out = GgufWriter::create(path);
-    ASSERT_TRUE(out);
-    for (const KeyValue& kv : in->metadata()) ASSERT_TRUE(out->add_metadata(kv.key, kv.value));
-    for (const TensorInfo& t : in->tensors()) {
-      ASSERT_TRUE(out->add_tensor(t.name, t.name == replaced->name ? TypeId::q4_K : t.type, t.shape));
-    }
-    ASSERT_TRUE(out->begin());
-    for (const TensorInfo& t : in->tensors()) {
-      if (t.name == replaced->name) {
-        ASSERT_TRUE(out->write_tensor(t.name, *replaced->data));
-      } else {
-        auto bytes = in->read_tensor_data(t);
-        ASSERT_TRUE(bytes);
-        ASSERT_TRUE(out->write_tensor(t.name, *bytes));
-      }
-    }
-    ASSERT_TRUE(out->commit());
-  }
+  write_with_replaced_tensor(path, *replaced);
   auto file_model = testing::open_test_model(path);
   const std::vector<float> from_file = run_logits(*file_model, tokens);
   double max_diff = 0, max_change = 0;
@@ -147,6 +151,26 @@ TEST(Model, OverrideEqualsAFileWithThatWeight) {
   std::printf("override vs file: max |logit diff| %.2e; override vs f16: %.2e\n", max_diff, max_change);
   EXPECT_LT(max_diff, 2e-3);
   EXPECT_GT(max_change, 0.05);
+  std::remove(path.c_str());
+}
+
+// An override of the token embeddings is what embed() reads: the rows of a file holding them in that type, exactly.
+TEST(Model, EmbeddingOverrideEqualsAFileWithThoseEmbeddings) {
+  auto model = testing::open_test_model(data_path("models/tiny-llama-f16.gguf"));
+  auto replaced = model->quantized_override("token_embd.weight", TypeId::q3_K);
+  ASSERT_TRUE(replaced) << replaced.error().message();
+  const std::string path = ::testing::TempDir() + "/tiny-llama-token-embd-q3_K.gguf";
+  write_with_replaced_tensor(path, *replaced);
+  auto file_model = testing::open_test_model(path);
+  const std::vector<int32_t> tokens = two_chunks();
+  EvalHooks hooks;
+  hooks.overrides = std::span<const WeightOverride>(&*replaced, 1);
+  auto with_override = model->embed(tokens, 2, kCtx, kCtx / 2, hooks);
+  auto from_file = file_model->embed(tokens, 2, kCtx, kCtx / 2);
+  auto base = model->embed(tokens, 2, kCtx, kCtx / 2);
+  ASSERT_TRUE(with_override && from_file && base);
+  EXPECT_TRUE(std::ranges::equal(with_override->values(), from_file->values()));
+  EXPECT_FALSE(std::ranges::equal(with_override->values(), base->values()));
   std::remove(path.c_str());
 }
 
