@@ -25,8 +25,8 @@ QUANTIZE=$BUILD/quantize
 [[ -x $QUANTIZE ]] || { echo "error: $QUANTIZE not built (cmake --build $BUILD --target quantize)" >&2; exit 2; }
 mkdir -p "$OUT"
 
-echo "| run | load before (1/5/15 min) | wall s | CPU s | peak RSS MiB | imatrix s | measure s | solve s |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+echo "| run | load before (1/5/15 min) | wall s | CPU s | peak RSS MiB | imatrix s | measure s | solve s | check s |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for run in $(seq 1 "$RUNS"); do
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   report=$OUT/report-$run.json
@@ -39,5 +39,6 @@ for run in $(seq 1 "$RUNS"); do
   imatrix=$(jq -r 'if .imatrix_from_text then (.imatrix_from_text.seconds * 10 | round / 10) else "-" end' "$report")
   measure=$(jq -r '.measure_seconds * 10 | round / 10' "$report")
   solve=$(jq -r '.solve_seconds * 1000 | round / 1000' "$report")
-  echo "| $run | $load | $wall | $cpu | $rss | $imatrix | $measure | $solve |"
+  check=$(jq -r '.check_seconds * 10 | round / 10' "$report")
+  echo "| $run | $load | $wall | $cpu | $rss | $imatrix | $measure | $solve | $check |"
 done

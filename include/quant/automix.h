@@ -262,7 +262,8 @@ struct AutomixResult {
   std::string measurer;
   std::optional<TextImatrixSummary> imatrix_from_text;  // the importance matrix computed from the calibration text
   bool cache_used = false;           // the measurements came from --sensitivity-cache
-  double measure_seconds = 0;
+  double measure_seconds = 0;       // the measurement (or reading the cache), the imatrix computed from text aside
+  double check_seconds = 0;         // measuring the chosen mix whole
   double solve_seconds = 0;
   std::vector<AutomixTensor> tensors;  // in output order
   std::string plan_text;             // the --tensor-type-file contents

@@ -572,7 +572,7 @@ Result<AutomixResult> automix(const AutomixRequest& request) {
   // 6. The chosen mix measured whole, when the measurer can run the model.
   const auto check_started = Clock::now();
   QUANT_ASSIGN_OR_RETURN(result.measured, measurer->measure_mix(measure_context(request, model, types)));
-  if (result.measured) result.measure_seconds += seconds_since(check_started);
+  result.check_seconds = seconds_since(check_started);
 
   // 7. The frontier, the plan file, then the model itself.
   if (request.frontier) {

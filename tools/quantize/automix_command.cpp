@@ -69,6 +69,7 @@ nlohmann::json to_json(const AutomixResult& r) {
       {"imatrix_from_text", r.imatrix_from_text ? quant::to_json(*r.imatrix_from_text) : nlohmann::json()},
       {"cache_used", r.cache_used},
       {"measure_seconds", r.measure_seconds},
+      {"check_seconds", r.check_seconds},
       {"solve_seconds", r.solve_seconds},
       {"base_file_type", r.base_file_type},
       {"llama_quantize_command", r.llama_quantize_command},
@@ -99,8 +100,9 @@ void print_result(std::ostream& out, const AutomixResult& r) {
     out << fmt::format("  imatrix     {} weights from {} chunks of {} tokens of {}, computed in {:.2f} s\n", m.entries,
                        m.chunks, m.n_ctx, m.text, m.seconds);
   }
-  out << fmt::format("  measured by {}{}, {:.2f} s; solved in {:.3f} s\n", r.measurer,
-                     r.cache_used ? " (from the sensitivity cache)" : "", r.measure_seconds, r.solve_seconds);
+  out << fmt::format("  measured by {}{}, {:.2f} s; solved in {:.3f} s; the mix checked in {:.2f} s\n", r.measurer,
+                     r.cache_used ? " (from the sensitivity cache)" : "", r.measure_seconds, r.solve_seconds,
+                     r.check_seconds);
   out << fmt::format("  {:<32} {:>6} {:>8} {:>10} {:>12}\n", "tensor", "from", "type", "bytes", "cost");
   for (const AutomixTensor& t : r.tensors) {
     if (!t.quantizable) continue;
