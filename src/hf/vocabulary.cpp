@@ -27,15 +27,6 @@ bool file_exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// TextModel.does_token_look_special.
-bool looks_special(const std::string& text) {
-  if (text == "<pad>" || text == "<mask>" || text == "<2mass>" || text == "[@BOS@]") return true;
-  // Python's startswith/endswith may overlap ("<|>" counts).
-  if (text.starts_with("<|") && text.ends_with("|>")) return true;
-  if (text.starts_with("<\xef\xbd\x9c") && text.ends_with("\xef\xbd\x9c>")) return true;
-  return text.starts_with("<unused") && text.ends_with(">");
-}
-
 Result<std::unique_ptr<sentencepiece::SentencePieceProcessor>> load_processor(const std::string& dir) {
   QUANT_ASSIGN_OR_RETURN(std::optional<std::string> model, read_small_file(dir, "tokenizer.model", uint64_t(1) << 30));
   auto processor = std::make_unique<sentencepiece::SentencePieceProcessor>();
@@ -158,7 +149,7 @@ Result<SpmVocab> read_spm_vocab(const std::string& dir, const HParams& hparams, 
   if (phi3) {
     // Phi-3 also takes tokenizer.json's added tokens.
     const std::string json_path = dir + "/tokenizer.json";
-    QUANT_ASSIGN_OR_RETURN(std::optional<Json> tokenizer, read_json_file(dir, "tokenizer.json"));
+    QUANT_ASSIGN_OR_RETURN(std::optional<Json> tokenizer, read_tokenizer_json(dir));
     if (tokenizer && tokenizer->is_object() && tokenizer->contains("added_tokens")) {
       const Json& list = (*tokenizer)["added_tokens"];
       if (!list.is_array()) return Error(invalid_input("added_tokens is not a list")).in_file(json_path);
@@ -181,10 +172,9 @@ void add_spm_keys(const SpmVocab& v, MetadataList& out) {
   out.set("tokenizer.ggml.token_type", Value::array_of<int32_t>(v.types));
 }
 
-Error no_sentencepiece(const std::string& dir) {
-  return Error(impossible("no tokenizer.model: the converter would read tokenizer.json (a BPE vocabulary), which "
-                          "this build does not convert yet"))
-      .in_file(dir);
+Error needs_sentencepiece(const std::string& dir, std::string_view family) {
+  return Error(invalid_input(fmt::format("{} needs tokenizer.model: the converter reads no other vocabulary for it", family)))
+      .in_file(dir + "/tokenizer.model");
 }
 
 // SentencePiece vocabulary and the special tokens for it (_set_vocab_sentencepiece).
@@ -197,7 +187,42 @@ Status add_sentencepiece(const std::string& dir, const HParams& hparams, bool ph
   return Status::success();
 }
 
+// Whether LlamaModel.set_vocab, lacking tokenizer.model, takes _set_vocab_llama_hf (gguf-py's LlamaHfVocab
+// accepts tokenizer.json: a BPE model with byte fallback and a Sequence decoder) rather than _set_vocab_gpt2
+// (Llama 3's ignore_merges without byte fallback, or anything else).
+Result<bool> takes_llama_hf_path(const std::string& dir) {
+  QUANT_ASSIGN_OR_RETURN(std::optional<Json> tokenizer, read_tokenizer_json(dir));
+  if (!tokenizer) return false;  // FileNotFoundError: on to _set_vocab_gpt2
+  const std::string file = dir + "/tokenizer.json";
+  if (!tokenizer->is_object() || !tokenizer->contains("model") || !(*tokenizer)["model"].is_object() ||
+      !(*tokenizer)["model"].contains("type")) {
+    return Error(invalid_input("has no model type (LlamaHfVocab reads tokenizer_json['model']['type'])")).in_file(file);
+  }
+  const Json& model = (*tokenizer)["model"];
+  auto get = [&](const char* key, bool fallback) { return model.contains(key) ? truthy(model[key]) : fallback; };
+  const bool bpe = model["type"] == "BPE";
+  if (bpe && get("ignore_merges", false) && !get("byte_fallback", true)) return false;  // Llama 3
+  if (!bpe || !get("byte_fallback", false)) return false;
+  if (!tokenizer->contains("decoder")) {
+    return Error(invalid_input("has no decoder (LlamaHfVocab reads tokenizer_json['decoder'])")).in_file(file);
+  }
+  const Json& decoder = (*tokenizer)["decoder"];
+  if (decoder.is_null()) return false;  // a TypeError, caught: on to _set_vocab_gpt2
+  if (!decoder.is_object() || !decoder.contains("type")) {
+    return Error(invalid_input("decoder has no type (LlamaHfVocab reads tokenizer_json['decoder']['type'])")).in_file(file);
+  }
+  return decoder["type"] == "Sequence";
+}
+
 }  // namespace
+
+bool looks_special(const std::string& text) {
+  if (text == "<pad>" || text == "<mask>" || text == "<2mass>" || text == "[@BOS@]") return true;
+  // Python's startswith/endswith may overlap ("<|>" counts).
+  if (text.starts_with("<|") && text.ends_with("|>")) return true;
+  if (text.starts_with("<\xef\xbd\x9c") && text.ends_with("\xef\xbd\x9c>")) return true;
+  return text.starts_with("<unused") && text.ends_with(">");
+}
 
 Status add_vocabulary(const Architecture& arch, const std::string& dir, const HParams& hparams, MetadataList& out) {
   const bool has_spm = file_exists(dir + "/tokenizer.model");
@@ -215,8 +240,18 @@ Status add_vocabulary(const Architecture& arch, const std::string& dir, const HP
           return Error(impossible("HybridDNATokenizer vocabularies are not converted")).in_file(dir);
         }
       }
-      if (!has_spm) return no_sentencepiece(dir);
-      QUANT_TRY(add_sentencepiece(dir, hparams, false, out));
+      if (has_spm) {
+        QUANT_TRY(add_sentencepiece(dir, hparams, false, out));
+      } else {
+        QUANT_ASSIGN_OR_RETURN(const bool llama_hf, takes_llama_hf_path(dir));
+        if (llama_hf) {
+          return Error(impossible("no tokenizer.model, and tokenizer.json is a SentencePiece-style BPE vocabulary "
+                                  "(byte fallback): the converter reads it with gguf-py's LlamaHfVocab, which this "
+                                  "build does not reproduce yet"))
+              .in_file(dir + "/tokenizer.json");
+        }
+        QUANT_TRY(add_gpt2_vocabulary(dir, hparams, out));
+      }
       const Json* vocab = hparams.find({"vocab_size"});
       const int64_t size = vocab != nullptr && vocab->is_number_integer() ? vocab->get<int64_t>() : 32000;
       if (size == 32016) {  // CodeLlama's infill tokens
@@ -231,10 +266,10 @@ Status add_vocabulary(const Architecture& arch, const std::string& dir, const HP
       return Status::success();
     }
     case VocabPath::qwen2:
-      if (!has_spm) return no_sentencepiece(dir);
+      if (!has_spm) return add_gpt2_vocabulary(dir, hparams, out);
       return add_sentencepiece(dir, hparams, false, out);
     case VocabPath::gemma: {
-      if (!has_spm) return no_sentencepiece(dir);
+      if (!has_spm) return needs_sentencepiece(dir, "Gemma");
       QUANT_TRY(add_sentencepiece(dir, hparams, false, out));
       // CodeGemma's fill-in-the-middle ids, written for every Gemma (only eot has a GGUF key).
       QUANT_ASSIGN_OR_RETURN(SpecialVocab special,
@@ -250,7 +285,7 @@ Status add_vocabulary(const Architecture& arch, const std::string& dir, const HP
       return Status::success();
     }
     case VocabPath::gemma2:
-      if (!has_spm) return no_sentencepiece(dir);
+      if (!has_spm) return needs_sentencepiece(dir, "Gemma 2");
       QUANT_TRY(add_sentencepiece(dir, hparams, false, out));
       out.set("tokenizer.ggml.add_space_prefix", Value::boolean(false));
       return Status::success();
@@ -263,7 +298,7 @@ Status add_vocabulary(const Architecture& arch, const std::string& dir, const HP
                                      "Phi-3"))
               .in_file(dir + "/tokenizer_config.json");
         }
-        if (*cls == "GPT2Tokenizer") return no_sentencepiece(dir);
+        if (*cls == "GPT2Tokenizer") return add_gpt2_vocabulary(dir, hparams, out);  // Phi-4
       }
       if (!has_spm) {
         return Error(invalid_input("Phi-3 needs tokenizer.model")).in_file(dir + "/tokenizer.model");
