@@ -24,7 +24,9 @@ const std::string& folder() {
   return dir;
 }
 
-void put(const std::string& name, const uint8_t* data, size_t size) { quant::fuzz::put_file(folder(), name, data, size); }
+void put(const std::string& name, const uint8_t* data, size_t size) {
+  quant::fuzz::put_file(folder(), name, data, size);
+}
 
 }  // namespace
 

@@ -77,7 +77,8 @@ Result<BpeVocab> read_bpe_vocab(const std::string& dir, const HParams& hparams) 
     }
     const auto added = tokenizer.added_tokens().find(i);
     if (added == tokenizer.added_tokens().end()) {
-      return Error(invalid_input(fmt::format("token {} is an added token's text at another id", i))).in_file(dir + "/tokenizer.json");
+      return Error(invalid_input(fmt::format("token {} is an added token's text at another id", i)))
+          .in_file(dir + "/tokenizer.json");
     }
     // llama.cpp expects control and user-defined tokens pre-normalized: the converter round-trips the ones
     // the tokenizer does not normalize.

@@ -17,10 +17,10 @@ using PlainJson = nlohmann::json;
 
 // A tokenizer class transformers may pick, and what its fast __init__ adds to tokenizer.json.
 struct TokenizerClass {
-  std::string_view name;                         // without the "Fast" suffix
-  std::array<std::string_view, 4> defaults;      // unk, bos, eos, pad defaults ("" = None)
-  bool template_from_flags = false;              // update_post_processor(): [bos] $A [eos] from add_*_token
-  bool cleanup_off_by_default = false;           // clean_up_tokenization_spaces defaults to False
+  std::string_view name;                     // without the "Fast" suffix
+  std::array<std::string_view, 4> defaults;  // unk, bos, eos, pad defaults ("" = None)
+  bool template_from_flags = false;          // update_post_processor(): [bos] $A [eos] from add_*_token
+  bool cleanup_off_by_default = false;       // clean_up_tokenization_spaces defaults to False
 };
 
 // clang-format off
@@ -81,7 +81,9 @@ Result<PlainJson> parse_plain(const std::string& text, const std::string& file) 
   try {
     return PlainJson::parse(text);
   } catch (const PlainJson::parse_error& e) {
-    return Error(invalid_input(fmt::format("not valid JSON: {}", e.what()))).in_file(file).at_offset(e.byte == 0 ? 0 : e.byte - 1);
+    return Error(invalid_input(fmt::format("not valid JSON: {}", e.what())))
+        .in_file(file)
+        .at_offset(e.byte == 0 ? 0 : e.byte - 1);
   } catch (const PlainJson::exception& e) {
     return Error(invalid_input(fmt::format("holds a value that cannot be read: {}", e.what()))).in_file(file);
   }
@@ -89,11 +91,51 @@ Result<PlainJson> parse_plain(const std::string& text, const std::string& file) 
 
 Json ordered(const PlainJson& value) { return Json::parse(value.dump()); }
 
+// model.merges, in either format ("a b" strings, or [a, b] pairs since transformers 4.45), as the tokenizers
+// library reads them: each part and their concatenation must be tokens, and the list must be there.
+Status read_merges(const PlainJson& merges, const std::string& file, BpeModel& bpe) {
+  if (!merges.is_array()) return Error(invalid_input("model.merges is missing or not a list")).in_file(file);
+  bpe.merges.reserve(merges.size());
+  const bool pairs = !merges.empty() && merges[0].is_array();
+  int64_t rank = 0;
+  for (const PlainJson& merge : merges) {
+    std::string left, right;
+    if (pairs && merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
+      left = merge[0].get<std::string>();
+      right = merge[1].get<std::string>();
+    } else if (!pairs && merge.is_string()) {
+      const std::string& text = merge.get_ref<const std::string&>();
+      const size_t space = text.find(' ');
+      if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos) {
+        return Error(invalid_input(fmt::format("model.merges[{}] {} is not two tokens", rank, merge.dump())))
+            .in_file(file);
+      }
+      left = text.substr(0, space);
+      right = text.substr(space + 1);
+    } else {
+      return Error(invalid_input(
+                       fmt::format("model.merges[{}] {} is not a merge like the first one", rank, merge.dump())))
+          .in_file(file);
+    }
+    const auto a = bpe.vocab.find(left), b = bpe.vocab.find(right), merged = bpe.vocab.find(left + right);
+    if (a == bpe.vocab.end() || b == bpe.vocab.end() || merged == bpe.vocab.end()) {
+      const std::string missing = a == bpe.vocab.end() ? left : b == bpe.vocab.end() ? right : left + right;
+      return Error(invalid_input(fmt::format("model.merges[{}] {}: {} is not in the vocabulary", rank, merge.dump(),
+                                             PlainJson(missing).dump())))
+          .in_file(file);
+    }
+    bpe.merges[(uint64_t(a->second) << 32) | uint64_t(b->second)] = {rank, merged->second};
+    ++rank;
+  }
+  return Status::success();
+}
+
 Result<BpeModel> read_bpe_model(const PlainJson& model, const std::string& file) {
   if (!model.is_object()) return Error(invalid_input("has no model object")).in_file(file);
   const PlainJson& type = member(model, "type");
   if (type != "BPE") {
-    return Error(impossible(fmt::format("model type {} is not converted on the GPT-2 BPE path (only BPE)", type.dump())))
+    return Error(
+               impossible(fmt::format("model type {} is not converted on the GPT-2 BPE path (only BPE)", type.dump())))
         .in_file(file);
   }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
@@ -102,8 +144,10 @@ Result<BpeModel> read_bpe_model(const PlainJson& model, const std::string& file)
       return Error(impossible(fmt::format("BPE {} {} is not supported", key, value.dump()))).in_file(file);
     }
   }
-  if (const PlainJson& dropout = member(model, "dropout"); !dropout.is_null() && !(dropout.is_number() && dropout.get<double>() == 0.0)) {
-    return Error(impossible("BPE dropout makes the tokenization random; the converter's hash would be too")).in_file(file);
+  if (const PlainJson& dropout = member(model, "dropout");
+      !dropout.is_null() && !(dropout.is_number() && dropout.get<double>() == 0.0)) {
+    return Error(impossible("BPE dropout makes the tokenization random; the converter's hash would be too"))
+        .in_file(file);
   }
   BpeModel bpe;
   const PlainJson& vocab = member(model, "vocab");
@@ -111,48 +155,20 @@ Result<BpeModel> read_bpe_model(const PlainJson& model, const std::string& file)
   bpe.vocab.reserve(vocab.size());
   for (const auto& [token, id_json] : vocab.items()) {
     const std::optional<int64_t> id = id_value(id_json);
-    if (!id) return Error(invalid_input(fmt::format("model.vocab: token {} has id {}, not an id", PlainJson(token).dump(), id_json.dump()))).in_file(file);
+    if (!id)
+      return Error(invalid_input(fmt::format("model.vocab: token {} has id {}, not an id", PlainJson(token).dump(),
+                                             id_json.dump())))
+          .in_file(file);
     bpe.vocab.emplace(token, *id);
   }
-  const PlainJson& merges = member(model, "merges");
-  if (!merges.is_null() && !merges.is_array()) return Error(invalid_input("model.merges is not a list")).in_file(file);
-  if (merges.is_array()) {
-    bpe.merges.reserve(merges.size());
-    const bool pairs = !merges.empty() && merges[0].is_array();
-    int64_t rank = 0;
-    for (const PlainJson& merge : merges) {
-      std::string left, right;
-      if (pairs && merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
-        left = merge[0].get<std::string>();
-        right = merge[1].get<std::string>();
-      } else if (!pairs && merge.is_string()) {
-        const std::string& text = merge.get_ref<const std::string&>();
-        const size_t space = text.find(' ');
-        if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos) {
-          return Error(invalid_input(fmt::format("model.merges[{}] {} is not two tokens", rank, merge.dump()))).in_file(file);
-        }
-        left = text.substr(0, space);
-        right = text.substr(space + 1);
-      } else {
-        return Error(invalid_input(fmt::format("model.merges[{}] {} is not a merge like the first one", rank, merge.dump())))
-            .in_file(file);
-      }
-      const auto a = bpe.vocab.find(left), b = bpe.vocab.find(right), merged = bpe.vocab.find(left + right);
-      if (a == bpe.vocab.end() || b == bpe.vocab.end() || merged == bpe.vocab.end()) {
-        return Error(invalid_input(fmt::format("model.merges[{}] {}: {} is not in the vocabulary", rank, merge.dump(),
-                                               PlainJson(a == bpe.vocab.end() ? left : b == bpe.vocab.end() ? right : left + right).dump())))
-            .in_file(file);
-      }
-      bpe.merges[(uint64_t(a->second) << 32) | uint64_t(b->second)] = {rank, merged->second};
-      ++rank;
-    }
-  }
+  QUANT_TRY(read_merges(member(model, "merges"), file, bpe));
   bpe.ignore_merges = bool_member(model, "ignore_merges", false);
   bpe.byte_fallback = bool_member(model, "byte_fallback", false);
   bpe.fuse_unk = bool_member(model, "fuse_unk", false);
   if (const PlainJson& unk = member(model, "unk_token"); unk.is_string()) {
     const auto it = bpe.vocab.find(unk.get<std::string>());
-    if (it == bpe.vocab.end()) return Error(invalid_input(fmt::format("unk_token {} is not in the vocabulary", unk.dump()))).in_file(file);
+    if (it == bpe.vocab.end())
+      return Error(invalid_input(fmt::format("unk_token {} is not in the vocabulary", unk.dump()))).in_file(file);
     bpe.unk_id = it->second;
   }
   return bpe;
@@ -164,7 +180,8 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
   HfTokenizer t;
   t.file_ = dir + "/tokenizer.json";
   QUANT_ASSIGN_OR_RETURN(std::optional<std::string> text, read_small_file(dir, "tokenizer.json", uint64_t(256) << 20));
-  if (!text) return Error(impossible("no tokenizer.model and no tokenizer.json: no vocabulary to convert")).in_file(dir);
+  if (!text)
+    return Error(impossible("no tokenizer.model and no tokenizer.json: no vocabulary to convert")).in_file(dir);
   QUANT_ASSIGN_OR_RETURN(const PlainJson json, parse_plain(*text, t.file_));
   text.reset();
   if (!json.is_object()) return Error(invalid_input("not a JSON object")).in_file(t.file_);
@@ -215,7 +232,8 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
   };
 
   const PlainJson& added_list = member(json, "added_tokens");
-  if (!added_list.is_null() && !added_list.is_array()) return Error(invalid_input("added_tokens is not a list")).in_file(t.file_);
+  if (!added_list.is_null() && !added_list.is_array())
+    return Error(invalid_input("added_tokens is not a list")).in_file(t.file_);
   if (added_list.is_array()) {
     for (const PlainJson& entry : added_list) {
       const std::optional<int64_t> id = id_value(member(entry, "id"));
@@ -229,8 +247,9 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
       if (t.added_ids_.contains(token.content)) continue;
       QUANT_ASSIGN_OR_RETURN(const int64_t given, add_token(token));
       if (given != *id) {
-        return Error(impossible(fmt::format("added token {} is stored with id {}, but the tokenizers library gives it id {}",
-                                            PlainJson(token.content).dump(), *id, given)))
+        return Error(impossible(
+                         fmt::format("added token {} is stored with id {}, but the tokenizers library gives it id {}",
+                                     PlainJson(token.content).dump(), *id, given)))
             .in_file(t.file_);
       }
     }
@@ -260,9 +279,10 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
     if (row.name == class_name) cls = &row;
   }
   if (cls == nullptr) {
-    return Error(impossible(fmt::format("tokenizer class '{}' is not one this build reproduces (PreTrainedTokenizerFast, "
-                                        "LlamaTokenizerFast, Qwen2TokenizerFast, GPT2TokenizerFast)",
-                                        class_name)))
+    return Error(
+               impossible(fmt::format("tokenizer class '{}' is not one this build reproduces (PreTrainedTokenizerFast, "
+                                      "LlamaTokenizerFast, Qwen2TokenizerFast, GPT2TokenizerFast)",
+                                      class_name)))
         .in_file(config_file);
   }
   if (cls->template_from_flags && !member(tc, "add_prefix_space").is_null()) {
@@ -301,7 +321,8 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
   if (const PlainJson& extra = member(tc, "additional_special_tokens"); !extra.is_null()) {
     if (!extra.is_array()) return Error(invalid_input("additional_special_tokens is not a list")).in_file(config_file);
     for (const PlainJson& entry : extra) {
-      QUANT_ASSIGN_OR_RETURN(std::optional<std::string> content, special_content(entry, "an additional special token", config_file));
+      QUANT_ASSIGN_OR_RETURN(std::optional<std::string> content,
+                             special_content(entry, "an additional special token", config_file));
       if (content) special_texts.push_back(*content);
     }
   }
@@ -319,7 +340,8 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
         used = 0;
       }
       if (used == 0 || used != key.size() || !member(entry, "content").is_string()) {
-        return Error(invalid_input(fmt::format("added_tokens_decoder entry '{}' is not an id with a token", key))).in_file(config_file);
+        return Error(invalid_input(fmt::format("added_tokens_decoder entry '{}' is not an id with a token", key)))
+            .in_file(config_file);
       }
       HfAddedToken token;
       token.content = member(entry, "content").get<std::string>();
@@ -330,12 +352,14 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
     }
     for (auto& [id, token] : entries) {
       if (t.added_ids_.contains(token.content)) continue;
-      const bool special = token.special || std::find(special_texts.begin(), special_texts.end(), token.content) != special_texts.end();
+      const bool special =
+          token.special || std::find(special_texts.begin(), special_texts.end(), token.content) != special_texts.end();
       token.special = special;
       QUANT_ASSIGN_OR_RETURN(const int64_t given, add_token(token));
       if (given != id) {
-        return Error(impossible(fmt::format("added_tokens_decoder gives {} id {}, but the tokenizers library would give it id {}",
-                                            PlainJson(token.content).dump(), id, given)))
+        return Error(impossible(fmt::format(
+                         "added_tokens_decoder gives {} id {}, but the tokenizers library would give it id {}",
+                         PlainJson(token.content).dump(), id, given)))
             .in_file(config_file);
       }
     }
@@ -363,18 +387,21 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
   };
   if (cls->template_from_flags) {
     const bool add_bos = bool_member(tc, "add_bos_token", true), add_eos = bool_member(tc, "add_eos_token", false);
-    for (const auto& [flag, key, list] : {std::tuple{add_bos, "bos_token", &t.prefix_}, std::tuple{add_eos, "eos_token", &t.suffix_}}) {
+    for (const auto& [flag, key, list] :
+         {std::tuple{add_bos, "bos_token", &t.prefix_}, std::tuple{add_eos, "eos_token", &t.suffix_}}) {
       if (!flag) continue;
       const std::optional<std::string>& content = specials[key];
       const std::optional<int64_t> id = content ? id_of(*content) : std::nullopt;
-      if (!id) return Error(invalid_input(fmt::format("add_{} is set but {} is not a token", key, key))).in_file(config_file);
+      if (!id)
+        return Error(invalid_input(fmt::format("add_{} is set but {} is not a token", key, key))).in_file(config_file);
       list->push_back(*id);
     }
   } else {
     const PlainJson& post = member(json, "post_processor");
     std::vector<PlainJson> processors;
     if (member(post, "type") == "Sequence") {
-      if (!member(post, "processors").is_array()) return Error(invalid_input("post_processor Sequence has no processors")).in_file(t.file_);
+      if (!member(post, "processors").is_array())
+        return Error(invalid_input("post_processor Sequence has no processors")).in_file(t.file_);
       for (const PlainJson& p : member(post, "processors")) processors.push_back(p);
     } else if (!post.is_null()) {
       processors.push_back(post);
@@ -387,12 +414,15 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
         for (const auto& [key, list] : {std::pair{"cls", &before}, std::pair{"sep", &after}}) {
           const PlainJson& pair = member(p, key);
           const std::optional<int64_t> id = pair.is_array() && pair.size() == 2 ? id_value(pair[1]) : std::nullopt;
-          if (!id) return Error(invalid_input(fmt::format("post_processor {} has no {} id", type.dump(), key))).in_file(t.file_);
+          if (!id)
+            return Error(invalid_input(fmt::format("post_processor {} has no {} id", type.dump(), key)))
+                .in_file(t.file_);
           list->push_back(*id);
         }
       } else if (type == "TemplateProcessing") {
         const PlainJson& single = member(p, "single");
-        if (!single.is_array()) return Error(invalid_input("TemplateProcessing has no single template")).in_file(t.file_);
+        if (!single.is_array())
+          return Error(invalid_input("TemplateProcessing has no single template")).in_file(t.file_);
         bool seen_a = false;
         for (const PlainJson& item : single) {
           if (member(member(item, "Sequence"), "id") == "A") {
@@ -401,13 +431,18 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
             continue;
           }
           const PlainJson& name = member(member(item, "SpecialToken"), "id");
-          const PlainJson& ids = member(member(member(p, "special_tokens"), name.is_string() ? name.get_ref<const std::string&>().c_str() : ""), "ids");
+          const PlainJson& ids = member(
+              member(member(p, "special_tokens"), name.is_string() ? name.get_ref<const std::string&>().c_str() : ""),
+              "ids");
           if (!name.is_string() || !ids.is_array()) {
-            return Error(invalid_input(fmt::format("TemplateProcessing item {} is not a known special token or $A", item.dump()))).in_file(t.file_);
+            return Error(invalid_input(
+                             fmt::format("TemplateProcessing item {} is not a known special token or $A", item.dump())))
+                .in_file(t.file_);
           }
           for (const PlainJson& id_json : ids) {
             const std::optional<int64_t> id = id_value(id_json);
-            if (!id) return Error(invalid_input(fmt::format("special token {} has a bad id", name.dump()))).in_file(t.file_);
+            if (!id)
+              return Error(invalid_input(fmt::format("special token {} has a bad id", name.dump()))).in_file(t.file_);
             (seen_a ? after : before).push_back(*id);
           }
         }
@@ -427,9 +462,9 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
   const PlainJson& cleanup = member(tc, "clean_up_tokenization_spaces");
   t.cleanup_may_apply_ = cleanup.is_boolean() ? cleanup.get<bool>() : !cls->cleanup_off_by_default;
 
-  QUANT_ASSIGN_OR_RETURN(TokenizerPipeline pipeline, TokenizerPipeline::create(ordered(member(json, "normalizer")),
-                                                                               ordered(member(json, "pre_tokenizer")),
-                                                                               std::move(model), t.file_));
+  QUANT_ASSIGN_OR_RETURN(TokenizerPipeline pipeline,
+                         TokenizerPipeline::create(ordered(member(json, "normalizer")),
+                                                   ordered(member(json, "pre_tokenizer")), std::move(model), t.file_));
   t.pipeline_.emplace(std::move(pipeline));
   return t;
 }
@@ -487,7 +522,8 @@ Result<std::string> HfTokenizer::decode_added(const HfAddedToken& token) const {
       }
     }
     if (token.content.starts_with("<0x")) {
-      return Error(impossible(fmt::format("added token {} would decode as a byte", PlainJson(token.content).dump()))).in_file(file_);
+      return Error(impossible(fmt::format("added token {} would decode as a byte", PlainJson(token.content).dump())))
+          .in_file(file_);
     }
   }
   if (cleanup_may_apply_ && decoded.find(' ') != std::string::npos) {

@@ -57,8 +57,8 @@ class HfTokenizer {
   std::optional<TokenizerPipeline> pipeline_;
   std::vector<int64_t> prefix_, suffix_;  // what the post-processor puts around a single sequence
   bool byte_level_decoder_ = false;
-  bool decoder_is_identity_ = false;      // no decoder
-  bool cleanup_may_apply_ = true;         // clean_up_tokenization_spaces is not known to be off
+  bool decoder_is_identity_ = false;  // no decoder
+  bool cleanup_may_apply_ = true;     // clean_up_tokenization_spaces is not known to be off
 };
 
 }  // namespace quant::hf

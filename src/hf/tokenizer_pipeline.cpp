@@ -55,7 +55,8 @@ std::vector<Segment> apply_behavior(std::vector<Segment> segments, Behavior beha
         if (!s.match) out.push_back(s);
       }
       return out;
-    case Behavior::isolated: return segments;
+    case Behavior::isolated:
+      return segments;
     case Behavior::contiguous: {
       bool previous_match = false;
       for (const Segment& s : segments) {
@@ -241,8 +242,9 @@ class PipelineStep {
         if (rc < 0) {
           PCRE2_UCHAR message[256];
           pcre2_get_error_message(rc, message, 256);
-          return Error(impossible(fmt::format("a pre_tokenizer regex failed to run: {}",
-                                              to_utf8(std::u32string_view(reinterpret_cast<const char32_t*>(message))))))
+          return Error(
+                     impossible(fmt::format("a pre_tokenizer regex failed to run: {}",
+                                            to_utf8(std::u32string_view(reinterpret_cast<const char32_t*>(message))))))
               .in_file(file);
         }
         const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(data.get());
@@ -323,7 +325,8 @@ Status add_pre_tokenizer(const Json& spec, const std::string& file, int depth,
     step->kind = PipelineStep::Kind::digits;
     step->individual_digits = flag(spec, "individual_digits", false);
   } else {
-    return Error(impossible(fmt::format("pre_tokenizer {} is not supported for the converter's pre-tokenizer hash", type)))
+    return Error(impossible(
+                     fmt::format("pre_tokenizer {} is not supported for the converter's pre-tokenizer hash", type)))
         .in_file(file);
   }
   steps.push_back(std::move(step));
@@ -358,10 +361,14 @@ Status add_normalizer(const Json& spec, const std::string& file, int depth, std:
 
 const icu::Normalizer2* normalizer_for(int form, UErrorCode& status) {
   switch (form) {
-    case 0: return icu::Normalizer2::getNFCInstance(status);
-    case 1: return icu::Normalizer2::getNFDInstance(status);
-    case 2: return icu::Normalizer2::getNFKCInstance(status);
-    default: return icu::Normalizer2::getNFKDInstance(status);
+    case 0:
+      return icu::Normalizer2::getNFCInstance(status);
+    case 1:
+      return icu::Normalizer2::getNFDInstance(status);
+    case 2:
+      return icu::Normalizer2::getNFKCInstance(status);
+    default:
+      return icu::Normalizer2::getNFKDInstance(status);
   }
 }
 
@@ -442,7 +449,8 @@ Result<std::string> TokenizerPipeline::normalize(std::string_view text) const {
     UErrorCode status = U_ZERO_ERROR;
     const icu::Normalizer2* normalizer = normalizer_for(form, status);
     if (U_SUCCESS(status)) unicode = normalizer->normalize(unicode, status);
-    if (U_FAILURE(status)) return Error(impossible(fmt::format("ICU normalization failed: {}", u_errorName(status)))).in_file(file_);
+    if (U_FAILURE(status))
+      return Error(impossible(fmt::format("ICU normalization failed: {}", u_errorName(status)))).in_file(file_);
   }
   std::string out;
   unicode.toUTF8String(out);
