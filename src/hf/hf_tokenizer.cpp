@@ -54,7 +54,22 @@ bool bool_member(const PlainJson& object, const char* key, bool fallback) {
   return value.is_boolean() ? value.get<bool>() : fallback;
 }
 
-// A tokens_id from JSON: a non-negative integer below 2^31 (the tokenizers crate keeps ids as u32; GGUF and
+// Python's truthiness of a JSON value.
+bool python_truthy(const PlainJson& value) {
+  switch (value.type()) {
+    case PlainJson::value_t::null: return false;
+    case PlainJson::value_t::boolean: return value.get<bool>();
+    case PlainJson::value_t::number_integer:
+    case PlainJson::value_t::number_unsigned:
+    case PlainJson::value_t::number_float: return value.get<double>() != 0.0;
+    case PlainJson::value_t::string: return !value.get_ref<const std::string&>().empty();
+    case PlainJson::value_t::array:
+    case PlainJson::value_t::object: return !value.empty();
+    default: return true;
+  }
+}
+
+// A token id from JSON: a non-negative integer below 2^31 (the tokenizers crate keeps ids as u32; GGUF and
 // llama.cpp as i32).
 std::optional<int64_t> id_value(const PlainJson& value) {
   if (!value.is_number_integer()) return std::nullopt;
@@ -386,7 +401,9 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
     return it == t.vocab_.end() ? std::nullopt : std::optional<int64_t>(it->second);
   };
   if (cls->template_from_flags) {
-    const bool add_bos = bool_member(tc, "add_bos_token", true), add_eos = bool_member(tc, "add_eos_token", false);
+    // The keyword arguments as given (None and other values by Python truthiness), else the class defaults.
+    auto flag = [&](const char* key, bool fallback) { return tc.contains(key) ? python_truthy(tc[key]) : fallback; };
+    const bool add_bos = flag("add_bos_token", true), add_eos = flag("add_eos_token", false);
     for (const auto& [flag, key, list] :
          {std::tuple{add_bos, "bos_token", &t.prefix_}, std::tuple{add_eos, "eos_token", &t.suffix_}}) {
       if (!flag) continue;

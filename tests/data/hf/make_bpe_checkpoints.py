@@ -236,6 +236,12 @@ VARIANTS = {
                                                      "cls": ["<|endoftext|>", 50256], "trim_offsets": True,
                                                      "add_prefix_space": True}),
                        tokenizer_class="PreTrainedTokenizerFast"),
+    # LlamaTokenizerFast rebuilds the post-processor: add_bos_token null (no BOS), add_eos_token true (EOS).
+    "llama-class-eos": dict(pipeline=dict(normalizer=None, pre_tokenizer=BYTE_LEVEL, post_processor=None),
+                            tokenizer_config={"tokenizer_class": "LlamaTokenizerFast", "add_bos_token": None,
+                                              "add_eos_token": True, "bos_token": "<|endoftext|>",
+                                              "eos_token": "<|endoftext|>", "unk_token": None,
+                                              "clean_up_tokenization_spaces": False}),
 }
 
 
@@ -308,8 +314,9 @@ def make_variants(out_dir, gpt2_kv):
         write_json(os.path.join(folder, f"{name}.tokenizer.json"),
                    tokenizer_json(gpt2_kv, variant["pipeline"], ignore_merges=variant.get("ignore_merges", False)))
         write_json(os.path.join(folder, f"{name}.tokenizer_config.json"),
-                   {"tokenizer_class": variant["tokenizer_class"], "eos_token": "<|endoftext|>",
-                    "clean_up_tokenization_spaces": False})
+                   variant.get("tokenizer_config") or {"tokenizer_class": variant["tokenizer_class"],
+                                                       "eos_token": "<|endoftext|>",
+                                                       "clean_up_tokenization_spaces": False})
 
 
 def run_converter(hfref, llama_cpp, folder, args):
