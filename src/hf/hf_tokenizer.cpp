@@ -191,7 +191,7 @@ Result<BpeModel> read_bpe_model(const PlainJson& model, const std::string& file)
 
 }  // namespace
 
-Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config) {
+Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config, bool with_pipeline) {
   HfTokenizer t;
   t.file_ = dir + "/tokenizer.json";
   QUANT_ASSIGN_OR_RETURN(std::optional<std::string> text, read_small_file(dir, "tokenizer.json", uint64_t(256) << 20));
@@ -202,6 +202,7 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
   if (!json.is_object()) return Error(invalid_input("not a JSON object")).in_file(t.file_);
   QUANT_ASSIGN_OR_RETURN(BpeModel model, read_bpe_model(member(json, "model"), t.file_));
   const int64_t model_size = int64_t(model.vocab.size());
+  t.model_size_ = model_size;
 
   // One text per id: the crate keeps a reverse map, and Python's dict of it would keep an arbitrary one.
   std::unordered_map<int64_t, const std::string*> model_text;
@@ -306,7 +307,8 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
         .in_file(config_file);
   }
   // A top-level ByteLevel/Metaspace pre-tokenizer's add_prefix_space may be overridden from the config.
-  if (const PlainJson& prefix = member(member(json, "pre_tokenizer"), "add_prefix_space"); prefix.is_boolean()) {
+  if (const PlainJson& prefix = member(member(json, "pre_tokenizer"), "add_prefix_space");
+      with_pipeline && prefix.is_boolean()) {
     const PlainJson& wanted = member(tc, "add_prefix_space");
     if ((wanted.is_boolean() && wanted != prefix) || (!wanted.is_boolean() && prefix.get<bool>())) {
       return Error(impossible("the pre-tokenizer's add_prefix_space and tokenizer_config.json's disagree (transformers "
@@ -479,6 +481,8 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
   const PlainJson& cleanup = member(tc, "clean_up_tokenization_spaces");
   t.cleanup_may_apply_ = cleanup.is_boolean() ? cleanup.get<bool>() : !cls->cleanup_off_by_default;
 
+  t.special_texts_ = special_texts;
+  if (!with_pipeline) return t;
   QUANT_ASSIGN_OR_RETURN(TokenizerPipeline pipeline,
                          TokenizerPipeline::create(ordered(member(json, "normalizer")),
                                                    ordered(member(json, "pre_tokenizer")), std::move(model), t.file_));
@@ -487,6 +491,7 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
 }
 
 Result<std::vector<int64_t>> HfTokenizer::encode(std::string_view text) const {
+  if (!pipeline_) return Error(impossible("the tokenizer was loaded without its pipeline")).in_file(file_);
   // The crate cuts the text at added tokens before the pipeline; that matching is not reproduced, so a text
   // holding one is refused.
   QUANT_ASSIGN_OR_RETURN(const std::string normalized, pipeline_->normalize(text));

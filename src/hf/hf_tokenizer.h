@@ -34,13 +34,18 @@ struct HfAddedToken {
 
 class HfTokenizer {
  public:
-  // Loads dir/tokenizer.json and dir/tokenizer_config.json; `config` is config.json.
-  static Result<HfTokenizer> load(const std::string& dir, const Json& config);
+  // Loads dir/tokenizer.json and dir/tokenizer_config.json; `config` is config.json. Without `with_pipeline` the
+  // normalizer and pre-tokenizer are not read (nor is encode() available): gguf-py's LlamaHfVocab never encodes.
+  static Result<HfTokenizer> load(const std::string& dir, const Json& config, bool with_pipeline = true);
 
   // tokenizer.vocab: every token text with its id (the model's vocabulary, added tokens over it).
   const std::unordered_map<std::string, int64_t>& vocab() const { return vocab_; }
   // added_tokens_decoder: id -> added token.
   const std::map<int64_t, HfAddedToken>& added_tokens() const { return added_; }
+  // tokenizer.vocab_size: the model's vocabulary without the added tokens.
+  int64_t model_size() const { return model_size_; }
+  // all_special_tokens: the class's special tokens (bos, eos, unk, sep, pad, cls, mask, additional ones).
+  const std::vector<std::string>& special_texts() const { return special_texts_; }
   // True when `content` is an added token's text (get_added_vocab()).
   bool is_added(const std::string& content) const { return added_ids_.contains(content); }
 
@@ -52,6 +57,8 @@ class HfTokenizer {
  private:
   std::string file_;  // tokenizer.json, for messages
   std::unordered_map<std::string, int64_t> vocab_;
+  int64_t model_size_ = 0;
+  std::vector<std::string> special_texts_;
   std::map<int64_t, HfAddedToken> added_;
   std::unordered_map<std::string, int64_t> added_ids_;
   std::optional<TokenizerPipeline> pipeline_;

@@ -7,6 +7,11 @@
 #include <sentencepiece_processor.h>
 #include <sys/stat.h>
 
+#include <cctype>
+#include <set>
+#include <unordered_map>
+
+#include "hf/hf_tokenizer.h"
 #include "hf/special_vocab.h"
 #include "hf/strings.h"
 
@@ -187,6 +192,50 @@ Status add_sentencepiece(const std::string& dir, const HParams& hparams, bool ph
   return Status::success();
 }
 
+// _set_vocab_llama_hf: gguf-py's LlamaHfVocab over transformers' tokenizer. The model's tokens in id order (byte
+// tokens <0xXX> typed as bytes, the class's special tokens as control), then the added tokens past the model's
+// vocabulary in id order (control when special, else user-defined); every score -1000; no padding to vocab_size.
+Status add_llama_hf(const std::string& dir, MetadataList& out) {
+  QUANT_ASSIGN_OR_RETURN(std::optional<Json> config, read_json_file(dir, "config.json"));
+  QUANT_ASSIGN_OR_RETURN(const HfTokenizer tokenizer,
+                         HfTokenizer::load(dir, config.value_or(Json::object()), /*with_pipeline=*/false));
+  std::unordered_map<int64_t, const std::string*> by_id;
+  for (const auto& [text, id] : tokenizer.vocab()) by_id[id] = &text;
+  std::set<int64_t> special_ids;
+  for (const std::string& text : tokenizer.special_texts()) {
+    if (const auto it = tokenizer.vocab().find(text); it != tokenizer.vocab().end()) special_ids.insert(it->second);
+  }
+  auto is_byte_token = [](const std::string& text) {
+    return text.size() == 6 && text.starts_with("<0x") && text.back() == '>' && std::isxdigit(uint8_t(text[3])) &&
+           std::isxdigit(uint8_t(text[4]));
+  };
+  SpmVocab v;
+  for (int64_t id = 0; id < tokenizer.model_size(); ++id) {
+    const auto it = by_id.find(id);
+    if (it == by_id.end()) {
+      return Error(invalid_input(fmt::format("no token has id {} (LlamaHfVocab reads ids 0..{})", id,
+                                             tokenizer.model_size() - 1)))
+          .in_file(dir + "/tokenizer.json");
+    }
+    v.tokens.push_back(*it->second);
+    v.types.push_back(is_byte_token(*it->second) ? kByte : special_ids.contains(id) ? kControl : kNormal);
+  }
+  for (const auto& [id, token] : tokenizer.added_tokens()) {
+    if (id < tokenizer.model_size()) continue;
+    const bool special =
+        std::find(tokenizer.special_texts().begin(), tokenizer.special_texts().end(), token.content) !=
+        tokenizer.special_texts().end();
+    v.tokens.push_back(token.content);
+    v.types.push_back(special ? kControl : kUserDefined);
+  }
+  v.scores.assign(v.tokens.size(), -1000.0f);
+  add_spm_keys(v, out);
+  QUANT_ASSIGN_OR_RETURN(const SpecialVocab special,
+                         SpecialVocab::load(dir, SpecialVocab::default_types(), int64_t(v.tokens.size())));
+  special.add_to(out);
+  return Status::success();
+}
+
 // Whether LlamaModel.set_vocab, lacking tokenizer.model, takes _set_vocab_llama_hf (gguf-py's LlamaHfVocab
 // accepts tokenizer.json: a BPE model with byte fallback and a Sequence decoder) rather than _set_vocab_gpt2
 // (Llama 3's ignore_merges without byte fallback, or anything else).
@@ -244,13 +293,7 @@ Status add_vocabulary(const Architecture& arch, const std::string& dir, const HP
         QUANT_TRY(add_sentencepiece(dir, hparams, false, out));
       } else {
         QUANT_ASSIGN_OR_RETURN(const bool llama_hf, takes_llama_hf_path(dir));
-        if (llama_hf) {
-          return Error(impossible("no tokenizer.model, and tokenizer.json is a SentencePiece-style BPE vocabulary "
-                                  "(byte fallback): the converter reads it with gguf-py's LlamaHfVocab, which this "
-                                  "build does not reproduce yet"))
-              .in_file(dir + "/tokenizer.json");
-        }
-        QUANT_TRY(add_gpt2_vocabulary(dir, hparams, out));
+        QUANT_TRY(llama_hf ? add_llama_hf(dir, out) : add_gpt2_vocabulary(dir, hparams, out));
       }
       const Json* vocab = hparams.find({"vocab_size"});
       const int64_t size = vocab != nullptr && vocab->is_number_integer() ? vocab->get<int64_t>() : 32000;

@@ -2,7 +2,8 @@
 // run through the built binary:
 //  - three checkpoints made by tests/data/hf/make_bpe_checkpoints.py on real vocabularies (deepseek-coder under
 //    Llama, GPT-2 under Qwen2, StarCoder under Phi-3 with GPT2Tokenizer) give byte-identical files to llama.cpp's
-//    unchanged convert_hf_to_gguf.py, whose pre-tokenizer hash ran through the tokenizers library;
+//    unchanged convert_hf_to_gguf.py, whose pre-tokenizer hash ran through the tokenizers library; so does a
+//    Mistral checkpoint with a SentencePiece-style tokenizer.json (the converter's LlamaHfVocab path);
 //  - pre-tokenizers of models whose vocabularies are not at hand (Llama 3's, Qwen2's, the other Split behaviours,
 //    LlamaTokenizerFast's rebuilt post-processor with EOS only) give no known hash: the run is refused as the
 //    converter refuses it, naming the converter's own hash;
@@ -77,6 +78,8 @@ const Reference kReferences[] = {
     {"bpe-deepseek-coder", "Q8_0", "bpe-deepseek-coder.q8_0.gguf.gz"},
     {"bpe-gpt2-qwen2", "BF16", "bpe-gpt2-qwen2.auto.gguf.gz"},
     {"bpe-starcoder-phi3", "F16", "bpe-starcoder-phi3.f16.gguf.gz"},
+    // The converter's other tokenizer.json path: SentencePiece-style BPE read by gguf-py's LlamaHfVocab.
+    {"bpe-llama-hf", "F16", "bpe-llama-hf.f16.gguf.gz"},
 };
 
 TEST(HfBpeCheckpoint, ByteIdenticalToTheConverter) {
@@ -174,12 +177,19 @@ std::vector<Damage> damages() {
       {"vocab_size below the tokenizer's ids", "bpe-gpt2-qwen2",
        [](const std::string& d) { edit_json(d + "/config.json", [](auto& j) { j["vocab_size"] = 50000; }); }, 3,
        {"config.json", "past vocab_size 50000"}},
-      {"a SentencePiece-style tokenizer.json without tokenizer.model", "bpe-deepseek-coder",
-       tokenizer([](auto& j) {
-         j["model"]["byte_fallback"] = true;
-         j["decoder"] = {{"type", "Sequence"}, {"decoders", nlohmann::ordered_json::array()}};
-       }),
-       4, {"tokenizer.json", "LlamaHfVocab"}},
+      {"a SentencePiece-style vocabulary with an id missing", "bpe-llama-hf",
+       [](const std::string& d) {
+         // Without the tokens past the vocabulary, which would take ids the library numbers by version.
+         edit_json(d + "/tokenizer.json", [](auto& j) {
+           j["model"]["vocab"]["<0x41>"] = 5000;
+           j["added_tokens"].erase(j["added_tokens"].begin() + 3, j["added_tokens"].end());
+         });
+         edit_json(d + "/tokenizer_config.json", [](auto& j) { j.erase("additional_special_tokens"); });
+       },
+       3, {"tokenizer.json", "no token has id 68"}},
+      {"a SentencePiece-style tokenizer.json without a decoder type", "bpe-llama-hf",
+       tokenizer([](auto& j) { j["decoder"] = {{"decoders", nlohmann::ordered_json::array()}}; }), 3,
+       {"tokenizer.json", "decoder has no type"}},
       {"no tokenizer at all", "bpe-gpt2-qwen2", [](const std::string& d) { fs::remove(d + "/tokenizer.json"); }, 4,
        {"no tokenizer.model and no tokenizer.json"}},
   };

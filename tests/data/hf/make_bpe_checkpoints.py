@@ -245,6 +245,43 @@ VARIANTS = {
 }
 
 
+def sentencepiece_style_tokenizer():
+    """A small SentencePiece-style BPE tokenizer.json (byte fallback, a Sequence decoder: what gguf-py's LlamaHfVocab
+    reads), written here: <unk> <s> </s>, the 256 byte tokens, a few pieces and the merges that make them, and two
+    added tokens past the vocabulary (one special)."""
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    merges = []
+    for word in ["\u2581the", "\u2581quick", "\u2581brown", "\u2581fox", "ing", "\u2581a"]:
+        piece = word[0]
+        vocab.setdefault(piece, len(vocab))
+        for c in word[1:]:
+            vocab.setdefault(c, len(vocab))
+            if piece + c not in vocab:
+                merges.append(f"{piece} {c}")
+                vocab[piece + c] = len(vocab)
+            piece += c
+    n = len(vocab)
+    special = {"single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    added = [dict(special, id=0, content="<unk>"), dict(special, id=1, content="<s>"), dict(special, id=2, content="</s>"),
+             dict(special, id=n, content="<|im_start|>"),
+             dict(special, id=n + 1, content="<tool>", special=False, normalized=False)]
+    return {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+        "pre_tokenizer": None,
+        "post_processor": template("<s>", 1),
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                  "vocab": vocab, "merges": merges},
+    }, n + 2
+
+
 def low_entropy_weights(case, rng):
     """make_checkpoints.py's tensors with values from a small set, so the safetensors file compresses."""
     out = []
@@ -307,6 +344,26 @@ def make_case(out_dir, vocab_dir, name, case):
     return kv
 
 
+def make_llama_hf(out_dir):
+    """bpe-llama-hf: MistralForCausalLM with the SentencePiece-style tokenizer.json and no tokenizer.model."""
+    tokenizer, size = sentencepiece_style_tokenizer()
+    case = dict(arch="MistralForCausalLM", model_type="mistral", hidden=32, ffn=32, layers=1, heads=2, kv_heads=1,
+                head_dim=16, dtype="F16", tied=True, vocab_size=size)
+    folder = os.path.join(out_dir, "bpe-llama-hf")
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(7)
+    tensors = [(n, case["dtype"], v.shape, tensor_bytes(v, case["dtype"])) for n, v in low_entropy_weights(case, rng)]
+    write_safetensors(os.path.join(folder, "model.safetensors"), tensors)
+    gzip_file(os.path.join(folder, "model.safetensors"))
+    write_json(os.path.join(folder, "config.json"), config_for(case))
+    write_json(os.path.join(folder, "tokenizer.json"), tokenizer)
+    write_json(os.path.join(folder, "tokenizer_config.json"),
+               {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False, "legacy": False,
+                "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": None,
+                "additional_special_tokens": ["<|im_start|>"], "clean_up_tokenization_spaces": False,
+                "chat_template": "{% for m in messages %}<|im_start|>{{ m['content'] }}</s>{% endfor %}"})
+
+
 def make_variants(out_dir, gpt2_kv):
     folder = os.path.join(out_dir, "bpe-variants")
     os.makedirs(folder, exist_ok=True)
@@ -338,7 +395,7 @@ def unpacked_copy(folder):
 
 
 def convert(out_dir, hfref, llama_cpp):
-    for name, case in CASES.items():
+    for name, case in list(CASES.items()) + [("bpe-llama-hf", {"outtypes": ["f16"]})]:
         tmp, copy = unpacked_copy(os.path.join(out_dir, name))
         for outtype in case["outtypes"]:
             target = os.path.join(out_dir, f"{name}.{outtype}.gguf")
@@ -370,6 +427,7 @@ def main():
         if case["vocab"] == "ggml-vocab-gpt-2.gguf":
             gpt2_kv = kv
     make_variants(out_dir, gpt2_kv)
+    make_llama_hf(out_dir)
     if len(sys.argv) > 3 and sys.argv[3] == "--convert":
         convert(out_dir, sys.argv[4], sys.argv[5])
 

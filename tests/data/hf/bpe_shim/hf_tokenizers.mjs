@@ -49,6 +49,7 @@ async function handle(request) {
   switch (request.op) {
     case 'load': return load(request);
     case 'vocab': return tokenizer.getVocab(true);
+    case 'model_size': return tokenizer.getVocabSize(false);
     case 'added': return added;
     case 'encode': {
       const encoding = await tokenizer.encode(request.text, null, { addSpecialTokens: request.add_special_tokens });

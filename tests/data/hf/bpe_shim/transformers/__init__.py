@@ -110,6 +110,7 @@ class _Tokenizer:
             eos = specials["eos_token"] if tc.get("add_eos_token", False) else None
             template = {"bos": bos, "eos": eos}
         self._cleanup = tc.get("clean_up_tokenization_spaces", cleanup_default)
+        self._special_texts = list(dict.fromkeys(special_texts))  # all_special_tokens: unique, in order
         self._node = subprocess.Popen(["node", str(HELPER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       text=True, encoding="utf-8")
         self._call({"op": "load", "file": str(path / "tokenizer.json"), "additions": additions, "template": template})
@@ -121,6 +122,21 @@ class _Tokenizer:
         if "error" in reply:
             raise ValueError(f"tokenizers: {reply['error']}")
         return reply["result"]
+
+    is_fast = True
+
+    @property
+    def vocab_size(self):
+        return self._call({"op": "model_size"})
+
+    @property
+    def all_special_tokens(self):
+        return list(self._special_texts)
+
+    @property
+    def all_special_ids(self):
+        vocab = self.vocab  # every special token was added at load, so each has an id
+        return [vocab[t] for t in self._special_texts]
 
     @property
     def vocab(self):
