@@ -67,7 +67,7 @@ declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=655
 # count and seed make the run reproducible: a clean local run means a clean CI run. Finding new bugs is the long
 # campaign's job; CI guards against regressions and shallow bugs on changed code.
 declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000 [split]=30000 [kl_base]=100000 [jsonl]=40000 [tokenizer]=20000
-                   [sensitivity_cache]=100000 [hf_tokenizer]=3000)
+                   [sensitivity_cache]=100000 [hf_tokenizer]=6000)
 
 if [ "$build" = 1 ]; then
   if ! command -v clang++ >/dev/null 2>&1; then

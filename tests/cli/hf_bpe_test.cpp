@@ -77,7 +77,7 @@ const Reference kReferences[] = {
     {"bpe-deepseek-coder", "F16", "bpe-deepseek-coder.f16.gguf.gz"},
     {"bpe-deepseek-coder", "Q8_0", "bpe-deepseek-coder.q8_0.gguf.gz"},
     {"bpe-gpt2-qwen2", "BF16", "bpe-gpt2-qwen2.auto.gguf.gz"},
-    {"bpe-starcoder-phi3", "F16", "bpe-starcoder-phi3.f16.gguf.gz"},
+    {"bpe-starcoder-phi", "F16", "bpe-starcoder-phi.f16.gguf.gz"},
     // The converter's other tokenizer.json path: SentencePiece-style BPE read by gguf-py's LlamaHfVocab.
     {"bpe-llama-hf", "F16", "bpe-llama-hf.f16.gguf.gz"},
 };

@@ -191,8 +191,9 @@ CASES = {
         config_update={"bos_token_id": 50256, "eos_token_id": 50256},
         outtypes=["auto"]),
     # StarCoder's tokenizer under Phi3ForCausalLM with tokenizer_class GPT2Tokenizer (the converter's Phi-4
-    # path): specials inside the model vocabulary, digits split singly before GPT-2's own split.
-    "bpe-starcoder-phi3": dict(
+    # path): specials inside the model vocabulary, digits split singly before GPT-2's own split. (Not named
+    # "phi3": llama.cpp looks "</s>" up in any vocabulary of a model so named, and this one has none.)
+    "bpe-starcoder-phi": dict(
         vocab="ggml-vocab-starcoder.gguf", arch="Phi3ForCausalLM", model_type="phi3", hidden=16, ffn=16,
         layers=1, heads=1, kv_heads=1, head_dim=16, dtype="F32", tied=True,
         pipeline=dict(normalizer=None,
