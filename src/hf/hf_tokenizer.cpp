@@ -57,15 +57,21 @@ bool bool_member(const PlainJson& object, const char* key, bool fallback) {
 // Python's truthiness of a JSON value.
 bool python_truthy(const PlainJson& value) {
   switch (value.type()) {
-    case PlainJson::value_t::null: return false;
-    case PlainJson::value_t::boolean: return value.get<bool>();
+    case PlainJson::value_t::null:
+      return false;
+    case PlainJson::value_t::boolean:
+      return value.get<bool>();
     case PlainJson::value_t::number_integer:
     case PlainJson::value_t::number_unsigned:
-    case PlainJson::value_t::number_float: return value.get<double>() != 0.0;
-    case PlainJson::value_t::string: return !value.get_ref<const std::string&>().empty();
+    case PlainJson::value_t::number_float:
+      return value.get<double>() != 0.0;
+    case PlainJson::value_t::string:
+      return !value.get_ref<const std::string&>().empty();
     case PlainJson::value_t::array:
-    case PlainJson::value_t::object: return !value.empty();
-    default: return true;
+    case PlainJson::value_t::object:
+      return !value.empty();
+    default:
+      return true;
   }
 }
 
@@ -187,6 +193,65 @@ Result<BpeModel> read_bpe_model(const PlainJson& model, const std::string& file)
     bpe.unk_id = it->second;
   }
   return bpe;
+}
+
+// The special tokens tokenizer.json's post-processor puts around a single sequence: none for ByteLevel, cls and
+// sep for Roberta/Bert, its `single` template for TemplateProcessing, each in turn for a Sequence.
+Status read_post_processor(const PlainJson& post, const std::string& file, std::vector<int64_t>& prefix,
+                           std::vector<int64_t>& suffix) {
+  std::vector<PlainJson> processors;
+  if (member(post, "type") == "Sequence") {
+    if (!member(post, "processors").is_array())
+      return Error(invalid_input("post_processor Sequence has no processors")).in_file(file);
+    for (const PlainJson& p : member(post, "processors")) processors.push_back(p);
+  } else if (!post.is_null()) {
+    processors.push_back(post);
+  }
+  for (const PlainJson& p : processors) {
+    const PlainJson& type = member(p, "type");
+    std::vector<int64_t> before, after;
+    if (type == "ByteLevel") continue;
+    if (type == "RobertaProcessing" || type == "BertProcessing") {
+      for (const auto& [key, list] : {std::pair{"cls", &before}, std::pair{"sep", &after}}) {
+        const PlainJson& pair = member(p, key);
+        const std::optional<int64_t> id = pair.is_array() && pair.size() == 2 ? id_value(pair[1]) : std::nullopt;
+        if (!id)
+          return Error(invalid_input(fmt::format("post_processor {} has no {} id", type.dump(), key))).in_file(file);
+        list->push_back(*id);
+      }
+    } else if (type == "TemplateProcessing") {
+      const PlainJson& single = member(p, "single");
+      if (!single.is_array()) return Error(invalid_input("TemplateProcessing has no single template")).in_file(file);
+      bool seen_a = false;
+      for (const PlainJson& item : single) {
+        if (member(member(item, "Sequence"), "id") == "A") {
+          if (seen_a) return Error(impossible("TemplateProcessing repeats the sequence")).in_file(file);
+          seen_a = true;
+          continue;
+        }
+        const PlainJson& name = member(member(item, "SpecialToken"), "id");
+        const PlainJson& ids = member(
+            member(member(p, "special_tokens"), name.is_string() ? name.get_ref<const std::string&>().c_str() : ""),
+            "ids");
+        if (!name.is_string() || !ids.is_array()) {
+          return Error(invalid_input(
+                           fmt::format("TemplateProcessing item {} is not a known special token or $A", item.dump())))
+              .in_file(file);
+        }
+        for (const PlainJson& id_json : ids) {
+          const std::optional<int64_t> id = id_value(id_json);
+          if (!id) return Error(invalid_input(fmt::format("special token {} has a bad id", name.dump()))).in_file(file);
+          (seen_a ? after : before).push_back(*id);
+        }
+      }
+      if (!seen_a) return Error(impossible("TemplateProcessing without $A")).in_file(file);
+    } else {
+      return Error(impossible(fmt::format("post_processor {} is not reproduced", type.dump()))).in_file(file);
+    }
+    prefix.insert(prefix.begin(), before.begin(), before.end());
+    suffix.insert(suffix.end(), after.begin(), after.end());
+  }
+  return Status::success();
 }
 
 }  // namespace
@@ -415,63 +480,8 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
         return Error(invalid_input(fmt::format("add_{} is set but {} is not a token", key, key))).in_file(config_file);
       list->push_back(*id);
     }
-  } else {
-    const PlainJson& post = member(json, "post_processor");
-    std::vector<PlainJson> processors;
-    if (member(post, "type") == "Sequence") {
-      if (!member(post, "processors").is_array())
-        return Error(invalid_input("post_processor Sequence has no processors")).in_file(t.file_);
-      for (const PlainJson& p : member(post, "processors")) processors.push_back(p);
-    } else if (!post.is_null()) {
-      processors.push_back(post);
-    }
-    for (const PlainJson& p : processors) {
-      const PlainJson& type = member(p, "type");
-      std::vector<int64_t> before, after;
-      if (type == "ByteLevel") continue;
-      if (type == "RobertaProcessing" || type == "BertProcessing") {
-        for (const auto& [key, list] : {std::pair{"cls", &before}, std::pair{"sep", &after}}) {
-          const PlainJson& pair = member(p, key);
-          const std::optional<int64_t> id = pair.is_array() && pair.size() == 2 ? id_value(pair[1]) : std::nullopt;
-          if (!id)
-            return Error(invalid_input(fmt::format("post_processor {} has no {} id", type.dump(), key)))
-                .in_file(t.file_);
-          list->push_back(*id);
-        }
-      } else if (type == "TemplateProcessing") {
-        const PlainJson& single = member(p, "single");
-        if (!single.is_array())
-          return Error(invalid_input("TemplateProcessing has no single template")).in_file(t.file_);
-        bool seen_a = false;
-        for (const PlainJson& item : single) {
-          if (member(member(item, "Sequence"), "id") == "A") {
-            if (seen_a) return Error(impossible("TemplateProcessing repeats the sequence")).in_file(t.file_);
-            seen_a = true;
-            continue;
-          }
-          const PlainJson& name = member(member(item, "SpecialToken"), "id");
-          const PlainJson& ids = member(
-              member(member(p, "special_tokens"), name.is_string() ? name.get_ref<const std::string&>().c_str() : ""),
-              "ids");
-          if (!name.is_string() || !ids.is_array()) {
-            return Error(invalid_input(
-                             fmt::format("TemplateProcessing item {} is not a known special token or $A", item.dump())))
-                .in_file(t.file_);
-          }
-          for (const PlainJson& id_json : ids) {
-            const std::optional<int64_t> id = id_value(id_json);
-            if (!id)
-              return Error(invalid_input(fmt::format("special token {} has a bad id", name.dump()))).in_file(t.file_);
-            (seen_a ? after : before).push_back(*id);
-          }
-        }
-        if (!seen_a) return Error(impossible("TemplateProcessing without $A")).in_file(t.file_);
-      } else {
-        return Error(impossible(fmt::format("post_processor {} is not reproduced", type.dump()))).in_file(t.file_);
-      }
-      t.prefix_.insert(t.prefix_.begin(), before.begin(), before.end());
-      t.suffix_.insert(t.suffix_.end(), after.begin(), after.end());
-    }
+  } else if (with_pipeline) {
+    QUANT_TRY(read_post_processor(member(json, "post_processor"), t.file_, t.prefix_, t.suffix_));
   }
 
   // The decoder, for decode(encode(token)) of added tokens that are not normalized.
