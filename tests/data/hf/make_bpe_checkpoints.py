@@ -20,7 +20,12 @@ convert_hf_to_gguf.py (through HFREF_DIR/convert.py, with PYTHONPATH=<this folde
 transformers.AutoTokenizer is the tokenizers library's Node.js binding) and writes OUT_DIR/bpe-<case>.<outtype>
 .gguf.gz, and OUT_DIR/bpe-variants/expected-chkhsh.txt: the hash the converter prints for each variant.
 
-Needs Debian's python3-numpy and python3-sentencepiece (for make_checkpoints.py's helpers).
+Also writes OUT_DIR/bpe-llama-hf/: a Mistral checkpoint with a small SentencePiece-style tokenizer.json written
+here (the converter's LlamaHfVocab path).
+
+Needs Debian's python3-numpy and python3-sentencepiece (for make_checkpoints.py's helpers); --convert also needs
+python3-torch (the shared wrapper's README) and Node.js with the npm package tokenizers 0.23.2 on NODE_PATH
+(`npm install tokenizers@0.23.2` in a scratch folder, NODE_PATH=<it>/node_modules).
 """
 import gzip
 import json
