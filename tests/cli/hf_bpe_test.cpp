@@ -1,8 +1,7 @@
 // Hugging Face checkpoints whose only tokenizer is a GPT-2 style BPE tokenizer.json (docs/hf.md, "Tokenizers"),
 // run through the built binary:
-//  - three checkpoints made by tests/data/hf/make_bpe_checkpoints.py on real vocabularies (deepseek-coder under
-//    Llama, GPT-2 under Qwen2, StarCoder under Phi-3 with GPT2Tokenizer) give byte-identical files to llama.cpp's
-//    unchanged convert_hf_to_gguf.py, whose pre-tokenizer hash ran through the tokenizers library; so does a
+//  - a checkpoint made by tests/data/hf/make_bpe_checkpoints.py on a real vocabulary (GPT-2's, from the shared
+//    reference set, under Qwen2) gives byte-identical files to llama.cpp's unchanged convert_hf_to_gguf.py, whose pre-tokenizer hash ran through the tokenizers library; so does a
 //    Mistral checkpoint with a SentencePiece-style tokenizer.json (the converter's LlamaHfVocab path);
 //  - pre-tokenizers of models whose vocabularies are not at hand (Llama 3's, Qwen2's, the other Split behaviours,
 //    LlamaTokenizerFast's rebuilt post-processor with EOS only) give no known hash: the run is refused as the
@@ -74,10 +73,7 @@ struct Reference {
 };
 
 const Reference kReferences[] = {
-    {"bpe-deepseek-coder", "F16", "bpe-deepseek-coder.f16.gguf.gz"},
-    {"bpe-deepseek-coder", "Q8_0", "bpe-deepseek-coder.q8_0.gguf.gz"},
     {"bpe-gpt2-qwen2", "BF16", "bpe-gpt2-qwen2.auto.gguf.gz"},
-    {"bpe-starcoder-phi", "F16", "bpe-starcoder-phi.f16.gguf.gz"},
     // The converter's other tokenizer.json path: SentencePiece-style BPE read by gguf-py's LlamaHfVocab.
     {"bpe-llama-hf", "F16", "bpe-llama-hf.f16.gguf.gz"},
 };
@@ -147,16 +143,23 @@ std::vector<Damage> damages() {
        {"tokenizer.json", "model.merges is missing"}},
       {"merges of the wrong kind", "bpe-gpt2-qwen2", tokenizer([](auto& j) { j["model"]["merges"] = 7; }), 3,
        {"tokenizer.json", "model.merges is missing or not a list"}},
-      {"a merges entry of three tokens", "bpe-deepseek-coder",
+      {"a merges entry of three tokens", "bpe-gpt2-qwen2",
        tokenizer([](auto& j) { j["model"]["merges"][0] = "a b c"; }), 3, {"model.merges[0]", "not two tokens"}},
       {"a WordPiece model", "bpe-gpt2-qwen2", tokenizer([](auto& j) { j["model"]["type"] = "WordPiece"; }), 4,
        {"tokenizer.json", "WordPiece"}},
       {"an unsupported pre-tokenizer", "bpe-gpt2-qwen2",
        tokenizer([](auto& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}}; }), 4,
        {"tokenizer.json", "pre_tokenizer Metaspace"}},
-      {"a regex that does not compile", "bpe-deepseek-coder",
-       tokenizer([](auto& j) { j["pre_tokenizer"]["pretokenizers"][1]["pattern"]["Regex"] = "(\\p{L}"; }), 4,
-       {"tokenizer.json", "cannot be compiled"}},
+      {"a regex that does not compile", "bpe-gpt2-qwen2",
+       tokenizer([](auto& j) {
+         j["pre_tokenizer"] = {{"type", "Sequence"},
+                               {"pretokenizers",
+                                {{{"type", "Split"}, {"pattern", {{"Regex", "(\\p{L}"}}}, {"behavior", "Isolated"},
+                                  {"invert", false}},
+                                 {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+                                  {"use_regex", false}}}}};
+       }),
+       4, {"tokenizer.json", "cannot be compiled"}},
       {"an added token at a wrong id", "bpe-gpt2-qwen2",
        tokenizer([](auto& j) { j["added_tokens"].back()["id"] = 60000; }), 4, {"tokenizer.json", "stored with id 60000"}},
       {"an added token inside the check text", "bpe-gpt2-qwen2",

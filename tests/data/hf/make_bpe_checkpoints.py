@@ -4,7 +4,9 @@ conversions of them.
 
 usage: make_bpe_checkpoints.py OUT_DIR VOCAB_DIR [--convert HFREF_DIR LLAMA_CPP_DIR]
 
-VOCAB_DIR holds llama.cpp's vocabulary files (models/ggml-vocab-{deepseek-coder,gpt-2,starcoder}.gguf): real
+VOCAB_DIR holds llama.cpp's vocabulary files (ggml-vocab-gpt-2.gguf from ../shared/gguf/vocab; the cases on
+models/ggml-vocab-{deepseek-coder,starcoder}.gguf were checked locally and are not committed, and a case whose file
+is not in VOCAB_DIR is skipped): real
 vocabularies of models the converter knows by the hash of its fixed text. Each checkpoint's tokenizer.json keeps,
 at their real ids, only the tokens that are substrings of that text in GPT-2's byte-level alphabet, the merges
 among them and the added tokens: that tokenizes the text exactly as the full vocabulary does (every merge that
@@ -429,6 +431,9 @@ def main():
     out_dir, vocab_dir = sys.argv[1], sys.argv[2]
     gpt2_kv = None
     for name, case in CASES.items():
+        if not os.path.exists(os.path.join(vocab_dir, case["vocab"])):
+            print(f"skipping {name}: no {case['vocab']} in {vocab_dir}")
+            continue
         kv = make_case(out_dir, vocab_dir, name, case)
         if case["vocab"] == "ggml-vocab-gpt-2.gguf":
             gpt2_kv = kv
