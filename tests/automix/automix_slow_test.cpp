@@ -125,7 +125,7 @@ TEST(Automix, BudgetsOutsideTheReachableRangeAreRefusedWithTheRange) {
   std::smatch m;
   const std::string message = probe.error().message();
   ASSERT_TRUE(std::regex_search(message, m, std::regex("([0-9]+) to ([0-9]+) bytes")));
-  for (const std::string end : {m[1].str(), m[2].str()}) {
+  for (const std::string& end : {m[1].str(), m[2].str()}) {
     request.budget.file_bytes = std::stoull(end);
     auto at_end = automix(request);
     ASSERT_TRUE(at_end.ok()) << at_end.error().message();
