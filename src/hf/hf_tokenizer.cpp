@@ -471,9 +471,9 @@ Result<HfTokenizer> HfTokenizer::load(const std::string& dir, const Json& config
     // The keyword arguments as given (None and other values by Python truthiness), else the class defaults.
     auto flag = [&](const char* key, bool fallback) { return tc.contains(key) ? python_truthy(tc[key]) : fallback; };
     const bool add_bos = flag("add_bos_token", true), add_eos = flag("add_eos_token", false);
-    for (const auto& [flag, key, list] :
+    for (const auto& [wanted, key, list] :
          {std::tuple{add_bos, "bos_token", &t.prefix_}, std::tuple{add_eos, "eos_token", &t.suffix_}}) {
-      if (!flag) continue;
+      if (!wanted) continue;
       const std::optional<std::string>& content = specials[key];
       const std::optional<int64_t> id = content ? id_of(*content) : std::nullopt;
       if (!id)
