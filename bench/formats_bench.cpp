@@ -23,7 +23,7 @@
 
 #include "convert/work_pool.h"
 #include "quant/formats.h"
-#include "quant/kernels.h"
+#include "quant/kernel_level.h"
 
 namespace {
 

@@ -263,7 +263,9 @@ Status write_model(const std::string& path, const Shape& shape, uint64_t seed, i
     std::fprintf(stderr, "\r%zu/%zu tensors", index + 1, specs.size());
   }
   std::fprintf(stderr, "\n");
-  return writer.commit();
+  quant::OutputPolicy replace;
+  replace.overwrite = true;  // a benchmark input is made again on every run
+  return writer.commit(replace);
 }
 
 // Mean squares of the activations feeding a weight: log-normal across columns, the outlier columns far above.
@@ -306,7 +308,9 @@ Status write_imatrix(const std::string& path, const Shape& shape, uint64_t seed)
   metadata.datasets = {"synthetic"};
   metadata.chunk_count = kChunks;
   metadata.chunk_size = kChunkSize;
-  return quant::write_imatrix_gguf(path, sums, metadata);
+  quant::OutputPolicy replace;
+  replace.overwrite = true;
+  return quant::write_imatrix_gguf(path, sums, metadata, replace);
 }
 
 // "861M", "1.5G", "300000000": a parameter count.

@@ -79,7 +79,9 @@ quant::Status write_seed(const quant::GgufFile& input, const std::string& out_pa
     QUANT_TRY(input.read_tensor(*kept[i], 0, row));
     QUANT_TRY(writer.write_tensor(kept[i]->name, row));
   }
-  return writer.commit();
+  quant::OutputPolicy replace;
+  replace.overwrite = true;  // seeds are made again on every run
+  return writer.commit(replace);
 }
 
 std::vector<uint8_t> file_bytes(const std::string& path) {

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quant/atomic_file.h"
 #include "quant/error.h"
 #include "quant/formats.h"
 #include "quant/imatrix.h"
@@ -103,7 +104,7 @@ Result<std::string> file_fingerprint(const std::string& path);
 // naming the file and what is wrong); `expected` then must equal the table's fingerprint field by field, or the
 // cache is refused (impossible) with the reason: "measured on another model", "... with another importance
 // matrix", "... another calibration text", "... by another measurer or settings".
-Status write_sensitivity_cache(const std::string& path, const SensitivityTable& table);
+Status write_sensitivity_cache(const std::string& path, const SensitivityTable& table, const OutputPolicy& policy);
 Result<SensitivityTable> read_sensitivity_cache(const std::string& path, const SensitivityFingerprint& expected);
 
 // One tensor to measure and the types to measure it at.
@@ -287,6 +288,6 @@ std::string tensor_type_file_text(std::span<const AutomixTensor> tensors);
 std::string exact_name_pattern(std::string_view name);
 
 // Writes PREFIX.csv, PREFIX.json and PREFIX.svg (a self-contained chart of cost against size).
-Status write_frontier(const Frontier& frontier, const std::string& prefix);
+Status write_frontier(const Frontier& frontier, const std::string& prefix, const OutputPolicy& policy);
 
 }  // namespace quant

@@ -147,4 +147,18 @@ struct MetadataEntry {
 };
 std::vector<MetadataEntry> calibration_table_to_gguf_metadata(const CalibrationTable& table);
 
+// `quantize calibrate` as a library call (beside collect_imatrix in quant/imatrix.h): every batch of the dataset
+// goes through one Calibrator per tensor and method (twice when a method needs two passes), then a last pass
+// measures each choice's MSE and SQNR on the same data. Memory holds one batch and the calibrators' state.
+struct CalibrationRequest {
+  std::vector<std::string> data_files;      // read in this order (quant/dataset.h)
+  std::vector<CalibrationMethod> methods;   // one entry per method, in this order, for every tensor
+  CalibrationOptions options;               // convention, spec, channel axis, percentile...; `method` is ignored
+};
+// Errors: a method the convention lacks or a bad option (usage), before any value is read; a file that cannot be
+// read (io) or is damaged (invalid_input); and, naming the file and tensor, a dataset with nothing to calibrate
+// (no arrays, an array with no values, only NaN/Inf) or a result no quantizer can use, such as a range too wide
+// for a float32 scale (impossible). A table that comes back always reads back with calibration_table_from_json.
+Result<CalibrationTable> calibrate_dataset(const CalibrationRequest& request);
+
 }  // namespace quant

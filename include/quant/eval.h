@@ -30,6 +30,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "quant/atomic_file.h"
 #include "quant/error.h"
 #include "quant/model.h"
 #include "quant/report.h"
@@ -76,15 +77,13 @@ class KlBaseReader {
   KlBaseHeader header_;
 };
 
-// Writes a base-logits file: the header at creation, then the chunks in order; commit() renames the temporary file
-// (named as GgufWriter names its own) into place. Nothing is left at `path` unless commit succeeds.
+// Writes a base-logits file: the header at creation, then the chunks in order; commit() places the temporary file
+// under `policy` (quant/atomic_file.h: an existing file only with `overwrite`, only a regular file, never one of
+// the inputs). Nothing is left at `path` unless commit succeeds.
 class KlBaseWriter {
  public:
   static Result<KlBaseWriter> create(const std::string& path, uint32_t n_ctx, int32_t n_vocab,
-                                     std::span<const int32_t> tokens);
-  KlBaseWriter(KlBaseWriter&&) noexcept;
-  KlBaseWriter& operator=(KlBaseWriter&&) noexcept;
-  ~KlBaseWriter();
+                                     std::span<const int32_t> tokens, const OutputPolicy& policy);
 
   Status write_chunk(std::span<const uint16_t> rows);
   Status commit();
@@ -92,8 +91,8 @@ class KlBaseWriter {
  private:
   KlBaseWriter() = default;
   Status write_bytes(const void* data, size_t size);
-  std::string path_, temp_path_;
-  int fd_ = -1;
+  AtomicFile file_;
+  OutputPolicy policy_;
 };
 
 struct PerplexityStats {
@@ -139,6 +138,7 @@ struct EvalOptions {
   // Tokens evaluated together per pass over the weights (whole chunks; at least one chunk).
   int64_t tokens_per_pass = 4096;
   std::string save_kl_base;          // write the base's (or, without a base, the model's) log-probabilities here
+  OutputPolicy save_policy;          // how save_kl_base is placed (--force, the files read)
   // Called after each pass with chunks done and the total.
   std::function<void(int64_t done, int64_t total)> progress;
   // When set and true: stop before the next model run with ErrorKind::interrupted; a --save-kl-base file being

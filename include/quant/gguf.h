@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "quant/atomic_file.h"
 #include "quant/error.h"
 #include "quant/formats.h"
 #include "quant/gguf_values.h"
@@ -90,7 +91,8 @@ class GgufFile : public ModelSource {
 
 struct WriterOptions {
   uint64_t alignment = 32;  // used when no general.alignment key is added (then one is added if not 32)
-  // fsync the file (and its directory) before/after the rename: survives power loss, costs a disk flush.
+  // fsync the file when it is finished (and, in commit(), its directory after the rename): survives power loss,
+  // costs a disk flush.
   bool fsync = false;
   // Hash every byte as it is written, so sha256_hex() gives the file's digest after commit without reading the
   // file again. On by default (a report pins its output by this digest); with SHA-NI it costs about 0.6 ms of
@@ -99,11 +101,13 @@ struct WriterOptions {
 };
 
 // Writes a GGUF v3 file in one pass without holding tensor data: declare metadata and tensors, begin() writes
-// the header, then the tensors' bytes are streamed in declared order, then commit() renames the temporary file
-// `.<name>.tmp-<pid>` (in the target directory) into place. Until commit succeeds no output exists; destroying
-// an uncommitted writer (or any error) removes the temporary file.
+// the header, then the tensors' bytes are streamed in declared order, then commit() places the temporary file
+// `.<name>.tmp-<pid>` (an AtomicFile, quant/atomic_file.h) at its final path. Until commit succeeds no output
+// exists; destroying an uncommitted writer (or any error) removes the temporary file. Several writers (the
+// outputs of one conversion, the shards of a split model) are committed together, all or nothing: finish()
+// each, then commit_files() on their file()s.
 class GgufWriter {
-  enum class Stage { declaring, writing, committed, failed };
+  enum class Stage { declaring, writing, finished, committed, failed };
 
  public:
   static Result<GgufWriter> create(const std::string& final_path, const WriterOptions& options = {});
@@ -128,8 +132,12 @@ class GgufWriter {
   Status write_tensor_data(std::span<const uint8_t> bytes);
   // begin_tensor(name) then write_tensor_data(bytes), which must be the whole tensor.
   Status write_tensor(std::string_view name, std::span<const uint8_t> bytes);
-  // Checks every tensor got exactly its bytes, closes (fsync if asked) and renames into place.
-  Status commit();
+  // Checks every tensor got exactly its bytes and closes the file (fsync if asked): it is complete, not placed.
+  Status finish();
+  // finish(), then places the file under `policy` (commit_files; WriterOptions::fsync also syncs).
+  Status commit(const OutputPolicy& policy = {});
+  // The temporary file, for commit_files() after finish().
+  AtomicFile& file() { return file_; }
 
   const std::string& final_path() const { return final_path_; }
   const std::string& temp_path() const { return temp_path_; }  // still the name after commit or failure
@@ -138,9 +146,10 @@ class GgufWriter {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }  // offsets as they will be written
   // Bytes written to the file so far; after commit, the file's size.
   uint64_t bytes_written() const { return bytes_written_; }
-  // After a successful commit with WriterOptions::sha256, the lower-case hex SHA-256 of exactly the file's bytes
-  // (header, data, padding); empty before, after any failure, or when hashing was off.
-  const std::string& sha256_hex() const { return sha256_hex_; }
+  // Once the file is placed (by commit() or commit_files()) with WriterOptions::sha256, the lower-case hex
+  // SHA-256 of exactly the file's bytes (header, data, padding); empty before, after any failure, or when
+  // hashing was off.
+  const std::string& sha256_hex() const;
 
  private:
   GgufWriter() = default;
@@ -152,9 +161,8 @@ class GgufWriter {
 
   std::string final_path_;
   std::string temp_path_;
-  bool owns_temp_ = false;  // temp_path_ exists and is ours to remove
+  AtomicFile file_;
   WriterOptions options_;
-  int fd_ = -1;
   Stage stage_ = Stage::declaring;
   uint64_t alignment_ = 32;
   bool alignment_from_metadata_ = false;
@@ -165,7 +173,7 @@ class GgufWriter {
   uint64_t written_in_tensor_ = 0;
   uint64_t bytes_written_ = 0;
   Sha256 hasher_;            // fed every byte written when options_.sha256
-  std::string sha256_hex_;   // set by a successful commit
+  std::string sha256_hex_;   // set by finish(), offered once the file is placed
 };
 
 // The exact size of the file a GgufWriter writes for this metadata (in order), these tensors (name, type and shape;
@@ -178,7 +186,8 @@ Result<uint64_t> gguf_file_size(std::span<const KeyValue> metadata, std::span<co
 // The temporary-file name GgufWriter uses for final_path and a process id: "<dir>/.<name>.tmp-<pid>".
 std::string writer_temp_path(const std::string& final_path, long pid);
 // Removes temporary files left for final_path by writers whose process no longer exists (killed, crashed);
-// returns how many were removed. Files of live processes are left alone.
+// returns how many were removed. Files of live processes are left alone. A replaced output such a process kept
+// aside (".<name>.old-<pid>", quant/atomic_file.h) is put back when the final path is free, removed otherwise.
 Result<int> remove_stale_temp_files(const std::string& final_path);
 
 }  // namespace quant

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quant/atomic_file.h"
 #include "quant/dataset.h"
 #include "quant/error.h"
 
@@ -154,16 +155,17 @@ struct ImatrixMetadata {
   int64_t chunk_size = 0;
 };
 
-// Writes the sums in llama-imatrix's GGUF format (atomically): KVs general.type, imatrix.datasets,
+// Writes the sums in llama-imatrix's GGUF format (atomically, under `policy`: an existing file is replaced only
+// with policy.overwrite): KVs general.type, imatrix.datasets,
 // imatrix.chunk_count, imatrix.chunk_size; then per weight in name order W.in_sum2 [n_per_row, n_expert] and
 // W.counts [1, n_expert] (ggml drops trailing dimensions of 1), weights without tokens included.
 Status write_imatrix_gguf(const std::string& path, const std::map<std::string, ImatrixAccumulator::Sums>& sums,
-                          const ImatrixMetadata& metadata);
-// Writes the legacy .dat format (atomically): v = (in_sum2 / count) * ncall per expert with
+                          const ImatrixMetadata& metadata, const OutputPolicy& policy = {});
+// Writes the legacy .dat format (atomically, under `policy`): v = (in_sum2 / count) * ncall per expert with
 // ncall = ceil(largest count / chunk_size), 1 * ncall for an expert without tokens; weights with no tokens at
 // all are left out. The trailer names the last dataset.
 Status write_imatrix_dat(const std::string& path, const std::map<std::string, ImatrixAccumulator::Sums>& sums,
-                         const ImatrixMetadata& metadata);
+                         const ImatrixMetadata& metadata, const OutputPolicy& policy = {});
 
 // How a text run went (imatrix_from_text).
 struct TextImatrixStats {
@@ -195,8 +197,9 @@ struct ImatrixCollection {
 };
 Result<ImatrixCollection> collect_imatrix(const std::vector<std::string>& data_files,
                                           const DatasetOptions& options = {});
-// Writes a collection in either format (atomically).
-Status write_imatrix(const std::string& path, ImatrixFormat format, const ImatrixCollection& collection);
+// Writes a collection in either format (atomically, under `policy`).
+Status write_imatrix(const std::string& path, ImatrixFormat format, const ImatrixCollection& collection,
+                     const OutputPolicy& policy = {});
 // The importance matrix a collection's file would read back as (what a conversion uses without writing one).
 ImportanceMatrix importance_matrix(const ImatrixCollection& collection);
 

@@ -81,17 +81,23 @@ struct TensorTypeOverride {
   TypeId type;
 };
 
-struct PlanOptions {
-  FileType file_type = FileType::q8_0;
-  bool copy_only = false;             // COPY
+// What the user chose about tensor types, llama-quantize's options of the same names. A conversion takes this
+// struct from its caller (ConvertRequest::types) and hands it to the plan of every target as it is.
+struct TypeChoices {
   bool pure = false;                  // --pure: no mix rules
-  bool has_imatrix = false;           // an importance matrix with at least one entry will be used
-  bool dry_run = false;               // --dry-run: a missing imatrix or a disabled requantize is not an error
   bool leave_output_tensor = false;   // --leave-output-tensor
   bool allow_requantize = false;      // --allow-requantize
   std::optional<TypeId> output_tensor_type;    // --output-tensor-type
   std::optional<TypeId> token_embedding_type;  // --token-embedding-type
   std::vector<TensorTypeOverride> tensor_types;  // --tensor-type / --tensor-type-file, in command-line order
+};
+
+struct PlanOptions {
+  FileType file_type = FileType::q8_0;
+  bool copy_only = false;             // COPY
+  bool has_imatrix = false;           // an importance matrix with at least one entry will be used
+  bool dry_run = false;               // --dry-run: a missing imatrix or a disabled requantize is not an error
+  TypeChoices types;
   // Walk the tensors in the order given rather than llama-quantize's name order: llama-quantize --keep-split sorts
   // them by input shard and offset first, and the mix rules' counters follow whichever order is walked.
   bool input_order = false;
@@ -157,8 +163,8 @@ struct KvOverride {
   enum class Kind { integer, floating, boolean, string };
   std::string key;
   Kind kind = Kind::integer;
-  int64_t int_value = 0;      // integer: digits read like C's atol (junk after them ignored, none gives 0)
-  double float_value = 0.0;   // floating: read like C's atof
+  int64_t int_value = 0;      // integer: a whole decimal number whose magnitude fits u32
+  double float_value = 0.0;   // floating: a finite number within float32's range
   bool bool_value = false;    // boolean: exactly "true" or "false"
   std::string string_value;   // string: at most 127 bytes
 
@@ -168,8 +174,10 @@ struct KvOverride {
   float written_f32() const { return static_cast<float>(float_value); }
 };
 
-// Usage error for a missing '=', a key of 128 bytes or more, an empty key, an unknown TYPE prefix, a bool that
-// is not true/false, or a string over 127 bytes.
+// Usage error for a missing '=', a key of 128 bytes or more, an empty key, an unknown TYPE prefix, an int that is
+// not a whole number or whose magnitude does not fit u32, a float that is not a finite number within float32's
+// range, a bool that is not true/false, or a string over 127 bytes. (llama-quantize reads int and float with
+// atol/atof and writes "abc" as 0 and 99999999999 as 1215752191; we refuse instead, docs/compatibility.md.)
 Result<KvOverride> parse_kv_override(std::string_view text);
 
 }  // namespace quant

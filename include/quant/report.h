@@ -46,7 +46,7 @@ struct TensorReport {
   uint64_t bytes_out = 0;
   bool converted = false;   // false when the tensor was copied unchanged
   std::string reason;       // which rule chose type_out
-  ErrorStats error;         // empty when copied unchanged
+  ErrorStats error;         // nothing measured (count() == 0) when copied unchanged or in a dry run
 };
 
 // One file of a split output (or of `quantize split` / `quantize merge`), written or, in a dry run, planned.
@@ -97,6 +97,8 @@ struct ConversionReport {
   int threads = 1;
   std::string output_sha256;
   bool dry_run = false;
+  bool replaced_existing = false;     // the output replaced an existing file (--force)
+  std::vector<std::string> warnings;  // for the user: the library never prints them itself
   // A split output (--keep-split, --split-max-size, --split-max-tensors, --shard): the shards written (with
   // --shard, the one), in order; `output` is then the first of them, `output_sha256` is set only when there is one,
   // and `shard_count` is how many the whole output has. Empty for a single-file output.
@@ -117,6 +119,8 @@ uint64_t peak_rss_bytes();
 // CPU time (user + system) used by this process so far, in seconds.
 double process_cpu_seconds();
 
+// null when nothing was measured (a dry run, a copied tensor, a type that cannot be read back): a report never
+// claims figures it did not measure.
 nlohmann::json to_json(const ErrorStats& stats);
 nlohmann::json to_json(const TensorReport& tensor);
 nlohmann::json to_json(const ShardReport& shard);

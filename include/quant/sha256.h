@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "quant/kernels.h"
+#include "quant/kernel_level.h"
 
 namespace quant {
 

@@ -160,9 +160,10 @@ std::vector<KeyValue> shard_metadata(std::span<const KeyValue> model_metadata, u
 // quantize split / quantize merge.
 
 struct SplitJobOptions {
-  bool dry_run = false;    // plan only
-  bool overwrite = false;  // replace existing outputs
-  bool fsync = false;
+  bool dry_run = false;  // plan only
+  // How the files are placed (quant/atomic_file.h): overwrite (--force), fsync; the input's files are added to
+  // its inputs.
+  OutputPolicy output;
   uint64_t chunk_bytes = uint64_t(8) << 20;  // bytes copied at a time (two chunks in memory: one read ahead)
   const std::atomic<bool>* cancel = nullptr; // when set and true, stop with an `interrupted` error
 };

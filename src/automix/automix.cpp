@@ -118,8 +118,9 @@ Result<InputModel> open_and_classify(const AutomixRequest& request) {
     if (loaded.record) model.importance = std::move(loaded);
   } else if (!request.calibration_text.empty()) {
     QUANT_ASSIGN_OR_RETURN(model.computed_imatrix, importance_from_text(request, input));
-    ConvertRequest filters;  // an automatic mix takes no --include-weights / --exclude-weights
-    QUANT_ASSIGN_OR_RETURN(model.importance, convert_internal::computed_importance(*model.computed_imatrix, filters));
+    const ImatrixOptions no_filters;  // an automatic mix takes no --include-weights / --exclude-weights
+    QUANT_ASSIGN_OR_RETURN(model.importance,
+                           convert_internal::computed_importance(*model.computed_imatrix, no_filters));
   }
   const std::vector<PlanTensor> tensors = convert_internal::plan_tensors(input);
   for (size_t index : plan_detail::output_order(tensors)) {
@@ -168,6 +169,17 @@ MeasureContext measure_context(const AutomixRequest& request, const InputModel& 
   return context;
 }
 
+// How every file the run writes is placed (quant/atomic_file.h): replaced only with --force, never one of the
+// files the run reads.
+OutputPolicy output_policy(const AutomixRequest& request) {
+  OutputPolicy policy;
+  policy.overwrite = request.overwrite;
+  for (const std::string& read : {request.input, request.imatrix_path, request.calibration_text}) {
+    if (!read.empty()) policy.inputs.push_back(read);
+  }
+  return policy;
+}
+
 Result<SensitivityTable> measurements(const AutomixRequest& request, const InputModel& model, SensitivityMeasurer& measurer,
                                       bool* cache_used) {
   SensitivityFingerprint fingerprint;
@@ -198,7 +210,9 @@ Result<SensitivityTable> measurements(const AutomixRequest& request, const Input
   QUANT_ASSIGN_OR_RETURN(SensitivityTable table, measurer.measure(measure_context(request, model, {})));
   table.fingerprint = fingerprint;
   table.unit = measurer.unit();
-  if (!request.sensitivity_cache.empty()) QUANT_TRY(write_sensitivity_cache(request.sensitivity_cache, table));
+  if (!request.sensitivity_cache.empty()) {
+    QUANT_TRY(write_sensitivity_cache(request.sensitivity_cache, table, output_policy(request)));
+  }
   return table;
 }
 
@@ -209,12 +223,12 @@ ConvertRequest conversion_request(const AutomixRequest& request, const InputMode
   ConvertRequest convert;
   convert.input = request.input;
   convert.targets.push_back(ConvertTarget{std::move(base_type), std::move(output)});
-  convert.tensor_types = std::move(overrides);
-  convert.imatrix_path = request.imatrix_path;
-  convert.computed_imatrix = model.computed_imatrix;
-  convert.overwrite = request.overwrite;
+  convert.types.tensor_types = std::move(overrides);
+  convert.imatrix.path = request.imatrix_path;
+  convert.imatrix.computed = model.computed_imatrix;
+  convert.output.overwrite = request.overwrite;
   convert.threads = request.threads;
-  convert.cancel = request.cancel;
+  convert.stream.cancel = request.cancel;
   return convert;
 }
 
@@ -458,6 +472,18 @@ Status check_request(const AutomixRequest& request) {
     return usage_error("the target bits per weight must be a number above 0");
   }
   if (request.frontier && request.frontier->prefix.empty()) return usage_error("--frontier needs a file prefix");
+  // Every output path is checked before the measurements, which can take minutes: a refusal does not wait.
+  const OutputPolicy policy = output_policy(request);
+  std::vector<std::string> outputs;
+  if (!request.save_plan.empty()) outputs.push_back(request.save_plan);
+  if (request.frontier) {
+    for (const char* extension : {".csv", ".json", ".svg"}) outputs.push_back(request.frontier->prefix + extension);
+  }
+  if (!request.dry_run) {
+    outputs.push_back(request.output.empty() ? default_output_path(request.input, "auto-" + request.budget_text)
+                                             : request.output);
+  }
+  for (const std::string& path : outputs) QUANT_TRY(check_output_path(path, policy));
   return Status::success();
 }
 
@@ -577,12 +603,13 @@ Result<AutomixResult> automix(const AutomixRequest& request) {
   // 7. The frontier, the plan file, then the model itself.
   if (request.frontier) {
     QUANT_ASSIGN_OR_RETURN(result.frontier, frontier_of(chooser, *request.frontier, model.importance.has_value()));
-    QUANT_TRY(write_frontier(*result.frontier, request.frontier->prefix));
+    QUANT_TRY(write_frontier(*result.frontier, request.frontier->prefix, output_policy(request)));
   }
   if (!request.save_plan.empty()) {
     QUANT_TRY(write_file_atomically(request.save_plan, std::span<const uint8_t>(
                                                            reinterpret_cast<const uint8_t*>(result.plan_text.data()),
-                                                           result.plan_text.size())));
+                                                           result.plan_text.size()),
+                                    output_policy(request)));
   }
   if (request.dry_run) {
     result.output.clear();

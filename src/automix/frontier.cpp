@@ -11,10 +11,6 @@
 namespace quant {
 namespace {
 
-Status write_text(const std::string& path, const std::string& text) {
-  return write_file_atomically(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
-}
-
 std::string csv_text(const Frontier& frontier) {
   std::string text = "kind,label,file_bytes,bits_per_weight,cost\n";
   auto add = [&](const char* kind, const FrontierPoint& point) {
@@ -136,15 +132,26 @@ std::string svg_text(const Frontier& frontier) {
 
 }  // namespace
 
-Status write_frontier(const Frontier& frontier, const std::string& prefix) {
+Status write_frontier(const Frontier& frontier, const std::string& prefix, const OutputPolicy& policy) {
   const nlohmann::json document = {
       {"unit", frontier.unit},
       {"auto", points_json(frontier.ours)},
       {"mixes", points_json(frontier.mixes)},
   };
-  QUANT_TRY(write_text(prefix + ".csv", csv_text(frontier)));
-  QUANT_TRY(write_text(prefix + ".json", document.dump(2) + "\n"));
-  return write_text(prefix + ".svg", svg_text(frontier));
+  const std::pair<std::string, std::string> contents[] = {{prefix + ".csv", csv_text(frontier)},
+                                                          {prefix + ".json", document.dump(2) + "\n"},
+                                                          {prefix + ".svg", svg_text(frontier)}};
+  // The three files are placed together, or none of them.
+  std::vector<AtomicFile> files;
+  for (const auto& [path, text] : contents) {
+    QUANT_ASSIGN_OR_RETURN(AtomicFile file, AtomicFile::create(path));
+    QUANT_TRY(file.write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size())));
+    files.push_back(std::move(file));
+  }
+  std::vector<AtomicFile*> placing;
+  for (AtomicFile& file : files) placing.push_back(&file);
+  QUANT_TRY(commit_files(placing, policy));
+  return Status::success();
 }
 
 }  // namespace quant

@@ -294,13 +294,15 @@ Result<SensitivityTable> KldMeasurer::measure(const MeasureContext& context) {
   HiddenStates running = c.embedded;
   for (int layer = 0; layer < n_layer; ++layer) {
     for (const auto& [k, j] : by_layer[layer]) {
-      QUANT_TRY(run_job(k, j, [&](const WeightOverride& o) -> Result<double> {
+      // The rest of the model from this layer on, with the one override.
+      auto from_here = [&](const WeightOverride& o) -> Result<double> {
         EvalHooks hooks;
         hooks.overrides = std::span(&o, 1);
         HiddenStates states = running;
         QUANT_TRY(model.run_layers(states, n_layer, hooks));
         return kld(model, states, {});
-      }));
+      };
+      QUANT_TRY(run_job(k, j, from_here));
     }
     QUANT_TRY(model.run_layers(running, layer + 1));
   }

@@ -107,7 +107,7 @@ Result<std::string> file_fingerprint(const std::string& path) {
   return hasher.finish_hex();
 }
 
-Status write_sensitivity_cache(const std::string& path, const SensitivityTable& table) {
+Status write_sensitivity_cache(const std::string& path, const SensitivityTable& table, const OutputPolicy& policy) {
   nlohmann::json tensors = nlohmann::json::array();
   for (const TensorSensitivity& tensor : table.tensors) {
     nlohmann::json costs = nlohmann::json::object();
@@ -127,7 +127,8 @@ Status write_sensitivity_cache(const std::string& path, const SensitivityTable& 
       {"tensors", tensors},
   };
   const std::string text = document.dump(1) + "\n";
-  return write_file_atomically(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  return write_file_atomically(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
+                               policy);
 }
 
 Result<SensitivityTable> read_sensitivity_cache(const std::string& path, const SensitivityFingerprint& expected) {
@@ -193,12 +194,12 @@ Result<SensitivityTable> read_sensitivity_cache(const std::string& path, const S
       return bad_cache(path, fmt::format("tensor '{}' has no costs object", tensor.name));
     }
     for (const auto& [type_name, cost] : costs->items()) {
-      const FormatInfo* format = find_format(type_name);
-      if (format == nullptr) return bad_cache(path, fmt::format("tensor '{}': unknown type '{}'", tensor.name, type_name));
+      const FormatInfo* type_format = find_format(type_name);
+      if (type_format == nullptr) return bad_cache(path, fmt::format("tensor '{}': unknown type '{}'", tensor.name, type_name));
       if (!cost.is_number() || !std::isfinite(cost.get<double>()) || cost.get<double>() < 0) {
         return bad_cache(path, fmt::format("tensor '{}': cost of {} is not a finite number >= 0", tensor.name, type_name));
       }
-      tensor.costs.push_back({format->id, cost.get<double>()});
+      tensor.costs.push_back({type_format->id, cost.get<double>()});
     }
     table.tensors.push_back(std::move(tensor));
   }

@@ -386,10 +386,11 @@ Result<CalibrationMethod> parse_method(std::string_view name) {
 
 Result<std::unique_ptr<Calibrator>> Calibrator::create(const CalibrationOptions& options) {
   QUANT_TRY(integer_range(options.spec, options.convention));
-  if (options.averaging_constant <= 0.0 || options.averaging_constant > 1.0) {
+  // Written as "not inside" so that NaN, which every comparison fails, is refused too.
+  if (!(options.averaging_constant > 0.0 && options.averaging_constant <= 1.0)) {
     return usage_error(fmt::format("averaging constant {} is outside (0, 1]", options.averaging_constant));
   }
-  if (options.percentile && (*options.percentile < 0.0 || *options.percentile > 100.0)) {
+  if (options.percentile && !(*options.percentile >= 0.0 && *options.percentile <= 100.0)) {
     return usage_error(fmt::format("percentile {} is outside [0, 100]", *options.percentile));
   }
   if (options.num_bins < 2 || options.num_quantized_bins < 2 || options.num_quantized_bins > options.num_bins) {

@@ -2,7 +2,10 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <climits>
+#include <cstdint>
 #include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "quant/calibrate.h"
@@ -23,14 +26,92 @@ json maybe_scalar(const std::vector<T>& v, bool per_channel) {
   return a;
 }
 
-std::vector<float> read_floats(const json& j) {
+// Typed reads of a table's fields. Each names the field and says what it holds instead, so a damaged table never
+// surfaces as a JSON library exception.
+const char* json_kind(const json& j) {
+  if (j.is_null()) return "null";
+  if (j.is_boolean()) return "a boolean";
+  if (j.is_number()) return "a number";
+  if (j.is_string()) return "a string";
+  if (j.is_array()) return "an array";
+  return "an object";
+}
+
+Result<const json*> member(const json& object, const char* key, const std::string& where) {
+  const auto it = object.find(key);
+  if (it == object.end()) return invalid_input(fmt::format("{}: '{}' is missing", where, key));
+  return &*it;
+}
+
+Result<double> finite_number(const json& j, const std::string& where) {
+  if (!j.is_number()) return invalid_input(fmt::format("{} must be a finite number, not {}", where, json_kind(j)));
+  const double value = j.get<double>();
+  if (!std::isfinite(value)) return invalid_input(fmt::format("{} must be a finite number", where));
+  return value;
+}
+
+Result<int64_t> integer(const json& j, const std::string& where) {
+  if (!j.is_number_integer()) return invalid_input(fmt::format("{} must be an integer, not {}", where, json_kind(j)));
+  if (j.is_number_unsigned() && j.get<uint64_t>() > uint64_t(INT64_MAX)) {
+    return invalid_input(fmt::format("{} is out of range", where));
+  }
+  return j.get<int64_t>();
+}
+
+// A number, or (per channel) an array of numbers.
+Result<std::vector<float>> floats_field(const json& m, const char* key, const std::string& where) {
+  QUANT_ASSIGN_OR_RETURN(const json* field, member(m, key, where));
+  const std::string name = fmt::format("{}: '{}'", where, key);
   std::vector<float> out;
-  if (j.is_array()) {
-    for (const auto& x : j) out.push_back(x.get<float>());
+  if (!field->is_array()) {
+    QUANT_ASSIGN_OR_RETURN(const double value, finite_number(*field, name));
+    out.push_back(static_cast<float>(value));
   } else {
-    out.push_back(j.get<float>());
+    if (field->empty()) return invalid_input(fmt::format("{} is an empty array (one value per channel)", name));
+    for (size_t i = 0; i < field->size(); ++i) {
+      QUANT_ASSIGN_OR_RETURN(const double value, finite_number((*field)[i], fmt::format("{}[{}]", name, i)));
+      out.push_back(static_cast<float>(value));
+    }
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!std::isfinite(out[i])) return invalid_input(fmt::format("{}: value {} does not fit float32", name, i));
   }
   return out;
+}
+
+Result<std::vector<int64_t>> integers_field(const json& m, const char* key, const std::string& where) {
+  QUANT_ASSIGN_OR_RETURN(const json* field, member(m, key, where));
+  const std::string name = fmt::format("{}: '{}'", where, key);
+  std::vector<int64_t> out;
+  if (!field->is_array()) {
+    QUANT_ASSIGN_OR_RETURN(const int64_t value, integer(*field, name));
+    out.push_back(value);
+  } else {
+    if (field->empty()) return invalid_input(fmt::format("{} is an empty array (one value per channel)", name));
+    for (size_t i = 0; i < field->size(); ++i) {
+      QUANT_ASSIGN_OR_RETURN(const int64_t value, integer((*field)[i], fmt::format("{}[{}]", name, i)));
+      out.push_back(value);
+    }
+  }
+  return out;
+}
+
+Result<std::string> string_field(const json& object, const char* key, const std::string& where) {
+  QUANT_ASSIGN_OR_RETURN(const json* field, member(object, key, where));
+  if (!field->is_string()) {
+    return invalid_input(fmt::format("{}: '{}' must be a string, not {}", where, key, json_kind(*field)));
+  }
+  return field->get<std::string>();
+}
+
+Result<bool> bool_field(const json& object, const char* key, const std::string& where, std::optional<bool> fallback) {
+  const auto it = object.find(key);
+  if (it == object.end() && fallback) return *fallback;
+  if (it == object.end()) return invalid_input(fmt::format("{}: '{}' is missing", where, key));
+  if (!it->is_boolean()) {
+    return invalid_input(fmt::format("{}: '{}' must be true or false, not {}", where, key, json_kind(*it)));
+  }
+  return it->get<bool>();
 }
 
 }  // namespace
@@ -117,43 +198,81 @@ Result<CalibrationTable> calibration_table_from_json(std::string_view text) {
     return invalid_input(fmt::format("calibration table version {} is not supported (this build reads {})",
                                      version == doc.end() ? std::string("(missing)") : version->dump(), kTableVersion));
   }
-  try {
-    CalibrationTable table;
-    const json& s = doc.at("settings");
-    QUANT_ASSIGN_OR_RETURN(table.convention, parse_convention(s.at("convention").get<std::string>()));
-    QUANT_ASSIGN_OR_RETURN(table.spec, parse_dtype(s.at("dtype").get<std::string>()));
-    table.spec.symmetric = s.at("symmetric").get<bool>();
-    table.spec.narrow_range = s.value("narrow_range", false);
-    table.spec.reduce_range = s.value("reduce_range", false);
-    if (!s.at("per_channel_axis").is_null()) table.channel_axis = s.at("per_channel_axis").get<int>();
-    table.averaging_constant = s.value("averaging_constant", 0.01);
-    if (s.contains("percentile") && !s.at("percentile").is_null()) table.percentile = s.at("percentile").get<double>();
-    table.sources = doc.value("sources", std::vector<std::string>{});
-    for (const auto& [tensor, methods] : doc.at("tensors").items()) {
-      for (const auto& [method, m] : methods.items()) {
-        CalibrationEntry e;
-        e.tensor = tensor;
-        QUANT_ASSIGN_OR_RETURN(e.method, parse_method(method));
-        e.result.observed_min = read_floats(m.at("observed_min"));
-        e.result.observed_max = read_floats(m.at("observed_max"));
-        e.result.lo = read_floats(m.at("range_min"));
-        e.result.hi = read_floats(m.at("range_max"));
-        const std::vector<float> scales = read_floats(m.at("scale"));
-        std::vector<int64_t> zps;
-        if (m.at("zero_point").is_array()) zps = m.at("zero_point").get<std::vector<int64_t>>();
-        else zps.push_back(m.at("zero_point").get<int64_t>());
-        if (zps.size() != scales.size()) return invalid_input(fmt::format("tensor '{}': scale and zero_point differ in length", tensor));
-        for (size_t i = 0; i < scales.size(); ++i) {
-          e.result.qparams.push_back({scales[i], zps[i], {m.at("qmin").get<int64_t>(), m.at("qmax").get<int64_t>()}});
-        }
-        if (m.contains("mse")) e.mse = m.at("mse").get<double>();
-        table.entries.push_back(std::move(e));
-      }
+  CalibrationTable table;
+  QUANT_ASSIGN_OR_RETURN(const json* settings, member(doc, "settings", "calibration table"));
+  if (!settings->is_object()) return invalid_input("calibration table: 'settings' must be an object");
+  const json& s = *settings;
+  const std::string in_settings = "calibration table settings";
+  QUANT_ASSIGN_OR_RETURN(const std::string convention, string_field(s, "convention", in_settings));
+  QUANT_ASSIGN_OR_RETURN(table.convention, parse_convention(convention));
+  QUANT_ASSIGN_OR_RETURN(const std::string dtype, string_field(s, "dtype", in_settings));
+  QUANT_ASSIGN_OR_RETURN(table.spec, parse_dtype(dtype));
+  QUANT_ASSIGN_OR_RETURN(table.spec.symmetric, bool_field(s, "symmetric", in_settings, std::nullopt));
+  QUANT_ASSIGN_OR_RETURN(table.spec.narrow_range, bool_field(s, "narrow_range", in_settings, false));
+  QUANT_ASSIGN_OR_RETURN(table.spec.reduce_range, bool_field(s, "reduce_range", in_settings, false));
+  QUANT_ASSIGN_OR_RETURN(const json* axis, member(s, "per_channel_axis", in_settings));
+  if (!axis->is_null()) {
+    QUANT_ASSIGN_OR_RETURN(const int64_t value, integer(*axis, in_settings + ": 'per_channel_axis'"));
+    if (value < INT32_MIN || value > INT32_MAX) {
+      return invalid_input(in_settings + ": 'per_channel_axis' is out of range");
     }
-    return table;
-  } catch (const json::exception& e) {
-    return invalid_input(fmt::format("calibration table: {}", e.what()));
+    table.channel_axis = int(value);
   }
+  if (const auto it = s.find("averaging_constant"); it != s.end()) {
+    QUANT_ASSIGN_OR_RETURN(table.averaging_constant, finite_number(*it, in_settings + ": 'averaging_constant'"));
+  }
+  if (const auto it = s.find("percentile"); it != s.end() && !it->is_null()) {
+    QUANT_ASSIGN_OR_RETURN(table.percentile, finite_number(*it, in_settings + ": 'percentile'"));
+  }
+  if (const auto it = doc.find("sources"); it != doc.end()) {
+    if (!it->is_array()) return invalid_input("calibration table: 'sources' must be an array of strings");
+    for (const json& source : *it) {
+      if (!source.is_string()) return invalid_input("calibration table: 'sources' must be an array of strings");
+      table.sources.push_back(source.get<std::string>());
+    }
+  }
+  QUANT_ASSIGN_OR_RETURN(const json* tensors, member(doc, "tensors", "calibration table"));
+  if (!tensors->is_object()) return invalid_input("calibration table: 'tensors' must be an object");
+  for (const auto& [tensor, methods] : tensors->items()) {
+    if (!methods.is_object()) {
+      return invalid_input(fmt::format("tensor '{}': must map method names to results", tensor));
+    }
+    for (const auto& [method, m] : methods.items()) {
+      const std::string where = fmt::format("tensor '{}' method {}", tensor, method);
+      if (!m.is_object()) return invalid_input(fmt::format("{}: must be an object", where));
+      CalibrationEntry e;
+      e.tensor = tensor;
+      QUANT_ASSIGN_OR_RETURN(e.method, parse_method(method));
+      QUANT_ASSIGN_OR_RETURN(e.result.observed_min, floats_field(m, "observed_min", where));
+      QUANT_ASSIGN_OR_RETURN(e.result.observed_max, floats_field(m, "observed_max", where));
+      QUANT_ASSIGN_OR_RETURN(e.result.lo, floats_field(m, "range_min", where));
+      QUANT_ASSIGN_OR_RETURN(e.result.hi, floats_field(m, "range_max", where));
+      QUANT_ASSIGN_OR_RETURN(const std::vector<float> scales, floats_field(m, "scale", where));
+      QUANT_ASSIGN_OR_RETURN(const std::vector<int64_t> zero_points, integers_field(m, "zero_point", where));
+      QUANT_ASSIGN_OR_RETURN(const json* qmin_field, member(m, "qmin", where));
+      QUANT_ASSIGN_OR_RETURN(const json* qmax_field, member(m, "qmax", where));
+      QUANT_ASSIGN_OR_RETURN(const int64_t qmin, integer(*qmin_field, where + ": 'qmin'"));
+      QUANT_ASSIGN_OR_RETURN(const int64_t qmax, integer(*qmax_field, where + ": 'qmax'"));
+      if (qmin >= qmax) return invalid_input(fmt::format("{}: qmin {} is not below qmax {}", where, qmin, qmax));
+      if (zero_points.size() != scales.size()) {
+        return invalid_input(fmt::format("{}: scale and zero_point differ in length", where));
+      }
+      for (size_t i = 0; i < scales.size(); ++i) {
+        if (!(scales[i] > 0.0f)) {
+          return invalid_input(fmt::format("{}: scale {} is not a positive number", where, scales[i]));
+        }
+        if (zero_points[i] < qmin || zero_points[i] > qmax) {
+          return invalid_input(fmt::format("{}: zero point {} is outside [{}, {}]", where, zero_points[i], qmin, qmax));
+        }
+        e.result.qparams.push_back({scales[i], zero_points[i], {qmin, qmax}});
+      }
+      if (const auto it = m.find("mse"); it != m.end() && !it->is_null()) {
+        QUANT_ASSIGN_OR_RETURN(e.mse, finite_number(*it, where + ": 'mse'"));
+      }
+      table.entries.push_back(std::move(e));
+    }
+  }
+  return table;
 }
 
 std::vector<MetadataEntry> calibration_table_to_gguf_metadata(const CalibrationTable& table) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <type_traits>
 
+#include "core/input_files.h"
 #include "quant/calibrate.h"
 
 namespace quant::convert_internal {
@@ -22,27 +23,6 @@ namespace {
 constexpr uint64_t kMaxTableBytes = uint64_t(256) << 20;
 // GGUF stores a key's length in a u64, but ggml's gguf-py and the spec keep keys under 65536 bytes.
 constexpr size_t kMaxKeyBytes = 65535;
-
-Result<std::string> read_table_text(const std::string& path) {
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) return io_error(fmt::format("cannot open calibration table: {}", std::strerror(errno))).in_file(path);
-  if (std::fseek(file.get(), 0, SEEK_END) != 0) {
-    return io_error(fmt::format("cannot seek: {}", std::strerror(errno))).in_file(path);
-  }
-  const long end = std::ftell(file.get());
-  if (end < 0) return io_error(fmt::format("cannot tell its size: {}", std::strerror(errno))).in_file(path);
-  const uint64_t size = static_cast<uint64_t>(end);
-  if (size > kMaxTableBytes) {
-    return invalid_input(fmt::format("calibration table is {} bytes, over the {} byte cap", size, kMaxTableBytes))
-        .in_file(path);
-  }
-  std::rewind(file.get());
-  std::string text(static_cast<size_t>(size), '\0');
-  if (std::fread(text.data(), 1, text.size(), file.get()) != text.size()) {
-    return io_error("read failed or the file shrank while being read").in_file(path);
-  }
-  return text;
-}
 
 // The checks GGUF needs beyond what the JSON reader checks: names a key can hold, one value per channel in
 // every array, zero points that fit the i32 the keys store.
@@ -94,17 +74,12 @@ Result<std::vector<KeyValue>> load_calibration_metadata(const ConvertRequest& re
                                      "{}* key: drop one of them", o.key, kCalibrationKeyPrefix));
     }
   }
-  QUANT_ASSIGN_OR_RETURN(const std::string text, read_table_text(path));
-  std::optional<Result<CalibrationTable>> parsed;
-  try {  // the JSON library throws on some wrongly typed fields; any such throw is a damaged table
-    parsed.emplace(calibration_table_from_json(text));
-  } catch (const std::exception& e) {
-    return invalid_input(fmt::format("calibration table: {}", e.what())).in_file(path);
-  }
+  QUANT_ASSIGN_OR_RETURN(const std::string text, read_input_file(path, kMaxTableBytes, "calibration table"));
+  Result<CalibrationTable> parsed = calibration_table_from_json(text);
   // Whatever the table reader rejects (an unknown method or dtype name included) is a fault of the file, not of
   // the command line.
-  if (!*parsed) return invalid_input(parsed->error().reason()).in_file(path);
-  const CalibrationTable& table = parsed->value();
+  if (!parsed) return invalid_input(parsed.error().reason()).in_file(path);
+  const CalibrationTable& table = parsed.value();
   Status valid = check_table(table);
   if (!valid) return std::move(valid).error().in_file(path);
 

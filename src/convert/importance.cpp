@@ -4,30 +4,75 @@
 
 namespace quant::convert_internal {
 
-Result<LoadedImportance> load_importance(const ConvertRequest& request) {
+namespace {
+
+// --include-weights / --exclude-weights, remembering what they dropped so that messages can say so.
+Status apply_filters(LoadedImportance& loaded, const ImatrixOptions& options) {
+  std::set<std::string> before;
+  for (const auto& [name, entry] : loaded.matrix.entries) before.insert(name);
+  QUANT_TRY(filter_imatrix(loaded.matrix, options.include_weights, options.exclude_weights));
+  for (const std::string& name : before) {
+    if (loaded.matrix.entries.count(name) == 0) loaded.filtered_out.insert(name);
+  }
+  const bool include = !options.include_weights.empty();
+  const std::vector<std::string>& patterns = include ? options.include_weights : options.exclude_weights;
+  for (const std::string& pattern : patterns) {
+    loaded.filter += fmt::format("{}{} {}", loaded.filter.empty() ? "" : " ",
+                                 include ? "--include-weights" : "--exclude-weights", pattern);
+  }
+  return Status::success();
+}
+
+}  // namespace
+
+Result<LoadedImportance> load_importance(const ImatrixOptions& options) {
   LoadedImportance loaded;
-  QUANT_ASSIGN_OR_RETURN(loaded.matrix, read_imatrix(request.imatrix_path));
-  QUANT_TRY(filter_imatrix(loaded.matrix, request.include_weights, request.exclude_weights));
-  loaded.record = imatrix_record(loaded.matrix, request.imatrix_path);
+  QUANT_ASSIGN_OR_RETURN(loaded.matrix, read_imatrix(options.path));
+  QUANT_TRY(apply_filters(loaded, options));
+  loaded.record = imatrix_record(loaded.matrix, options.path);
   return loaded;
 }
 
-Result<LoadedImportance> compute_importance(const ConvertRequest& request, const ModelSource& input) {
-  QUANT_ASSIGN_OR_RETURN(ImatrixCollection collection, imatrix_from_text(input, *request.calibration_text));
-  return computed_importance(collection, request);
+Result<ImatrixRecord> predicted_text_record(const ImatrixOptions& options) {
+  // The record compute_importance() will make, as far as its size goes: the counts are fixed-width integers
+  // whatever their values; the dataset is the first merged file's first dataset, else the text (as
+  // imatrix_from_text lists them).
+  ImportanceMatrix predicted;
+  for (const std::string& file : options.calibration_text->in_files) {
+    QUANT_ASSIGN_OR_RETURN(ImportanceMatrix merged, read_imatrix(file));
+    predicted.datasets.insert(predicted.datasets.end(), merged.datasets.begin(), merged.datasets.end());
+  }
+  predicted.datasets.push_back(options.calibration_text->text_path);
+  predicted.entries["predicted"] = ImportanceEntry{};
+  predicted.chunk_count = 1;
+  return *imatrix_record(predicted, std::nullopt);
 }
 
-Result<LoadedImportance> computed_importance(const ImatrixCollection& collection, const ConvertRequest& request) {
+std::string missing_importance_reason(const LoadedImportance* importance, const std::string& tensor) {
+  if (importance == nullptr) return "no importance matrix was given (--imatrix)";
+  if (!importance->record) return fmt::format("{} left no entry of the importance matrix", importance->filter);
+  if (importance->filtered_out.count(tensor) != 0) {
+    return fmt::format("the importance matrix has data for it, but {} excluded it", importance->filter);
+  }
+  return "the importance matrix has no data for it";
+}
+
+Result<LoadedImportance> compute_importance(const ImatrixOptions& options, const ModelSource& input) {
+  QUANT_ASSIGN_OR_RETURN(ImatrixCollection collection, imatrix_from_text(input, *options.calibration_text));
+  return computed_importance(collection, options);
+}
+
+Result<LoadedImportance> computed_importance(const ImatrixCollection& collection, const ImatrixOptions& options) {
+  if (!collection.text) return usage_error("the computed importance matrix was not made from a text");
   LoadedImportance loaded;
   loaded.matrix = importance_matrix(collection);
-  QUANT_TRY(filter_imatrix(loaded.matrix, request.include_weights, request.exclude_weights));
+  QUANT_TRY(apply_filters(loaded, options));
   // As llama-quantize records a file's imatrix, less the file name: there is none.
   loaded.record = imatrix_record(loaded.matrix, std::nullopt);
   if (!loaded.record) {
     return usage_error("--include-weights / --exclude-weights leave no entry of the imatrix computed from the "
                        "calibration text");
   }
-  if (!collection.text) return usage_error("the computed importance matrix was not made from a text");
   const TextImatrixStats& text = *collection.text;
   TextImatrixSummary summary;
   summary.text = text.text;

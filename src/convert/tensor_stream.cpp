@@ -19,9 +19,9 @@ Error in_tensor(Error error, const std::string& file, const TensorInfo& tensor) 
 
 }  // namespace
 
-TensorStreamer::TensorStreamer(const ModelSource& input, WorkPool& pool, const ConvertRequest& request,
+TensorStreamer::TensorStreamer(const ModelSource& input, WorkPool& pool, const StreamOptions& options,
                                uint64_t total_bytes)
-    : input_(input), pool_(pool), request_(request), total_bytes_(total_bytes) {}
+    : input_(input), pool_(pool), options_(options), total_bytes_(total_bytes) {}
 
 TensorStreamer::~TensorStreamer() {
   // After finish() nothing is queued; otherwise the conversion failed and what is queued is of no use.
@@ -31,14 +31,14 @@ TensorStreamer::~TensorStreamer() {
 
 Status TensorStreamer::progress_and_cancel(uint64_t bytes, const std::string& tensor) {
   done_bytes_ += bytes;
-  if (request_.progress) request_.progress(done_bytes_, total_bytes_, tensor);
-  if (request_.cancel != nullptr && request_.cancel->load()) return Error(ErrorKind::interrupted, "interrupted");
+  if (options_.progress) options_.progress(done_bytes_, total_bytes_, tensor);
+  if (options_.cancel != nullptr && options_.cancel->load()) return Error(ErrorKind::interrupted, "interrupted");
   return Status::success();
 }
 
 Status TensorStreamer::check_input(const TensorInfo& tensor, const uint8_t* data, uint64_t first_row,
                                    int64_t rows) const {
-  if (request_.allow_non_finite) return Status::success();
+  if (options_.allow_non_finite) return Status::success();
   const FormatInfo& format = format_of(tensor.type);
   if (format.validate == nullptr) return Status::success();
   const int64_t blocks_per_row = tensor.row_length() / format.block_size;
@@ -49,6 +49,19 @@ Status TensorStreamer::check_input(const TensorInfo& tensor, const uint8_t* data
   const int64_t column = (bad_block % blocks_per_row) * format.block_size;
   return in_tensor(invalid_input(fmt::format("row {}, column {}: {} (llama.cpp refuses such data; "
                                              "--allow-non-finite accepts it)", row, column, why)),
+                   input_.file_of(tensor), tensor);
+}
+
+Status TensorStreamer::check_finite(const TensorInfo& tensor, const float* values, uint64_t first_row,
+                                    int64_t rows) const {
+  const int64_t n_per_row = tensor.row_length();
+  int64_t bad = 0;
+  std::string why;
+  if (format_of(TypeId::f32).validate(values, rows * n_per_row, &bad, &why)) return Status::success();
+  return in_tensor(invalid_input(fmt::format("row {}, column {}: {}; a converted tensor cannot hold it "
+                                             "(--allow-non-finite keeps such values only in tensors copied "
+                                             "unchanged)", int64_t(first_row) + bad / n_per_row, bad % n_per_row,
+                                             why)),
                    input_.file_of(tensor), tensor);
 }
 
@@ -72,7 +85,7 @@ TensorStreamer::Chunk TensorStreamer::chunk_at(const TensorInfo& tensor, bool al
   const int64_t total_rows = tensor.rows();
   const uint64_t in_row_bytes = *row_bytes(format_of(tensor.type), n_per_row);
   const uint64_t row_cost = all_copies ? std::max<uint64_t>(1, in_row_bytes) : uint64_t(n_per_row) * 4;
-  const int64_t chunk_rows = std::max<int64_t>(1, int64_t(request_.chunk_bytes / std::max<uint64_t>(1, row_cost)));
+  const int64_t chunk_rows = std::max<int64_t>(1, int64_t(options_.chunk_bytes / std::max<uint64_t>(1, row_cost)));
   const int64_t rows_per_expert = all_copies ? total_rows : (tensor.shape.size() > 1 ? tensor.shape[1] : 1);
   const int64_t rows = std::min({chunk_rows, total_rows - first_row, rows_per_expert - first_row % rows_per_expert});
   return {first_row, rows};
@@ -259,7 +272,8 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
   pool_.run(tasks, [&](int task) {
     const int64_t first = int64_t(task) * task_rows;
     const int64_t count = std::min(task_rows, rows - first);
-    Status checked = check_input(tensor, raw + uint64_t(first) * in_row_bytes, uint64_t(chunk.first_row + first), count);
+    Status checked =
+        check_input(tensor, raw + uint64_t(first) * in_row_bytes, uint64_t(chunk.first_row + first), count);
     if (!checked) {
       input_errors[size_t(task)] = std::move(checked).error();
       return;
@@ -270,19 +284,27 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
     } else {
       source.dequantize(raw + uint64_t(first) * in_row_bytes, values, count * n_per_row);
     }
+    if (options_.allow_non_finite) {
+      // The input check was skipped, but a NaN or Inf never goes into a converted tensor.
+      Status finite = check_finite(tensor, values, uint64_t(chunk.first_row + first), count);
+      if (!finite) {
+        input_errors[size_t(task)] = std::move(finite).error();
+        return;
+      }
+    }
     for (size_t j = 0; j < jobs.size(); ++j) {
       const FormatInfo& target = *outputs[jobs[j].output].format;
       uint8_t* dst = slot.quantized[jobs[j].output].data() + uint64_t(first) * jobs[j].out_row_bytes;
-      const size_t slot = j * size_t(tasks) + size_t(task);
+      const size_t cell = j * size_t(tasks) + size_t(task);  // this job's result for this task
       Status status = quantize_rows(target, values, dst, count, n_per_row, jobs[j].importance);
       if (!status) {
-        errors[slot] = std::move(status).error();
+        errors[cell] = std::move(status).error();
         continue;
       }
       if (target.dequantize != nullptr) {
         float* back = reconstructed_.data() + first * n_per_row;
         target.dequantize(dst, back, count * n_per_row);
-        stats[slot].add(values, back, count * n_per_row);
+        stats[cell].add(values, back, count * n_per_row);
       }
     }
   });
@@ -292,15 +314,15 @@ Status TensorStreamer::quantize_chunk(const TensorInfo& tensor, std::span<Tensor
   }
   for (size_t j = 0; j < jobs.size(); ++j) {
     for (int task = 0; task < tasks; ++task) {
-      const size_t slot = j * size_t(tasks) + size_t(task);
-      if (errors[slot]) {
-        Error error = std::move(*errors[slot]);
+      const size_t cell = j * size_t(tasks) + size_t(task);
+      if (errors[cell]) {
+        Error error = std::move(*errors[cell]);
         // quantize_rows counts rows within its call: make them rows of the tensor.
         const int64_t base_row = chunk.first_row + int64_t(task) * task_rows;
         return in_tensor(Error(error.kind(), fmt::format("rows from {}: {}", base_row, error.reason())),
                          input_.file_of(tensor), tensor);
       }
-      outputs[jobs[j].output].report->error.merge(stats[slot]);
+      outputs[jobs[j].output].report->error.merge(stats[cell]);
     }
   }
   return Status::success();

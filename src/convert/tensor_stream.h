@@ -60,7 +60,7 @@ struct TensorOutput {
 
 class TensorStreamer {
  public:
-  TensorStreamer(const ModelSource& input, WorkPool& pool, const ConvertRequest& request, uint64_t total_bytes);
+  TensorStreamer(const ModelSource& input, WorkPool& pool, const StreamOptions& options, uint64_t total_bytes);
   // Skips whatever I/O is still queued (after an error the caller discards the writers) and joins the I/O
   // threads before any buffer goes away.
   ~TensorStreamer();
@@ -110,13 +110,16 @@ class TensorStreamer {
   void prefetch_next(const TensorInfo& tensor, std::span<TensorOutput> outputs);
   // Queues the writes of the chunk in `slot` to every output.
   void post_writes(const TensorInfo& tensor, std::span<TensorOutput> outputs, size_t slot);
+  // The input check llama.cpp makes when it loads a tensor (skipped under allow_non_finite).
   Status check_input(const TensorInfo& tensor, const uint8_t* data, uint64_t first_row, int64_t rows) const;
+  // Under allow_non_finite: the widened values of a tensor being converted must still be finite.
+  Status check_finite(const TensorInfo& tensor, const float* values, uint64_t first_row, int64_t rows) const;
   Status quantize_chunk(const TensorInfo& tensor, std::span<TensorOutput> outputs, Chunk chunk, Slot& slot);
   Status progress_and_cancel(uint64_t bytes, const std::string& tensor);
 
   const ModelSource& input_;
   WorkPool& pool_;
-  const ConvertRequest& request_;
+  const StreamOptions& options_;
   uint64_t total_bytes_;
   uint64_t done_bytes_ = 0;
   std::optional<Error> failed_;  // the first error stream() returned

@@ -6,7 +6,12 @@
 namespace quant::convert_internal {
 
 WorkPool::WorkPool(int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads <= 0) threads = cores;
+  // More compute threads than hardware threads only adds switching; a few times more is allowed (tests
+  // oversubscribe on purpose), far more (-t 100000) would spend seconds starting threads and could use up the
+  // user's process limit, so that other programs (and our own I/O threads) could not start one.
+  threads = std::min(threads, cores * kMaxThreadsPerCore);
   for (int i = 1; i < threads; ++i) {
     try {
       workers_.emplace_back([this] { worker_loop(); });
@@ -68,7 +73,13 @@ void WorkPool::worker_loop() {
   }
 }
 
-IoThread::IoThread() : thread_([this] { loop(); }) {}
+IoThread::IoThread() {
+  try {
+    thread_ = std::thread([this] { loop(); });  // after every member it uses exists
+  } catch (const std::system_error&) {
+    inline_ = true;  // the system refused a thread: run the jobs on the caller's
+  }
+}
 
 IoThread::~IoThread() {
   {
@@ -76,14 +87,29 @@ IoThread::~IoThread() {
     stopping_ = true;
   }
   posted_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
+}
+
+void IoThread::run(std::function<Status()>& job, std::unique_lock<std::mutex>& lock) {
+  const bool skip = error_.has_value() || abandoned_;
+  lock.unlock();
+  Status status = skip ? Status::success() : job();
+  lock.lock();
+  if (!status && !error_) error_ = std::move(status).error();
+  ++finished_count_;
+  finished_.notify_all();
 }
 
 IoThread::Ticket IoThread::post(std::function<Status()> job) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_lock<std::mutex> lock(mutex_);
+  const Ticket ticket = ++posted_count_;
+  if (inline_) {
+    run(job, lock);
+    return ticket;
+  }
   jobs_.push_back(std::move(job));
   posted_.notify_one();
-  return ++posted_count_;
+  return ticket;
 }
 
 Status IoThread::wait(Ticket ticket) {
@@ -120,13 +146,7 @@ void IoThread::loop() {
     if (jobs_.empty()) return;  // stopping, and everything posted has run
     std::function<Status()> job = std::move(jobs_.front());
     jobs_.pop_front();
-    const bool skip = error_.has_value() || abandoned_;
-    lock.unlock();
-    Status status = skip ? Status::success() : job();
-    lock.lock();
-    if (!status && !error_) error_ = std::move(status).error();
-    ++finished_count_;
-    finished_.notify_all();
+    run(job, lock);
   }
 }
 

@@ -19,7 +19,10 @@ namespace quant::convert_internal {
 
 class WorkPool {
  public:
-  explicit WorkPool(int threads);  // threads <= 0: all cores
+  // threads <= 0: all cores. At most kMaxThreadsPerCore per hardware thread are started, and a thread the
+  // system refuses (process or memory limits) is one fewer: the pool works with the ones it got.
+  explicit WorkPool(int threads);
+  static constexpr int kMaxThreadsPerCore = 4;
   ~WorkPool();
   WorkPool(const WorkPool&) = delete;
   WorkPool& operator=(const WorkPool&) = delete;
@@ -45,7 +48,8 @@ class WorkPool {
 
 // One background thread running jobs strictly in the order they were posted. After a job fails, the later
 // ones are skipped, and every wait reports that first error. A job may wait on another IoThread's ticket
-// provided that thread never waits back on this one.
+// provided that thread never waits back on this one. When the system refuses the thread, post() runs each job
+// at once on the caller's thread: slower, the same results.
 class IoThread {
  public:
   using Ticket = uint64_t;
@@ -69,6 +73,9 @@ class IoThread {
 
  private:
   void loop();
+  // Runs one job (or skips it after an error or abandon()) and records its outcome; `lock` holds mutex_ before
+  // and after, not during the job.
+  void run(std::function<Status()>& job, std::unique_lock<std::mutex>& lock);
 
   std::mutex mutex_;
   std::condition_variable posted_, finished_;
@@ -78,7 +85,8 @@ class IoThread {
   std::optional<Error> error_;
   bool abandoned_ = false;
   bool stopping_ = false;
-  std::thread thread_;  // last: starts after the members it uses exist
+  bool inline_ = false;  // no thread: jobs run inside post()
+  std::thread thread_;
 };
 
 }  // namespace quant::convert_internal

@@ -11,11 +11,12 @@
 #include <cstring>
 #include <limits>
 
+#include "core/input_files.h"
+
 namespace quant::dataset {
 
 Result<InputFile> InputFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error(fmt::format("cannot open: {}", std::strerror(errno))).in_file(path);
+  QUANT_ASSIGN_OR_RETURN(const int fd, open_input_file(path));  // a regular file, opened without blocking
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int saved = errno;

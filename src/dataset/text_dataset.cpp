@@ -4,11 +4,10 @@
 
 #include <fmt/format.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
+#include <cstdint>
 #include <nlohmann/json.hpp>
+
+#include "core/input_files.h"
 
 namespace quant {
 namespace {
@@ -169,10 +168,9 @@ Result<CalibrationText> parse_jsonl_text(std::string_view bytes, const std::stri
 }
 
 Result<CalibrationText> read_calibration_text(const std::string& path, TextFormat format) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return Error(io_error(fmt::format("cannot open text file: {}", std::strerror(errno)))).in_file(path);
-  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  if (file.bad()) return Error(io_error("cannot read text file")).in_file(path);
+  // Only a regular file, opened without blocking (a FIFO is refused, not waited on); 4 GiB is far beyond any
+  // calibration text and keeps a wrong path from filling memory.
+  QUANT_ASSIGN_OR_RETURN(std::string bytes, read_input_file(path, uint64_t(1) << 32, "text file"));
   if (format == TextFormat::automatic) format = text_format_for(path);
   if (format == TextFormat::jsonl) return parse_jsonl_text(bytes, path);
   CalibrationText result;

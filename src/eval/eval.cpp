@@ -128,7 +128,8 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
   if (!options.save_kl_base.empty()) {
     QUANT_ASSIGN_OR_RETURN(writer, KlBaseWriter::create(options.save_kl_base, uint32_t(chunking.n_ctx),
                                                         int32_t(n_vocab),
-                                                        chunking.tokens.first(size_t(chunking.n_chunk * chunking.n_ctx))));
+                                                        chunking.tokens.first(size_t(chunking.n_chunk * chunking.n_ctx)),
+                                                        options.save_policy));
   }
 
   const int64_t row_values = kl_row_values(n_vocab);
@@ -202,6 +203,8 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
     }
     if (options.progress) options.progress(c0 + n, chunking.n_chunk);
   }
+  // A signal that came during the last pass still means no base-logits file.
+  QUANT_TRY(check_cancel());
   if (writer) QUANT_TRY(writer->commit());
 
   std::vector<EvalResult> results;

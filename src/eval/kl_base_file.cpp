@@ -109,17 +109,14 @@ Status KlBaseReader::read_chunk(int64_t chunk, std::vector<uint16_t>& rows) cons
 }
 
 Result<KlBaseWriter> KlBaseWriter::create(const std::string& path, uint32_t n_ctx, int32_t n_vocab,
-                                          std::span<const int32_t> tokens) {
+                                          std::span<const int32_t> tokens, const OutputPolicy& policy) {
   if (n_ctx == 0 || tokens.size() % n_ctx != 0) {
     return Error(usage_error("base-logits file: the tokens are not whole chunks")).in_file(path);
   }
+  QUANT_TRY(check_output_path(path, policy));  // before the work, so a refusal costs nothing
   KlBaseWriter writer;
-  writer.path_ = path;
-  writer.temp_path_ = writer_temp_path(path, long(::getpid()));
-  writer.fd_ = ::open(writer.temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (writer.fd_ < 0) {
-    return Error(io_error(fmt::format("cannot create: {}", std::strerror(errno)))).in_file(writer.temp_path_);
-  }
+  writer.policy_ = policy;
+  QUANT_ASSIGN_OR_RETURN(writer.file_, AtomicFile::create(path));
   const int32_t n_chunk = int32_t(tokens.size() / n_ctx);
   QUANT_TRY(writer.write_bytes(kMagic, sizeof(kMagic)));
   QUANT_TRY(writer.write_bytes(&n_ctx, 4));
@@ -129,45 +126,18 @@ Result<KlBaseWriter> KlBaseWriter::create(const std::string& path, uint32_t n_ct
   return writer;
 }
 
-KlBaseWriter::KlBaseWriter(KlBaseWriter&& other) noexcept
-    : path_(std::move(other.path_)), temp_path_(std::move(other.temp_path_)), fd_(std::exchange(other.fd_, -1)) {}
-
-KlBaseWriter& KlBaseWriter::operator=(KlBaseWriter&& other) noexcept {
-  if (this != &other) {
-    this->~KlBaseWriter();
-    path_ = std::move(other.path_);
-    temp_path_ = std::move(other.temp_path_);
-    fd_ = std::exchange(other.fd_, -1);
-  }
-  return *this;
-}
-
-KlBaseWriter::~KlBaseWriter() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    ::unlink(temp_path_.c_str());
-    fd_ = -1;
-  }
-}
-
 Status KlBaseWriter::write_bytes(const void* data, size_t size) {
-  return write_all_fd(fd_, temp_path_, static_cast<const uint8_t*>(data), size);
+  return file_.write(std::span(static_cast<const uint8_t*>(data), size));
 }
 
 Status KlBaseWriter::write_chunk(std::span<const uint16_t> rows) { return write_bytes(rows.data(), rows.size_bytes()); }
 
 Status KlBaseWriter::commit() {
-  if (fd_ < 0) return Error(usage_error("base-logits file already committed or failed")).in_file(path_);
-  const int fd = std::exchange(fd_, -1);
-  if (::close(fd) != 0) {
-    ::unlink(temp_path_.c_str());
-    return Error(io_error(fmt::format("close failed: {}", std::strerror(errno)))).in_file(temp_path_);
+  if (file_.placed() || file_.temp_path().empty()) {
+    return Error(usage_error("base-logits file already committed or failed")).in_file(file_.final_path());
   }
-  if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
-    const int saved = errno;
-    ::unlink(temp_path_.c_str());
-    return Error(io_error(fmt::format("cannot rename into place: {}", std::strerror(saved)))).in_file(path_);
-  }
+  AtomicFile* files[] = {&file_};
+  QUANT_TRY(commit_files(files, policy_));
   return Status::success();
 }
 

@@ -1,4 +1,4 @@
-// Kernel levels (quant/kernels.h) and the trampolines through which the format table calls the kernel of the
+// Kernel levels (quant/kernel_level.h) and the trampolines through which the format table calls the kernel of the
 // active level (simd_kernels.h).
 #include <cpuid.h>
 

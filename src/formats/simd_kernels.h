@@ -2,7 +2,7 @@
 //
 // simd_avx2.cpp and simd_avx512.cpp compile the same kernel templates (simd_float_legacy.h, simd_kquants.h)
 // for their instruction sets and list them by type id; dispatch.cpp gives the table, for every type with a
-// fast kernel, a trampoline that calls the kernel of the active level (quant/kernels.h). A level's list may
+// fast kernel, a trampoline that calls the kernel of the active level (quant/kernel_level.h). A level's list may
 // only be called into when the CPU supports that level.
 #pragma once
 
@@ -10,7 +10,7 @@
 #include <span>
 
 #include "quant/formats.h"
-#include "quant/kernels.h"
+#include "quant/kernel_level.h"
 
 namespace quant::formats {
 

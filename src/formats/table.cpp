@@ -91,7 +91,7 @@ Table build_table() {
         info.validate = kernels.validate;
       }
     }
-    // Types with SIMD kernels get a trampoline that runs the kernel of the active level (quant/kernels.h).
+    // Types with SIMD kernels get a trampoline that runs the kernel of the active level (quant/kernel_level.h).
     info.quantize = formats::dispatched_quantize(meta.id, info.quantize);
     info.dequantize = formats::dispatched_dequantize(meta.id, info.dequantize);
     table.index_by_id[static_cast<uint32_t>(meta.id)] = static_cast<int>(table.formats.size());

@@ -131,10 +131,10 @@ void dequantize_tq2_0(const void* src, float* dst, int64_t n) {
     float* y = dst + b * kBlock;
     const float scale = load_f16(block + kTq2ScaleOffset);
     for (int half = 0; half < 2; ++half) {
-      for (int n = 0; n < 4; ++n) {
+      for (int shift = 0; shift < 4; ++shift) {
         for (int m = 0; m < 32; ++m) {
-          const int code = (block[32 * half + m] >> (2 * n)) & 3;
-          y[128 * half + 32 * n + m] = float(code - 1) * scale;
+          const int code = (block[32 * half + m] >> (2 * shift)) & 3;
+          y[128 * half + 32 * shift + m] = float(code - 1) * scale;
         }
       }
     }

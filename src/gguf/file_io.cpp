@@ -10,16 +10,11 @@
 
 #include <fmt/format.h>
 
+#include "core/input_files.h"
+
 namespace quant {
 
-Result<int> open_read_only(const std::string& path) {
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return io_error(fmt::format("cannot open for reading: {}", std::strerror(errno))).in_file(path);
-  return fd;
-}
+Result<int> open_read_only(const std::string& path) { return open_input_file(path); }
 
 Result<uint64_t> file_size_of(int fd, const std::string& path) {
   struct stat info {};

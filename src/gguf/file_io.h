@@ -9,7 +9,8 @@
 
 namespace quant {
 
-// Opens path read-only (never creating or modifying it).
+// Opens path read-only (never creating or modifying it); only a regular file, and never blocking
+// (core/input_files.h).
 Result<int> open_read_only(const std::string& path);
 // The size of an open file.
 Result<uint64_t> file_size_of(int fd, const std::string& path);

@@ -29,9 +29,11 @@ Result<ImatrixCollection> collect_imatrix(const std::vector<std::string>& data_f
   return collection;
 }
 
-Status write_imatrix(const std::string& path, ImatrixFormat format, const ImatrixCollection& collection) {
-  return format == ImatrixFormat::gguf ? write_imatrix_gguf(path, collection.accumulator.sums(), collection.metadata)
-                                       : write_imatrix_dat(path, collection.accumulator.sums(), collection.metadata);
+Status write_imatrix(const std::string& path, ImatrixFormat format, const ImatrixCollection& collection,
+                     const OutputPolicy& policy) {
+  return format == ImatrixFormat::gguf
+             ? write_imatrix_gguf(path, collection.accumulator.sums(), collection.metadata, policy)
+             : write_imatrix_dat(path, collection.accumulator.sums(), collection.metadata, policy);
 }
 
 Status merge_imatrix_files(ImatrixCollection& collection, const std::vector<std::string>& files, int64_t chunk_size,

@@ -2,11 +2,13 @@
 #include "quant/imatrix.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 
 #include "core/checked_math.h"
+#include "core/input_files.h"
 #include "imatrix/imatrix_gguf.h"
 
 namespace quant {
@@ -20,11 +22,11 @@ namespace {
 
 // True when the file's first four bytes are the GGUF magic (either byte order).
 bool starts_like_gguf(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return false;
+  Result<int> fd = open_input_file(path);
+  if (!fd) return false;
   char magic[4] = {};
-  const size_t n = std::fread(magic, 1, 4, f);
-  std::fclose(f);
+  const ssize_t n = ::pread(*fd, magic, 4, 0);
+  ::close(*fd);
   return n == 4 && (std::string_view(magic, 4) == "GGUF" || std::string_view(magic, 4) == "FUGG");
 }
 

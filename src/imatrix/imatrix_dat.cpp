@@ -125,7 +125,7 @@ void put_i32(std::vector<uint8_t>& out, int64_t value) {
 }  // namespace
 
 Status write_imatrix_dat(const std::string& path, const std::map<std::string, ImatrixAccumulator::Sums>& sums,
-                         const ImatrixMetadata& metadata) {
+                         const ImatrixMetadata& metadata, const OutputPolicy& policy) {
   constexpr int64_t kI32Max = INT32_MAX;
   if (metadata.chunk_size < 1) return usage_error("a .dat imatrix needs a chunk size of at least 1").in_file(path);
   if (metadata.chunk_count > kI32Max) return impossible("chunk count does not fit the .dat format's i32").in_file(path);
@@ -162,7 +162,7 @@ Status write_imatrix_dat(const std::string& path, const std::map<std::string, Im
   const std::string dataset = metadata.datasets.empty() ? std::string() : metadata.datasets.back();
   put_i32(out, int64_t(dataset.size()));
   out.insert(out.end(), dataset.begin(), dataset.end());
-  return write_file_atomically(path, out);
+  return write_file_atomically(path, out, policy);
 }
 
 }  // namespace quant

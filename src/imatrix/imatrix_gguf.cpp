@@ -129,12 +129,13 @@ Result<ImportanceMatrix> imatrix::imatrix_from_gguf(const GgufFile& file, const 
 }
 
 Status write_imatrix_gguf(const std::string& path, const std::map<std::string, ImatrixAccumulator::Sums>& sums,
-                          const ImatrixMetadata& metadata) {
+                          const ImatrixMetadata& metadata, const OutputPolicy& policy) {
   if (metadata.chunk_count < 0 || metadata.chunk_count > int64_t(UINT32_MAX) || metadata.chunk_size < 0 ||
       metadata.chunk_size > int64_t(UINT32_MAX)) {
     return impossible("chunk count or size does not fit the format's u32").in_file(path);
   }
   if (sums.empty()) return impossible("no weight received a batch of at least 16 tokens: nothing to write").in_file(path);
+  QUANT_TRY(check_output_path(path, policy));
   for (const auto& [name, s] : sums) {
     if (s.counts.empty() || s.in_sum2.empty() || s.in_sum2.size() % s.counts.size() != 0) {
       return impossible(fmt::format("{} sums for {} counts", s.in_sum2.size(), s.counts.size())).in_file(path).in_tensor(name);
@@ -165,7 +166,7 @@ Status write_imatrix_gguf(const std::string& path, const std::map<std::string, I
                                   std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(counts.data()),
                                                            counts.size() * sizeof(float))));
   }
-  return writer.commit();
+  return writer.commit(policy);
 }
 
 }  // namespace quant

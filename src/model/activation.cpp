@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "quant/half.h"
-#include "quant/kernels.h"
+#include "quant/kernel_level.h"
 
 namespace quant::model {
 

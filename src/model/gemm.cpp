@@ -5,7 +5,7 @@
 
 #include <Eigen/Core>
 
-#include "quant/kernels.h"
+#include "quant/kernel_level.h"
 
 #include "model/gemm_eigen_body.h"
 

@@ -1,5 +1,5 @@
 // Float32 matrix products for the forward pass (Eigen's GEMM), at the active kernel level: Eigen compiled for
-// AVX-512, AVX2+FMA or plain x86-64 (SSE2), chosen once like the format kernels (quant/kernels.h).
+// AVX-512, AVX2+FMA or plain x86-64 (SSE2), chosen once like the format kernels (quant/kernel_level.h).
 #pragma once
 
 #include <cstdint>

@@ -5,9 +5,11 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "plan/tensor_roles.h"
 #include "quant/plan.h"
+#include "quant/suggest.h"
 
 namespace quant {
 namespace {
@@ -125,7 +127,15 @@ Result<const FileTypeInfo*> parse_file_type(std::string_view text) {
       if (static_cast<int64_t>(info.id) == *number) return &info;
     }
   }
-  return usage_error(fmt::format("unknown quantization type '{}' (see --help for the list)", text));
+  std::vector<std::string_view> names;
+  for (const FileTypeInfo& info : kFileTypes) names.push_back(info.name);
+  const std::string suggestion = did_you_mean(text, names);
+  if (!suggestion.empty()) {
+    return usage_error(fmt::format("unknown quantization type '{}': {} (quantize --help lists every type)", text,
+                                   suggestion));
+  }
+  return usage_error(fmt::format("unknown quantization type '{}'; the types are {} (quantize --help describes each)",
+                                 text, fmt::join(names, ", ")));
 }
 
 const FileTypeInfo* find_file_type(FileType id) {

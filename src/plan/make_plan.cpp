@@ -94,15 +94,15 @@ Result<TensorPlan> choose_type(const plan_detail::MixContext& context, plan_deta
                                const PlanTensor& tensor, TypeId default_type) {
   TensorPlan plan{tensor.name, tensor.shape, tensor.type, default_type, PlanRule::pure_default, "", {}, false};
   const TensorRole role = plan_detail::role_of(tensor.name);
-  if (options.token_embedding_type && role == TensorRole::token_embedding) {
-    plan.target_type = *options.token_embedding_type;
+  if (options.types.token_embedding_type && role == TensorRole::token_embedding) {
+    plan.target_type = *options.types.token_embedding_type;
     plan.rule = PlanRule::token_embedding_type;
     plan.why = fmt::format("--token-embedding-type {}", format_of(plan.target_type).name);
     QUANT_TRY(check_explicit_type_fits(tensor, plan.target_type));
     return plan;
   }
-  if (options.output_tensor_type && role == TensorRole::output) {
-    plan.target_type = *options.output_tensor_type;
+  if (options.types.output_tensor_type && role == TensorRole::output) {
+    plan.target_type = *options.types.output_tensor_type;
     plan.rule = PlanRule::output_tensor_type;
     plan.why = fmt::format("--output-tensor-type {}", format_of(plan.target_type).name);
     QUANT_TRY(check_explicit_type_fits(tensor, plan.target_type));
@@ -123,7 +123,7 @@ Result<TensorPlan> choose_type(const plan_detail::MixContext& context, plan_deta
       break;
     }
   }
-  if (!manual && options.pure) {
+  if (!manual && options.types.pure) {
     plan.why = fmt::format("--pure: default type {}", format_of(default_type).name);
   } else if (!manual) {
     QUANT_ASSIGN_OR_RETURN(plan_detail::MixChoice choice,
@@ -180,7 +180,7 @@ Result<Plan> make_plan(const ModelParams& model, std::span<const PlanTensor> ten
     return usage_error(fmt::format("unknown file type id {}", static_cast<uint32_t>(options.file_type)));
   }
   // llama.cpp compiles every pattern up front, so a bad one fails even where patterns do not apply.
-  QUANT_ASSIGN_OR_RETURN(const std::vector<CompiledOverride> overrides, compile_overrides(options.tensor_types));
+  QUANT_ASSIGN_OR_RETURN(const std::vector<CompiledOverride> overrides, compile_overrides(options.types.tensor_types));
 
   int attn_v_count = 0;
   bool has_output = false;
@@ -194,7 +194,7 @@ Result<Plan> make_plan(const ModelParams& model, std::span<const PlanTensor> ten
       options.file_type,
       options.has_imatrix,
       !has_output,
-      options.output_tensor_type,
+      options.types.output_tensor_type,
       attn_v_count,
       model.n_head_kv == 0 ? 0 : model.n_head / model.n_head_kv,
   };
@@ -213,7 +213,7 @@ Result<Plan> make_plan(const ModelParams& model, std::span<const PlanTensor> ten
     const PlanTensor& tensor = tensors[index];
     const std::optional<std::string_view> excluded =
         options.copy_only ? std::optional<std::string_view>("COPY")
-                          : plan_detail::never_quantized_reason(tensor, options.leave_output_tensor);
+                          : plan_detail::never_quantized_reason(tensor, options.types.leave_output_tensor);
     if (excluded) {
       plan.tensors.push_back(TensorPlan{tensor.name, tensor.shape, tensor.type, tensor.type,
                                         PlanRule::not_quantized, std::string(*excluded), {}, false});
@@ -235,7 +235,7 @@ Result<Plan> make_plan(const ModelParams& model, std::span<const PlanTensor> ten
   }
   // A dry run never reads tensor data, so llama-quantize does not reach these checks then.
   if (!options.dry_run) {
-    for (const TensorPlan& entry : plan.tensors) QUANT_TRY(check_source_convertible(entry, options.allow_requantize));
+    for (const TensorPlan& entry : plan.tensors) QUANT_TRY(check_source_convertible(entry, options.types.allow_requantize));
   }
   return plan;
 }

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -10,27 +13,57 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "core/input_files.h"
 #include "quant/plan.h"
+#include "quant/suggest.h"
 
 namespace quant {
 namespace {
 
 bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 
-// C's atol: optional white space and sign, then digits; anything after them is ignored, no digits give 0.
-// Out-of-range values saturate as glibc's strtol does.
-int64_t read_like_atol(const std::string& text) {
+// An --override-kv integer: an optional sign and decimal digits, nothing else. llama-quantize reads it with atol
+// (junk ignored, no digits giving 0) and writes the absolute value as u32 (cut to 32 bits); we refuse what that
+// would silently change, so the value written is always the value typed (or its magnitude, as documented).
+std::optional<int64_t> read_whole_integer(const std::string& text) {
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return std::nullopt;
   errno = 0;
-  const long long value = std::strtoll(text.c_str(), nullptr, 10);
+  char* end = nullptr;
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end == text.c_str() || *end != '\0') return std::nullopt;
   return static_cast<int64_t>(value);
+}
+
+// An --override-kv float: the whole text a finite number that float32 holds (llama-quantize uses atof, which
+// reads "abc" as 0 and "1e99" as inf once stored in the f32 it writes).
+std::optional<double> read_whole_float(const std::string& text) {
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return std::nullopt;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !std::isfinite(value)) return std::nullopt;
+  if (std::fabs(value) > double(std::numeric_limits<float>::max())) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+namespace {
+
+// "did you mean q4_K?", or the list of ggml type names when nothing is close.
+std::string ggml_type_hint(std::string_view text) {
+  std::vector<std::string_view> names;
+  for (const FormatInfo& format : all_formats()) names.push_back(format.name);
+  const std::string suggestion = did_you_mean(text, names);
+  return suggestion.empty() ? fmt::format("ggml types are {}", fmt::join(names, ", ")) : suggestion;
 }
 
 }  // namespace
 
 Result<TypeId> parse_ggml_type_name(std::string_view text) {
   if (const FormatInfo* format = find_format(text)) return format->id;
-  return usage_error(fmt::format("invalid ggml type '{}'", text));
+  return usage_error(fmt::format("invalid ggml type '{}': {}", text, ggml_type_hint(text)));
 }
 
 Result<TensorTypeOverride> parse_tensor_type_override(std::string_view text) {
@@ -49,7 +82,8 @@ Result<TensorTypeOverride> parse_tensor_type_override(std::string_view text) {
   const std::string_view type_name = text.substr(equals + 1);
   const FormatInfo* format = find_format(type_name);
   if (!format) {
-    return usage_error(fmt::format("invalid quantization type '{}' in tensor type '{}'", type_name, text));
+    return usage_error(fmt::format("invalid quantization type '{}' in tensor type '{}': {}", type_name, text,
+                                   ggml_type_hint(type_name)));
   }
   return TensorTypeOverride{std::move(pattern), format->id};
 }
@@ -69,14 +103,9 @@ Result<std::vector<TensorTypeOverride>> parse_tensor_type_list(std::string_view 
 }
 
 Result<std::vector<TensorTypeOverride>> read_tensor_type_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Error(io_error(fmt::format("cannot open tensor type file: {}", std::strerror(errno)))).in_file(path);
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (in.bad()) return Error(io_error("cannot read tensor type file")).in_file(path);
-  auto parsed = parse_tensor_type_list(contents.str());
+  // A list of patterns is small; 64 MiB is far beyond any real one and keeps a wrong path from filling memory.
+  QUANT_ASSIGN_OR_RETURN(const std::string contents, read_input_file(path, uint64_t(64) << 20, "tensor type file"));
+  auto parsed = parse_tensor_type_list(contents);
   if (!parsed) return std::move(parsed).error().in_file(path);
   return parsed;
 }
@@ -101,11 +130,25 @@ Result<KvOverride> parse_kv_override(std::string_view text) {
   const std::string_view rest = text.substr(equals + 1);
   if (rest.starts_with("int:")) {
     result.kind = KvOverride::Kind::integer;
-    result.int_value = read_like_atol(std::string(rest.substr(4)));
+    const std::optional<int64_t> value = read_whole_integer(std::string(rest.substr(4)));
+    if (!value) {
+      return usage_error(fmt::format("KV override '{}': '{}' is not a whole number", text, rest.substr(4)));
+    }
+    result.int_value = *value;
+    const uint64_t magnitude = *value < 0 ? uint64_t{0} - uint64_t(*value) : uint64_t(*value);
+    if (magnitude > UINT32_MAX) {
+      return usage_error(fmt::format("KV override '{}': {} does not fit the u32 an int override is written as "
+                                     "(its magnitude must be at most {})", text, *value, UINT32_MAX));
+    }
   } else if (rest.starts_with("float:")) {
     result.kind = KvOverride::Kind::floating;
-    // atof is strtod without error reporting; the CLI runs in the "C" locale, as llama-quantize sets it.
-    result.float_value = std::strtod(std::string(rest.substr(6)).c_str(), nullptr);
+    // The CLI runs in the "C" locale, as llama-quantize sets it, so the decimal point is '.'.
+    const std::optional<double> value = read_whole_float(std::string(rest.substr(6)));
+    if (!value) {
+      return usage_error(fmt::format("KV override '{}': '{}' is not a finite number float32 can hold", text,
+                                     rest.substr(6)));
+    }
+    result.float_value = *value;
   } else if (rest.starts_with("bool:")) {
     result.kind = KvOverride::Kind::boolean;
     const std::string_view value = rest.substr(5);

@@ -89,6 +89,7 @@ nlohmann::json finite_or_null(double value) {
 }  // namespace
 
 nlohmann::json to_json(const ErrorStats& stats) {
+  if (stats.count() == 0) return nullptr;
   return {{"rmse", stats.rmse()},
           {"max_abs_error", stats.max_abs_error()},
           {"sqnr_db", finite_or_null(stats.sqnr_db())},
@@ -105,7 +106,7 @@ nlohmann::json to_json(const TensorReport& t) {
                         {"bytes_out", t.bytes_out},
                         {"converted", t.converted},
                         {"reason", t.reason}};
-  out["error"] = t.converted ? to_json(t.error) : nlohmann::json(nullptr);
+  out["error"] = to_json(t.error);  // null for copies too: they have no error pass
   return out;
 }
 
@@ -150,6 +151,7 @@ nlohmann::json to_json(const ConversionReport& r) {
           {"output", r.dry_run ? nlohmann::json(nullptr) : nlohmann::json(r.output)},
           {"target", r.target},
           {"dry_run", r.dry_run},
+          {"warnings", r.warnings},
           {"tensors", tensors},
           {"totals",
            {{"input_bytes", r.input_bytes},

@@ -3,11 +3,13 @@
 // a file before it is written, and the one step that places the finished files.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "quant/atomic_file.h"
 #include "quant/error.h"
 #include "quant/gguf.h"
 
@@ -15,10 +17,6 @@ namespace quant::split_internal {
 
 // The files a model is read from: every shard of a split model, else the path it was opened from.
 std::vector<std::string> files_of(const ModelSource& model);
-
-// Whether `path` may be written: a usage error when it is one of `inputs` (or a link to one), an I/O error when
-// it is a directory, or exists and `overwrite` is off.
-Status check_output_path(const std::string& path, bool overwrite, std::span<const std::string> inputs);
 
 // A tensor as declared to a writer.
 struct DeclaredTensor {
@@ -34,9 +32,11 @@ struct DeclaredTensor {
 uint64_t gguf_file_bytes(std::span<const KeyValue> metadata, std::span<const DeclaredTensor> tensors,
                          uint64_t alignment = 32);
 
-// Places every writer's finished file, all or nothing: after an error every final path holds what it held before
-// (a replaced file is kept aside until all are placed), and the temporary files not placed go with their writers. This is the one place the
-// files of a command are committed, so the multi-file commit of quant/atomic_file.h replaces it in one edit.
-Status commit_together(std::span<GgufWriter* const> writers);
+// Finishes every writer's file, then (unless `cancel` is set by now: a signal that came while the last bytes were
+// written still means no output) places them all under `policy`, all or nothing (commit_files, quant/atomic_file.h).
+// Returns, per writer, whether it replaced an existing file. After an error every final path holds what it held
+// before and the temporary files go with their writers.
+Result<std::vector<bool>> commit_together(std::span<GgufWriter* const> writers, const OutputPolicy& policy,
+                                          const std::atomic<bool>* cancel);
 
 }  // namespace quant::split_internal

@@ -46,10 +46,8 @@ ShardReport planned_report(const PlannedFile& file, uint32_t index) {
 }
 
 Result<GgufWriter> open_writer(const PlannedFile& file, const SplitJobOptions& options) {
-  QUANT_ASSIGN_OR_RETURN(const int stale, remove_stale_temp_files(file.path));
-  (void)stale;
   WriterOptions writer_options;
-  writer_options.fsync = options.fsync;
+  writer_options.fsync = options.output.fsync;
   QUANT_ASSIGN_OR_RETURN(GgufWriter writer, GgufWriter::create(file.path, writer_options));
   for (const KeyValue& kv : file.metadata) QUANT_TRY(writer.add_metadata(kv.key, kv.value));
   for (const TensorInfo* t : file.tensors) QUANT_TRY(writer.add_tensor(t->name, t->type, t->shape));
@@ -112,10 +110,9 @@ Result<SplitJobReport> write_files(const ModelSource& source, std::vector<Planne
   for (size_t i = 0; i < files.size(); ++i) report.files.push_back(planned_report(files[i], uint32_t(i)));
   if (options.dry_run) return report;
 
-  const std::vector<std::string> inputs = split_internal::files_of(source);
-  for (const PlannedFile& file : files) {
-    QUANT_TRY(split_internal::check_output_path(file.path, options.overwrite, inputs));
-  }
+  OutputPolicy policy = options.output;
+  for (const std::string& file : split_internal::files_of(source)) policy.inputs.push_back(file);
+  for (const PlannedFile& file : files) QUANT_TRY(check_output_path(file.path, policy));
   std::vector<GgufWriter> writers;
   writers.reserve(files.size());
   std::vector<uint8_t> buffers[2];
@@ -126,9 +123,7 @@ Result<SplitJobReport> write_files(const ModelSource& source, std::vector<Planne
   }
   std::vector<GgufWriter*> all;
   for (GgufWriter& writer : writers) all.push_back(&writer);
-  // A signal that arrived while the last piece was written still means no output.
-  if (options.cancel != nullptr && options.cancel->load()) return Error(ErrorKind::interrupted, "interrupted");
-  QUANT_TRY(split_internal::commit_together(all));
+  QUANT_TRY(split_internal::commit_together(all, policy, options.cancel));
   for (size_t i = 0; i < writers.size(); ++i) {
     report.files[i].file_bytes = writers[i].bytes_written();
     report.files[i].sha256 = writers[i].sha256_hex();

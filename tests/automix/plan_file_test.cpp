@@ -54,7 +54,7 @@ TEST(TensorTypeFileText, ReproducesThePlanThroughMakePlan) {
   model.n_head_kv = 2;
   PlanOptions options;
   options.file_type = FileType::q4_K_M;
-  options.tensor_types = *overrides;
+  options.types.tensor_types = *overrides;
   auto plan = make_plan(model, tensors, options);
   ASSERT_TRUE(plan.ok()) << plan.error().message();
   for (const AutomixTensor& t : chosen) {

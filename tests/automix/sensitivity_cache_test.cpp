@@ -29,7 +29,7 @@ SensitivityTable sample_table() {
 TEST(SensitivityCache, RoundTripsEveryNumberExactly) {
   Scratch dir;
   const SensitivityTable table = sample_table();
-  ASSERT_TRUE(write_sensitivity_cache(dir / "cache.json", table).ok());
+  ASSERT_TRUE(write_sensitivity_cache(dir / "cache.json", table, OutputPolicy{}).ok());
   auto read = read_sensitivity_cache(dir / "cache.json", table.fingerprint);
   ASSERT_TRUE(read.ok()) << read.error().message();
   EXPECT_EQ(read->unit, table.unit);
@@ -45,7 +45,7 @@ TEST(SensitivityCache, RoundTripsEveryNumberExactly) {
 TEST(SensitivityCache, RefusesACacheFromOtherInputsNamingWhy) {
   Scratch dir;
   const SensitivityTable table = sample_table();
-  ASSERT_TRUE(write_sensitivity_cache(dir / "cache.json", table).ok());
+  ASSERT_TRUE(write_sensitivity_cache(dir / "cache.json", table, OutputPolicy{}).ok());
   struct Case {
     SensitivityFingerprint expected;
     const char* why;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -27,6 +28,7 @@ using nlohmann::json;
 using quant::testing::data_path;
 using quant::testing::empty_dir;
 using quant::testing::ProgramRun;
+using quant::testing::run_quantize;
 using quant::testing::run_quantize_line;
 using quant::testing::read_text;
 using quant::testing::temp_dir;
@@ -612,11 +614,16 @@ TEST(CalibrateCommand, OutputTableIsWrittenAtomically) {
 
   // A failing run leaves the previous table as it was; a successful one replaces it whole.
   const std::string previous = read_text(table);
-  const ProgramRun failed = run_quantize_line("calibrate --method minmax -o " + table + " --data " +
+  const ProgramRun failed = run_quantize_line("calibrate --method minmax --force -o " + table + " --data " +
                                               data_path("safetensors/model2vec-int8.safetensors"));
   EXPECT_EQ(failed.exit_code, 3);
   EXPECT_EQ(read_text(table), previous);
-  const ProgramRun replaced = run_quantize_line("calibrate --data " + d.files + " --method ema -o " + table);
+  // An existing table is replaced only with --force.
+  const ProgramRun kept = run_quantize_line("calibrate --data " + d.files + " --method ema -o " + table);
+  EXPECT_EQ(kept.exit_code, 1) << kept.err;
+  EXPECT_NE(kept.err.find("--force"), std::string::npos) << kept.err;
+  EXPECT_EQ(read_text(table), previous);
+  const ProgramRun replaced = run_quantize_line("calibrate --data " + d.files + " --method ema --force -o " + table);
   ASSERT_EQ(replaced.exit_code, 0) << replaced.err;
   const json now = json::parse(read_text(table));
   EXPECT_TRUE(now["tensors"][d.tensor].contains("ema"));
@@ -629,6 +636,118 @@ TEST(CalibrateCommand, OutputTableIsWrittenAtomically) {
       run_quantize_line("calibrate --data " + d.files + " --method ema -o " + dir + "/no/such/t.json");
   EXPECT_EQ(nowhere.exit_code, 1);
   EXPECT_FALSE(fs::exists(dir + "/no"));
+}
+
+// A result no quantizer can use is refused where it is computed, naming the file and the tensor, and no table is
+// written: activations so large that the scale overflows float32, a dataset with nothing in it, an array with no
+// values, a tensor whose values are all NaN or infinite. Never a JSON library exception; never exit 0 with an
+// empty or unusable table.
+TEST(CalibrateCommand, UnusableResultsAreRefusedNamingFileAndTensor) {
+  const std::string dir = empty_dir("unusable");
+  // Rows alternate between ±3e38 (every channel sees both signs): an affine grid's scale, (hi - lo) / steps in
+  // float32, overflows to inf. (A symmetric grid's amax / 127 does not: that table is usable and written.)
+  std::vector<float> huge(64 * 8);
+  for (size_t i = 0; i < huge.size(); ++i) huge[i] = ((i / 8) % 2 ? 3e38f : -3e38f) * (i % 3 == 0 ? 0.5f : 1.0f);
+  write_npy(dir + "/huge.npy", {64, 8}, huge.data(), huge.size());
+  const std::vector<float> none;
+  write_npy(dir + "/no_tokens.npy", {0, 256}, none.data(), 0);
+  write_npy(dir + "/no_batches.npy", {0, 4, 256}, none.data(), 0);
+  const std::vector<float> nans(16 * 8, std::numeric_limits<float>::quiet_NaN());
+  write_npy(dir + "/nans.npy", {16, 8}, nans.data(), nans.size());
+  // A safetensors file with no tensors: an 8-byte header length, then "{}".
+  write_text(dir + "/empty.safetensors", std::string("\x02\0\0\0\0\0\0\0{}", 10));
+  const struct {
+    std::string file;
+    std::string methods;
+    std::string tensor;  // named in the error, when there is one
+    std::string reason;
+  } cases[] = {
+      {"huge.npy", "--method minmax", "huge", "scale"},
+      {"huge.npy", "--method minmax --dtype int4", "huge", "scale"},
+      {"huge.npy", "--method ema --method minmax", "huge", "scale"},
+      {"huge.npy", "--method minmax --per-channel 1", "huge", "scale"},
+      {"huge.npy", "--method minmax --convention torch", "huge", "scale"},
+      {"no_tokens.npy", "--method minmax", "no_tokens", "nothing to calibrate"},
+      {"no_batches.npy", "--method minmax", "no_batches", "nothing to calibrate"},
+      {"nans.npy", "--method minmax", "nans", "finite"},
+      {"nans.npy", "--method entropy", "nans", "finite"},
+      {"empty.safetensors", "--method minmax", "", "no arrays"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.file + " " + c.methods);
+    const std::string table = dir + "/table.json";
+    fs::remove(table);
+    const ProgramRun run = run_quantize_line("calibrate " + c.methods + " -o " + table + " --data " + dir + "/" + c.file);
+    EXPECT_EQ(run.exit_code, 4) << run.err;
+    EXPECT_NE(run.err.find(dir + "/" + c.file + ":"), std::string::npos) << run.err;
+    if (!c.tensor.empty()) {
+      EXPECT_NE(run.err.find("tensor '" + c.tensor + "'"), std::string::npos) << run.err;
+    }
+    EXPECT_NE(run.err.find(c.reason), std::string::npos) << run.err;
+    EXPECT_EQ(run.err.find("json"), std::string::npos) << run.err;
+    EXPECT_EQ(run.err.find("exception"), std::string::npos) << run.err;
+    EXPECT_TRUE(run.out.empty());
+    EXPECT_FALSE(fs::exists(table));
+  }
+}
+
+// Every table calibrate writes reads back with --calibration; a damaged one (a null or infinite scale, a field of
+// the wrong type, a zero point off the grid) is refused with exit 3 naming the file, tensor, method and field,
+// never with a JSON library exception.
+TEST(CalibrateCommand, DamagedTablesAreRefusedInOurWordsWhenEmbedded) {
+  const Dataset d = prepare("gaussian_small");
+  const std::string dir = empty_dir("damaged_tables");
+  const std::string good = dir + "/good.json";
+  ASSERT_EQ(run_quantize_line("calibrate --data " + d.files + " --method minmax -o " + good).exit_code, 0);
+  const json table = json::parse(read_text(good));
+  const std::string model = data_path("gguf/stories260K-rows256-F32.gguf");
+  const ProgramRun embedded = run_quantize({model, "--to", "Q8_0", "--calibration", good, "-o", dir + "/ok.gguf", "-q"});
+  EXPECT_EQ(embedded.exit_code, 0) << embedded.err;
+  const std::string at = "/tensors/" + d.tensor + "/minmax";
+  const struct {
+    std::string pointer;  // a JSON pointer below `at`
+    json value;
+    std::string reason;
+  } damage[] = {
+      {"/scale", nullptr, "'scale' must be a finite number, not null"},
+      {"/scale", "0.5", "'scale' must be a finite number, not a string"},
+      {"/scale", 0.0, "scale 0 is not a positive number"},
+      {"/scale", -1.0, "is not a positive number"},
+      {"/scale", 1e39, "does not fit float32"},
+      {"/zero_point", 1000, "zero point 1000 is outside"},
+      {"/zero_point", 0.5, "'zero_point' must be an integer"},
+      {"/qmin", "low", "'qmin' must be an integer"},
+      {"/range_min", json::array(), "'range_min'"},
+      {"/observed_max", json::object(), "'observed_max' must be a finite number, not an object"},
+  };
+  for (const auto& c : damage) {
+    SCOPED_TRACE(c.pointer + " = " + c.value.dump());
+    json broken = table;
+    broken[json::json_pointer(at + c.pointer)] = c.value;
+    const std::string path = dir + "/broken.json";
+    write_text(path, broken.dump(2));
+    const ProgramRun run = run_quantize({model, "--to", "Q8_0", "--calibration", path, "-o", dir + "/out.gguf"});
+    EXPECT_EQ(run.exit_code, 3) << run.err;
+    EXPECT_NE(run.err.find(path + ":"), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find("tensor '" + d.tensor + "' method minmax"), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find(c.reason), std::string::npos) << run.err;
+    EXPECT_EQ(run.err.find("json.exception"), std::string::npos) << run.err;
+    EXPECT_FALSE(fs::exists(dir + "/out.gguf"));
+  }
+  // Settings and structure too.
+  for (const auto& [pointer, value] : std::vector<std::pair<std::string, json>>{
+           {"/settings/symmetric", "yes"}, {"/settings/per_channel_axis", "x"}, {"/settings", json::array()},
+           {"/tensors", 5}, {"/sources", "a"}}) {
+    SCOPED_TRACE(pointer);
+    json broken = table;
+    broken[json::json_pointer(pointer)] = value;
+    const std::string path = dir + "/broken.json";
+    write_text(path, broken.dump(2));
+    const ProgramRun run = run_quantize({model, "--to", "Q8_0", "--calibration", path, "-o", dir + "/out.gguf"});
+    EXPECT_EQ(run.exit_code, 3) << run.err;
+    EXPECT_EQ(run.err.find("json.exception"), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find(pointer.substr(pointer.rfind('/') + 1)), std::string::npos) << run.err;
+  }
 }
 
 // The table may never be written over a data file, named directly or through a hard link: exit 2, untouched.

@@ -1,6 +1,6 @@
 // Shared helpers of the whole-program tests (tests/cli/*_test.cpp): run the built `quantize` binary
 // (QUANTIZE_BINARY, set by tests/CMakeLists.txt) capturing its exit code, stdout and stderr; scratch folders
-// that are removed when done; whole-file text reads and writes; the sha256 of a file.
+// (test_files.h); whole-file text reads and writes; the sha256 of a file.
 //
 // The binary is started with fork/execve, never through a shell, so arguments need no quoting.
 #pragma once
@@ -21,6 +21,7 @@
 
 #include "quant/sha256.h"
 #include "test_data.h"
+#include "test_files.h"
 
 extern char** environ;
 
@@ -46,28 +47,8 @@ inline void write_text(const std::string& path, const std::string& text) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it when the object goes.
-class ScratchDir {
- public:
-  ScratchDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/quantize-cli-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+// Scratch folders are the shared test helper (test_files.h).
+using ScratchDir = TempDir;
 
 // One scratch directory for the whole test process (files several tests share), removed when the process exits.
 inline std::string temp_dir() {

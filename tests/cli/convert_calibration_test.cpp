@@ -201,6 +201,9 @@ TEST(ConvertWithCalibration, BadTablesFailBeforeAnyOutputExists) {
   wrong_version_type["version"] = "1";
   json huge_zero_point = table;
   huge_zero_point["tensors"]["blk.0.attn_q.weight"]["minmax"]["zero_point"] = int64_t(1) << 40;
+  json off_grid = huge_zero_point;  // a zero point the table's own grid does not hold
+  huge_zero_point["tensors"]["blk.0.attn_q.weight"]["minmax"]["qmin"] = -(int64_t(1) << 41);
+  huge_zero_point["tensors"]["blk.0.attn_q.weight"]["minmax"]["qmax"] = int64_t(1) << 41;
   const struct {
     std::string name, text;
     std::string message;
@@ -210,6 +213,7 @@ TEST(ConvertWithCalibration, BadTablesFailBeforeAnyOutputExists) {
       {"channels.json", short_scale.dump(), "2 scales but 1 values"},
       {"version.json", wrong_version_type.dump(), "calibration table"},
       {"zero_point.json", huge_zero_point.dump(), "does not fit the i32"},
+      {"off_grid.json", off_grid.dump(), "zero point 1099511627776 is outside [-128, 127]"},
       {"method.json", R"({"format":"quantize.calibration","version":1,"settings":{"convention":"quantize",)"
                       R"("dtype":"int8","symmetric":false,"per_channel_axis":null},"tensors":{"x":{"kmeans":{}}}})",
        "unknown calibration method 'kmeans'"},

@@ -4,6 +4,7 @@
 // the input's bytes and mtime are unchanged. Kill and pause points come from the writer's fault hook
 // (QUANT_FAULT_KILL_AFTER_BYTES / QUANT_FAULT_STOP_AFTER_BYTES, src/gguf/writer.cpp), so each is reproducible.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
@@ -65,7 +66,7 @@ bool wait_until_stopped(pid_t pid) {
 // The writer's temporary files for `output` (".<name>.tmp-*" beside it).
 std::vector<std::string> temp_files_for(const std::string& output) {
   const fs::path path(output);
-  const std::string prefix = "." + path.filename().string() + ".tmp-";
+  const std::string prefix = fmt::format(".{}.tmp-", path.filename().string());
   std::vector<std::string> found;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(path.parent_path(), ec)) {
@@ -101,9 +102,7 @@ bool can_mount(const std::string& dir, const std::string& options) {
 class Faults : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/quant-faults-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
+    dir_ = scratch_.path().string();
     input_ = dir_ + "/model.gguf";
     output_ = dir_ + "/out.gguf";
     fs::copy_file(data_path("gguf/stories260K-rows256-F32.gguf"), input_);
@@ -114,9 +113,8 @@ class Faults : public ::testing::Test {
     if (check_input_) {
       EXPECT_TRUE(FileState::of(input_) == input_state_) << "the input file changed";
     }
+    // The scratch folder goes with the fixture, after these are unmounted.
     for (const std::string& mount_point : mounts_) ::umount2(mount_point.c_str(), MNT_DETACH);
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
   }
 
   // The conversion every test runs: Q8_0 of a small real model, one thread, quiet.
@@ -139,6 +137,7 @@ class Faults : public ::testing::Test {
     return point;
   }
 
+  quant::testing::TempDir scratch_{"quant-faults"};
   std::string dir_, input_, output_;
   FileState input_state_;
   bool check_input_ = true;
@@ -376,20 +375,49 @@ TEST_F(Faults, InfInAKeptFloatTensorIsAcceptedWithAllowNonFinite) {
   EXPECT_EQ(value, std::numeric_limits<float>::infinity());
 }
 
-TEST_F(Faults, NanScaleInTheOutputIsRefusedEvenWhenNonFiniteInputIsAllowed) {
-  // --allow-non-finite lets the value in, but the output is validated as llama.cpp validates a file before
-  // loading it. ggml's q8_0 takes the block maximum with `a > b ? a : b`, so a NaN in the last of a block's 32
-  // values becomes the maximum and the stored scale is NaN: that block is invalid and nothing is published.
-  poke_float(input_, "blk.0.ffn_up.weight", 31, std::numeric_limits<float>::quiet_NaN());
-  input_state_ = FileState::of(input_);
-  const Outcome outcome = run(convert_args(output_, {"--allow-non-finite"}));
-  EXPECT_TRUE(outcome.exited);
-  EXPECT_EQ(outcome.exit_code, 4) << outcome.err;
-  EXPECT_NE(outcome.err.find("tensor 'blk.0.ffn_up.weight'"), std::string::npos) << outcome.err;
-  EXPECT_NE(outcome.err.find("row 0 (block 0): quantized q8_0 data is invalid: scale d is NaN"), std::string::npos)
-      << outcome.err;
-  EXPECT_FALSE(fs::exists(output_));
-  EXPECT_TRUE(temp_files_for(output_).empty());
+// --allow-non-finite keeps NaN/Inf only in tensors copied unchanged: a value that would go into a converted
+// tensor (quantized, or changed to another float type) is refused with exit 3 naming the tensor, row and column,
+// whatever the target type and wherever the value is. (Before, a NaN in the last of a q8_0 block's 32 values
+// became a NaN scale, and elsewhere a NaN went into the output and the report said RMSE nan.)
+TEST_F(Faults, NonFiniteValuesNeverReachAConvertedTensorEvenWhenAllowed) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const struct {
+    const char* tensor;
+    uint64_t index;  // row * 256 + column: every tensor of this model has rows of 256
+    float value;
+    const char* type;
+    const char* where;
+  } cases[] = {
+      {"blk.0.ffn_up.weight", 31, nan, "Q8_0", "row 0, column 31"},
+      {"blk.0.ffn_up.weight", 3 * 256 + 7, nan, "Q8_0", "row 3, column 7"},
+      {"blk.0.attn_q.weight", 2 * 256 + 200, inf, "Q4_K_M", "row 2, column 200"},
+      {"blk.0.ffn_down.weight", 255, -inf, "Q6_K", "row 0, column 255"},
+      {"token_embd.weight", 5 * 256 + 1, nan, "F16", "row 5, column 1"},
+      {"blk.0.attn_v.weight", 0, inf, "Q8_0,F16", "row 0, column 0"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string(c.tensor) + " " + c.where + " " + c.type);
+    fs::remove(input_);
+    fs::copy_file(data_path("gguf/stories260K-rows256-F32.gguf"), input_);
+    poke_float(input_, c.tensor, c.index, c.value);
+    input_state_ = FileState::of(input_);
+    std::vector<std::string> args = {input_, "--to", c.type, "-q", "--allow-non-finite"};
+    const bool two = std::string(c.type).find(',') != std::string::npos;
+    for (const std::string& out : two ? std::vector<std::string>{output_, output_ + ".2"} : std::vector{output_}) {
+      args.push_back("-o");
+      args.push_back(out);
+    }
+    const Outcome outcome = run(args);
+    EXPECT_TRUE(outcome.exited);
+    EXPECT_EQ(outcome.exit_code, 3) << outcome.err;
+    EXPECT_NE(outcome.err.find(std::string("tensor '") + c.tensor + "'"), std::string::npos) << outcome.err;
+    EXPECT_NE(outcome.err.find(c.where), std::string::npos) << outcome.err;
+    EXPECT_NE(outcome.err.find("converted tensor"), std::string::npos) << outcome.err;
+    EXPECT_FALSE(fs::exists(output_));
+    EXPECT_FALSE(fs::exists(output_ + ".2"));
+    EXPECT_TRUE(temp_files_for(output_).empty());
+  }
 }
 
 TEST_F(Faults, InfInAnImportanceMatrixIsRefusedNamingEntryAndIndex) {

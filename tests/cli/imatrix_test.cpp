@@ -1,5 +1,6 @@
 // Whole-program tests of `quantize imatrix`: both output formats read back through the imatrix readers with
 // the calibration reference's sums, the recorded datasets and chunks, and exit codes for bad input.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -22,7 +23,7 @@ using quant::testing::temp_dir;
 std::string batch_files() {
   std::string files;
   for (int i = 0; i < 4; ++i)
-    files += " " + data_path("safetensors/imatrix-batch" + std::to_string(i) + ".safetensors");
+    files += fmt::format(" {}", data_path("safetensors/imatrix-batch" + std::to_string(i) + ".safetensors"));
   return files;
 }
 

@@ -20,37 +20,13 @@
 #include "quant/gguf.h"
 #include "quant/sha256.h"
 #include "test_data.h"
+#include "test_files.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using quant::testing::data_path;
-
-// A fresh directory under $TMPDIR (or /tmp), removed with its files when the object goes.
-class ScratchDir {
- public:
-  ScratchDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/quantize-stream-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> files() const {
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(path_)) names.push_back(entry.path().filename().string());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
+using ScratchDir = quant::testing::TempDir;
 
 std::string file_sha256(const std::string& path) {
   const std::vector<uint8_t> bytes = quant::testing::read_bytes(path);
@@ -97,9 +73,9 @@ const std::vector<Batch>& batches() {
 quant::ConvertRequest request_for(const Batch& batch, const ScratchDir& dir, int threads, uint64_t chunk_bytes) {
   quant::ConvertRequest request;
   request.input = data_path(batch.input);
-  request.pure = batch.pure;
+  request.types.pure = batch.pure;
   request.threads = threads;
-  request.chunk_bytes = chunk_bytes;
+  request.stream.chunk_bytes = chunk_bytes;
   for (const auto& [type, reference] : batch.type_and_reference) request.targets.push_back({type, dir / (type + ".gguf")});
   return request;
 }
@@ -134,9 +110,9 @@ std::vector<StreamCase> stream_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Batches, TinyChunkTest, ::testing::ValuesIn(stream_cases()),
-                         [](const ::testing::TestParamInfo<StreamCase>& info) {
-                           return batches()[info.param.batch].name + "_threads" + std::to_string(info.param.threads) +
-                                  "_chunk" + std::to_string(info.param.chunk_bytes);
+                         [](const ::testing::TestParamInfo<StreamCase>& case_info) {
+                           return batches()[case_info.param.batch].name + "_threads" + std::to_string(case_info.param.threads) +
+                                  "_chunk" + std::to_string(case_info.param.chunk_bytes);
                          });
 
 // Limits the size of files this process may write, for the lifetime of the object (writes past it fail with
@@ -195,7 +171,7 @@ TEST(StreamErrors, FailedWriteNamesTheTensorItWasWriting) {
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.error().kind(), quant::ErrorKind::io) << failed.error().message();
   EXPECT_EQ(failed.error().tensor(), victim->name) << failed.error().message();
-  EXPECT_TRUE(failing_dir.files().empty()) << "left behind: " << failing_dir.files().front();
+  EXPECT_TRUE(failing_dir.entries().empty()) << "left behind: " << failing_dir.entries().front();
 }
 
 // An interrupt between chunks, with reads ahead and writes behind still queued: an `interrupted` error, and
@@ -206,14 +182,14 @@ TEST(StreamErrors, InterruptWithQueuedWorkLeavesNothing) {
     auto request = request_for(batches()[0], dir, 2, 1);
     std::atomic<bool> cancel{false};
     int chunks = 0;
-    request.progress = [&](uint64_t, uint64_t, const std::string&) {
+    request.stream.progress = [&](uint64_t, uint64_t, const std::string&) {
       if (++chunks == stop_after_chunks) cancel = true;
     };
-    request.cancel = &cancel;
+    request.stream.cancel = &cancel;
     const auto result = quant::convert(request);
     ASSERT_FALSE(result.ok()) << "not interrupted after " << stop_after_chunks << " chunks";
     EXPECT_EQ(result.error().kind(), quant::ErrorKind::interrupted) << result.error().message();
-    EXPECT_TRUE(dir.files().empty()) << "left behind: " << dir.files().front();
+    EXPECT_TRUE(dir.entries().empty()) << "left behind: " << dir.entries().front();
   }
 }
 

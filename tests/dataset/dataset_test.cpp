@@ -13,12 +13,14 @@
 
 #include "quant/half.h"
 #include "test_data.h"
+#include "test_files.h"
 
 namespace quant {
 namespace {
 
 using testing::data_path;
 using testing::read_bytes;
+using testing::TempFile;
 
 // The closed formula the generator script used for every .npy/.npz value.
 float formula(int64_t b, int64_t t, int64_t f) { return float(((b * 7 + t * 3 + f) % 23 - 11) * 0.125); }
@@ -193,21 +195,6 @@ std::vector<uint8_t> npy(const std::string& dict, size_t data_bytes, uint8_t maj
   out.resize(out.size() + data_bytes, 0);
   return out;
 }
-
-class TempFile {
- public:
-  TempFile(const std::string& name, const std::vector<uint8_t>& bytes) {
-    const auto dir = std::filesystem::temp_directory_path() / ("dataset_test_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    path_ = (dir / name).string();
-    std::ofstream(path_, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-  }
-  ~TempFile() { std::filesystem::remove(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 struct DamageCase {
   const char* what;

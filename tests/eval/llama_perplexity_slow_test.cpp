@@ -76,7 +76,7 @@ TEST_F(LlamaPerplexityComparison, CodeEvalContext256) {
     if (*ref.imatrix) {
       // llama-quantize recorded the imatrix by its bare name; convert from its folder to write the same bytes.
       std::filesystem::current_path(data_path("imatrix"));
-      request.imatrix_path = ref.imatrix;
+      request.imatrix.path = ref.imatrix;
     }
     auto reports = convert(request);
     std::filesystem::current_path(previous);

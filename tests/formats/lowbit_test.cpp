@@ -180,7 +180,7 @@ TEST_P(LowBit, ImportanceWeightsDoNotChangeTheBytes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, LowBit, ::testing::Values(TypeId::q1_0, TypeId::q2_0),
-                         [](const auto& info) { return std::string(format_of(info.param).name); });
+                         [](const auto& case_info) { return std::string(format_of(case_info.param).name); });
 
 TEST(LowBitFormats, BitsPerWeight) {
   EXPECT_DOUBLE_EQ(format_of(TypeId::q1_0).bits_per_weight(), 1.125);

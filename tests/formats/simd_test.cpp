@@ -14,7 +14,7 @@
 #include "formats/simd_kernels.h"
 #include "quant/formats.h"
 #include "quant/half.h"
-#include "quant/kernels.h"
+#include "quant/kernel_level.h"
 #include "test_data.h"
 
 namespace quant {

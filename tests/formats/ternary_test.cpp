@@ -129,7 +129,7 @@ TEST_P(Ternary, ImportanceWeightsAreIgnored) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, Ternary, ::testing::Values(TypeId::tq1_0, TypeId::tq2_0),
-                         [](const auto& info) { return std::string(format_of(info.param).name); });
+                         [](const auto& case_info) { return std::string(format_of(case_info.param).name); });
 
 // A trit pattern over one block: value i is trit(i) - 1 times the scale.
 int trit(size_t i) { return int((i * 5 + i / 7) % 3); }

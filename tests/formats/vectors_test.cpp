@@ -1,12 +1,12 @@
 // Walks every entry of ggml's reference vectors (tests/data/ggml-vectors/MANIFEST.tsv): our quantized bytes
 // must hash to ggml's, and our dequantization of them must hash to ggml's floats, at every kernel level this CPU
-// supports (quant/kernels.h).
+// supports (quant/kernel_level.h).
 #include <gtest/gtest.h>
 
 #include <map>
 
 #include "quant/formats.h"
-#include "quant/kernels.h"
+#include "quant/kernel_level.h"
 #include "quant/sha256.h"
 #include "test_data.h"
 

@@ -14,11 +14,13 @@
 
 #include "quant/gguf.h"
 #include "test_data.h"
+#include "test_files.h"
 
 namespace quant {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::TempFile;
 
 // Little-endian GGUF bytes, built piece by piece; at() is the offset the next piece will have.
 class Bytes {
@@ -52,26 +54,6 @@ class Bytes {
     return *this;
   }
   std::vector<uint8_t> bytes_;
-};
-
-class TempFile {
- public:
-  TempFile() {
-    std::string pattern = (fs::temp_directory_path() / "quant-gguf-malformed-XXXXXX").string();
-    const int fd = ::mkstemp(pattern.data());
-    if (fd < 0) throw std::runtime_error("mkstemp failed");
-    ::close(fd);
-    path_ = pattern;
-  }
-  ~TempFile() { ::unlink(path_.c_str()); }
-  const std::string& path() const { return path_; }
-  void write(const std::vector<uint8_t>& bytes) const {
-    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-  }
-
- private:
-  std::string path_;
 };
 
 struct Case {

@@ -15,9 +15,10 @@
 #include <vector>
 
 #include "quant/gguf.h"
-#include "quant/kernels.h"
+#include "quant/kernel_level.h"
 #include "quant/sha256.h"
 #include "test_data.h"
+#include "test_files.h"
 
 namespace quant {
 namespace {
@@ -25,30 +26,14 @@ namespace {
 namespace fs = std::filesystem;
 using testing::data_path;
 using testing::read_bytes;
+using testing::TempDir;
 
-// A fresh directory under the system temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "quant-gguf-writer-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(path_)) names.push_back(entry.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
+// Tests that write one path again and again replace it.
+OutputPolicy replacing() {
+  OutputPolicy policy;
+  policy.overwrite = true;
+  return policy;
+}
 
 // Copies `input` through the writer unchanged, streaming each tensor in chunks of `chunk` bytes; the writer's
 // digest of what it wrote goes to *digest when given.
@@ -69,7 +54,7 @@ Status copy_gguf(const GgufFile& input, const std::string& output, size_t chunk,
       done += n;
     }
   }
-  QUANT_TRY(writer.commit());
+  QUANT_TRY(writer.commit(replacing()));
   if (digest != nullptr) *digest = writer.sha256_hex();
   return Status::success();
 }
@@ -302,7 +287,14 @@ TEST(GgufWriter, DestructionWithoutCommitLeavesNothingAndCommitReplacesAtomicall
   ASSERT_TRUE(writer.write_tensor("a", std::vector<uint8_t>(16, 7)));
   ASSERT_TRUE(writer.write_tensor("b", std::vector<uint8_t>(8, 9)));
   GgufWriter moved = std::move(writer);  // moving keeps the one temporary file
-  ASSERT_TRUE(moved.commit());
+  ASSERT_TRUE(moved.finish());
+  // Without overwrite an existing output is never replaced.
+  AtomicFile* files[] = {&moved.file()};
+  ASSERT_FALSE(commit_files(files, {}));
+  EXPECT_EQ(read_bytes(output).size(), std::string("previous contents").size());
+  EXPECT_TRUE(moved.sha256_hex().empty());
+  ASSERT_TRUE(commit_files(files, replacing()));
+  EXPECT_EQ(moved.sha256_hex(), digest_of_file(output));
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"out.gguf"});
   Result<GgufFile> file = GgufFile::open(output);
   ASSERT_TRUE(file) << file.error().message();
@@ -337,10 +329,13 @@ TEST(GgufWriter, KilledWriterLeavesOnlyATemporaryFileThatCleanupRemoves) {
   const std::string stale = ".model.gguf.tmp-" + std::to_string(child);
   EXPECT_EQ(dir.entries(), std::vector<std::string>{stale});
 
-  // A live writer's file (ours), an unrelated file and a look-alike without a pid are left alone.
-  GgufWriter live = begun_writer(output);
+  // The next writer of that output removes it; a live writer's file (ours), an unrelated file and a
+  // look-alike without a pid are left alone.
   { std::ofstream(dir.file(".model.gguf.tmp-abc")) << "x"; }
   { std::ofstream(dir.file(".other.gguf.tmp-" + std::to_string(child))) << "x"; }
+  GgufWriter live = begun_writer(output);
+  EXPECT_FALSE(fs::exists(dir.file(stale)));
+  { std::ofstream(dir.file(stale)) << "x"; }
   Result<int> removed = remove_stale_temp_files(output);
   ASSERT_TRUE(removed) << removed.error().message();
   EXPECT_EQ(*removed, 1);
@@ -375,7 +370,7 @@ TEST(GgufWriterDigest, EqualsTheDigestOfTheFileOnDiskAtEveryKernelLevel) {
       ASSERT_TRUE(writer);
       ASSERT_TRUE(writer->add_metadata("general.name", Value::string("no tensors")));
       ASSERT_TRUE(writer->begin());
-      ASSERT_TRUE(writer->commit());
+      ASSERT_TRUE(writer->commit(replacing()));
       EXPECT_EQ(writer->sha256_hex(), digest_of_file(output));
       EXPECT_EQ(writer->bytes_written(), fs::file_size(output));
     }
@@ -393,12 +388,63 @@ TEST(GgufWriterDigest, EqualsTheDigestOfTheFileOnDiskAtEveryKernelLevel) {
       ASSERT_TRUE(writer->write_tensor("b", std::vector<uint8_t>(68, 2)));
       EXPECT_EQ(writer->sha256_hex(), "");  // not before commit
       GgufWriter moved = std::move(*writer);  // the digest so far moves with the writer
-      ASSERT_TRUE(moved.commit());
+      ASSERT_TRUE(moved.commit(replacing()));
       EXPECT_EQ(moved.sha256_hex(), digest_of_file(output));
       EXPECT_EQ(moved.bytes_written(), fs::file_size(output));
     }
   }
   ASSERT_TRUE(set_kernel_level(active));
+}
+
+// gguf_file_size() predicts the size of what the writer writes (a dry run's output size): real files with many
+// tensors and long vocabularies, a file without tensors, a non-default alignment, and one set in the metadata.
+TEST(GgufFileSize, EqualsTheSizeOfEveryWrittenFile) {
+  TempDir dir;
+  for (const char* path : {"gguf/stories260K.gguf", "gguf/mnist-fc-f32.gguf", "gguf/vocab/ggml-vocab-llama-spm.gguf",
+                           "gguf/stories260K-v1.gguf"}) {
+    SCOPED_TRACE(path);
+    Result<GgufFile> input = GgufFile::open(data_path(path));
+    ASSERT_TRUE(input) << input.error().message();
+    const std::string output = dir.file("copy.gguf");
+    ASSERT_TRUE(copy_gguf(*input, output, 1 << 16));
+    Result<uint64_t> predicted = gguf_file_size(input->metadata(), input->tensors(), input->alignment());
+    ASSERT_TRUE(predicted) << predicted.error().message();
+    EXPECT_EQ(*predicted, fs::file_size(output));
+  }
+  for (const uint64_t alignment : {uint64_t(32), uint64_t(64), uint64_t(4096)}) {
+    for (const bool in_metadata : {false, true}) {
+      SCOPED_TRACE(std::to_string(alignment) + (in_metadata ? " in metadata" : ""));
+      const std::string output = dir.file("aligned.gguf");
+      WriterOptions options;
+      options.alignment = in_metadata ? 32 : alignment;
+      Result<GgufWriter> writer = GgufWriter::create(output, options);
+      ASSERT_TRUE(writer);
+      std::vector<KeyValue> metadata = {{"general.name", Value::string("sizes")}};
+      if (in_metadata) metadata.push_back({"general.alignment", Value::u32(uint32_t(alignment))});
+      for (const KeyValue& kv : metadata) ASSERT_TRUE(writer->add_metadata(kv.key, kv.value));
+      std::vector<TensorInfo> tensors(2);
+      tensors[0].name = "a";
+      tensors[0].type = TypeId::f32;
+      tensors[0].shape = {3};
+      tensors[1].name = "b";
+      tensors[1].type = TypeId::q8_0;
+      tensors[1].shape = {32, 2};
+      for (const TensorInfo& t : tensors) ASSERT_TRUE(writer->add_tensor(t.name, t.type, t.shape));
+      ASSERT_TRUE(writer->begin());
+      ASSERT_TRUE(writer->write_tensor("a", std::vector<uint8_t>(12, 1)));
+      ASSERT_TRUE(writer->write_tensor("b", std::vector<uint8_t>(68, 2)));
+      ASSERT_TRUE(writer->commit(replacing()));
+      Result<uint64_t> predicted = gguf_file_size(metadata, tensors, options.alignment);
+      ASSERT_TRUE(predicted) << predicted.error().message();
+      EXPECT_EQ(*predicted, fs::file_size(output));
+      EXPECT_EQ(*predicted, writer->bytes_written());
+    }
+  }
+  std::vector<TensorInfo> misfit(1);
+  misfit[0].name = "w";
+  misfit[0].type = TypeId::q4_0;
+  misfit[0].shape = {31, 2};
+  EXPECT_FALSE(gguf_file_size({}, misfit, 32));
 }
 
 TEST(GgufWriterDigest, NotOfferedBeforeCommitAfterAFailureOrWhenOff) {

@@ -16,6 +16,7 @@
 #include "quant/dataset.h"
 #include "quant/gguf.h"
 #include "test_data.h"
+#include "test_files.h"
 
 namespace quant {
 namespace {
@@ -23,10 +24,10 @@ namespace {
 using testing::data_path;
 using testing::read_bytes;
 
+// A scratch path for this test process (the folder goes when the process ends).
 std::string temp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("imatrix_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  static const testing::TempDir dir("quant-imatrix-test");
+  return dir / name;
 }
 
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
@@ -309,7 +310,9 @@ std::string make_gguf(const std::string& file_name, const std::vector<GgufTensor
       EXPECT_TRUE(writer->write_tensor(t.name, zeros));
     }
   }
-  EXPECT_TRUE(writer->commit());
+  OutputPolicy replace;
+  replace.overwrite = true;  // every case writes the same scratch file
+  EXPECT_TRUE(writer->commit(replace));
   return path;
 }
 

@@ -85,8 +85,8 @@ TEST_P(LlamaImatrixReference, SameEntriesCountsAndMeanSquares) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Runs, LlamaImatrixReference, ::testing::ValuesIn(kRuns),
-                         [](const ::testing::TestParamInfo<ReferenceRun>& info) {
-                           std::string name = info.param.reference;
+                         [](const ::testing::TestParamInfo<ReferenceRun>& run_info) {
+                           std::string name = run_info.param.reference;
                            for (char& c : name) {
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            }

@@ -49,6 +49,27 @@ TEST(FileTypes, CopyCopiesAndUnknownNamesAreUsageErrors) {
   }
 }
 
+// An unknown name says what to type instead: the near miss, or else every name.
+TEST(FileTypes, UnknownNamesSuggestTheNearestOrListThemAll) {
+  const struct {
+    const char* typed;
+    const char* suggested;
+  } near[] = {{"q4km", "did you mean Q4_K_M?"}, {"Q4-K-M", "did you mean Q4_K_M?"}, {"iq2xs", "did you mean IQ2_XS?"},
+              {"Q8_O", "did you mean Q8_0?"}, {"q6k", "did you mean Q6_K?"}, {"bf61", "did you mean BF16?"}};
+  for (const auto& c : near) {
+    auto parsed = parse_file_type(c.typed);
+    ASSERT_FALSE(parsed.ok()) << c.typed;
+    EXPECT_NE(parsed.error().reason().find(c.suggested), std::string::npos) << parsed.error().reason();
+    EXPECT_NE(parsed.error().reason().find(std::string("'") + c.typed + "'"), std::string::npos);
+  }
+  auto far = parse_file_type("banana");
+  ASSERT_FALSE(far.ok());
+  EXPECT_EQ(far.error().reason().find("did you mean"), std::string::npos) << far.error().reason();
+  for (const FileTypeInfo& info : all_file_types()) {
+    EXPECT_NE(far.error().reason().find(std::string(info.name)), std::string::npos) << info.name;
+  }
+}
+
 TEST(FileTypes, EveryEntryHasADescriptionAndACanonicalEntry) {
   size_t count = 0;
   for (const FileTypeInfo& info : all_file_types()) {

@@ -104,7 +104,7 @@ TEST(MakePlan, ShapeFallbacksFollowTheTable) {
   std::vector<PlanTensor> tensors = {{"blk.0.attn_q.weight", {64, 64}, TypeId::f32},
                                      {"blk.0.ffn_down.weight", {172, 64}, TypeId::f32}};
   PlanOptions options = options_for(FileType::q4_K_S);
-  options.pure = true;
+  options.types.pure = true;
   auto plan = make_plan(llama_params(1), tensors, options);
   ASSERT_TRUE(plan.ok()) << plan.error().message();
   EXPECT_EQ(type_of(*plan, "blk.0.attn_q.weight"), "q5_0");
@@ -119,7 +119,7 @@ TEST(MakePlan, ShapeFallbacksFollowTheTable) {
   };
   for (const auto& [file_type, expected] : cases) {
     PlanOptions pure = options_for(file_type);
-    pure.pure = true;
+    pure.types.pure = true;
     std::vector<PlanTensor> rows_of_96 = {{"blk.0.attn_q.weight", {96, 64}, TypeId::f32}};
     auto result = make_plan(llama_params(1), rows_of_96, pure);
     ASSERT_TRUE(result.ok()) << result.error().message();
@@ -163,11 +163,11 @@ TEST(MakePlan, TiedEmbeddingsFollowTheOutputRules) {
   EXPECT_EQ(type_of(*plan, "token_embd.weight"), "q6_K");
   // --output-tensor-type reaches a tied token_embd through the mix rules, so not under --pure.
   PlanOptions options = options_for(FileType::q4_K_M);
-  options.output_tensor_type = TypeId::q8_0;
+  options.types.output_tensor_type = TypeId::q8_0;
   auto with_type = make_plan(llama_params(1), llama_tensors(1, 256, 512, true), options);
   ASSERT_TRUE(with_type.ok());
   EXPECT_EQ(type_of(*with_type, "token_embd.weight"), "q8_0");
-  options.pure = true;
+  options.types.pure = true;
   auto pure = make_plan(llama_params(1), llama_tensors(1, 256, 512, true), options);
   ASSERT_TRUE(pure.ok());
   EXPECT_EQ(type_of(*pure, "token_embd.weight"), "q4_K");
@@ -175,9 +175,9 @@ TEST(MakePlan, TiedEmbeddingsFollowTheOutputRules) {
 
 TEST(MakePlan, ExplicitTypesComeFirstAndSkipTheFallback) {
   PlanOptions options = options_for(FileType::q4_K_M);
-  options.token_embedding_type = TypeId::q8_0;
-  options.output_tensor_type = TypeId::f16;
-  options.tensor_types = {{"token_embd", TypeId::q4_0}, {"output", TypeId::q4_0}, {"attn_q", TypeId::q5_0}};
+  options.types.token_embedding_type = TypeId::q8_0;
+  options.types.output_tensor_type = TypeId::f16;
+  options.types.tensor_types = {{"token_embd", TypeId::q4_0}, {"output", TypeId::q4_0}, {"attn_q", TypeId::q5_0}};
   auto plan = make_plan(llama_params(1), llama_tensors(1, 256, 512), options);
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(type_of(*plan, "token_embd.weight"), "q8_0");
@@ -193,7 +193,7 @@ TEST(MakePlan, ExplicitTypesComeFirstAndSkipTheFallback) {
   EXPECT_EQ(type_of(*f16, "blk.0.attn_q.weight"), "f16");
   // Taken as given: a type whose block does not divide the rows is refused rather than replaced.
   PlanOptions narrow = options_for(FileType::q8_0);
-  narrow.output_tensor_type = TypeId::q4_K;
+  narrow.types.output_tensor_type = TypeId::q4_K;
   auto refused = make_plan(llama_params(1), llama_tensors(1, 64, 128), narrow);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().kind(), ErrorKind::impossible);
@@ -202,7 +202,7 @@ TEST(MakePlan, ExplicitTypesComeFirstAndSkipTheFallback) {
 
 TEST(MakePlan, FirstMatchingPatternWinsAndTheFallbackStillApplies) {
   PlanOptions options = options_for(FileType::q8_0);
-  options.tensor_types = {{"blk\\.0\\.", TypeId::q4_K}, {"attn", TypeId::q6_K}};
+  options.types.tensor_types = {{"blk\\.0\\.", TypeId::q4_K}, {"attn", TypeId::q6_K}};
   auto plan = make_plan(llama_params(2), llama_tensors(2, 64, 128), options);
   ASSERT_TRUE(plan.ok()) << plan.error().message();
   EXPECT_EQ(type_of(*plan, "blk.0.attn_q.weight"), "q5_0");  // q4_K first, then rows of 64 fall back
@@ -218,7 +218,7 @@ TEST(MakePlan, PatternsDoNotAdvanceTheMixCounters) {
   EXPECT_EQ(type_of(*plain, "blk.0.attn_v.weight"), "q5_K");
   EXPECT_EQ(type_of(*plain, "blk.1.attn_v.weight"), "q5_K");
   EXPECT_EQ(type_of(*plain, "blk.2.attn_v.weight"), "q4_K");
-  options.tensor_types = {{"blk\\.0\\.attn_v", TypeId::q8_0}};
+  options.types.tensor_types = {{"blk\\.0\\.attn_v", TypeId::q8_0}};
   auto plan = make_plan(llama_params(4), llama_tensors(4, 256, 512), options);
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(type_of(*plan, "blk.0.attn_v.weight"), "q8_0");
@@ -229,7 +229,7 @@ TEST(MakePlan, PatternsDoNotAdvanceTheMixCounters) {
 
 TEST(MakePlan, PureUsesTheDefaultTypeEverywhere) {
   PlanOptions options = options_for(FileType::q4_K_M);
-  options.pure = true;
+  options.types.pure = true;
   auto plan = make_plan(llama_params(8), llama_tensors(8, 256, 512), options);
   ASSERT_TRUE(plan.ok());
   for (const TensorPlan& tensor : plan->tensors) {
@@ -326,7 +326,7 @@ TEST(MakePlan, RequantizingIsRefusedUnlessAllowed) {
   EXPECT_EQ(plan.error().tensor(), "output.weight");
 
   PlanOptions allowed = options_for(FileType::q4_K_M);
-  allowed.allow_requantize = true;
+  allowed.types.allow_requantize = true;
   EXPECT_TRUE(make_plan(llama_params(1), tensors, allowed).ok());
   // Tensors already in their target type are copied, so Q8_0 from Q8_0 needs no permission.
   EXPECT_TRUE(make_plan(llama_params(1), tensors, options_for(FileType::q8_0)).ok());
@@ -341,7 +341,7 @@ TEST(MakePlan, IntegerInputsCannotBeConverted) {
 
 TEST(MakePlan, LeaveOutputTensorKeepsIt) {
   PlanOptions options = options_for(FileType::q4_K_M);
-  options.leave_output_tensor = true;
+  options.types.leave_output_tensor = true;
   auto plan = make_plan(llama_params(1), llama_tensors(1, 256, 512), options);
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(type_of(*plan, "output.weight"), "f32");
@@ -399,7 +399,7 @@ TEST(MakePlan, MalformedInputsAreRejected) {
   std::vector<PlanTensor> no_shape = {{"a.weight", {}, TypeId::f32}};
   EXPECT_EQ(make_plan(llama_params(1), no_shape, options_for(FileType::q8_0)).error().kind(), ErrorKind::invalid_input);
   PlanOptions bad_regex = options_for(FileType::q8_0);
-  bad_regex.tensor_types = {{"attn_(", TypeId::q4_0}};
+  bad_regex.types.tensor_types = {{"attn_(", TypeId::q4_0}};
   EXPECT_EQ(make_plan(llama_params(1), llama_tensors(1, 256, 512), bad_regex).error().kind(), ErrorKind::usage);
 }
 

@@ -62,18 +62,38 @@ TEST(GgmlTypeName, AcceptsEveryGgmlNameInAnyCase) {
   EXPECT_EQ(*parse_ggml_type_name("iq4_nl"), TypeId::iq4_nl);
   EXPECT_EQ(*parse_ggml_type_name("BF16"), TypeId::bf16);
   EXPECT_EQ(parse_ggml_type_name("q4_k_m").error().kind(), ErrorKind::usage);
+  // A near miss is named; anything else gets the list.
+  EXPECT_NE(parse_ggml_type_name("q4k").error().reason().find("did you mean q4_K?"), std::string::npos);
+  EXPECT_NE(parse_ggml_type_name("zz").error().reason().find("iq4_nl"), std::string::npos);
 }
 
-TEST(KvOverride, IntegersAreReadLikeAtolAndWrittenAsAbsoluteU32) {
+TEST(KvOverride, IntegersAreWrittenAsAbsoluteU32AndWhatWouldChangeIsRefused) {
   auto parsed = parse_kv_override("llama.block_count=int:-7");
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->key, "llama.block_count");
   EXPECT_EQ(parsed->kind, KvOverride::Kind::integer);
   EXPECT_EQ(parsed->int_value, -7);
   EXPECT_EQ(parsed->written_u32(), 7u);
-  EXPECT_EQ(parse_kv_override("k=int:12abc")->int_value, 12);
-  EXPECT_EQ(parse_kv_override("k=int:abc")->int_value, 0);
-  EXPECT_EQ(parse_kv_override("k=int:4294967298")->written_u32(), 2u);  // truncated to 32 bits
+  EXPECT_EQ(parse_kv_override("k=int:+4294967295")->written_u32(), 4294967295u);
+  EXPECT_EQ(parse_kv_override("k=int:-4294967295")->written_u32(), 4294967295u);
+  // llama-quantize's atol would write 12, 0, 0, 1215752191 and 2 here without a word: refused instead.
+  for (const char* bad : {"k=int:12abc", "k=int:abc", "k=int:", "k=int: 5", "k=int:99999999999", "k=int:4294967296",
+                          "k=int:-4294967296", "k=int:99999999999999999999999", "k=int:1.5"}) {
+    auto refused = parse_kv_override(bad);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.error().kind(), ErrorKind::usage) << bad;
+    EXPECT_NE(refused.error().reason().find(bad), std::string::npos) << refused.error().reason();
+  }
+}
+
+TEST(KvOverride, FloatsMustBeFiniteNumbersFloat32Holds) {
+  EXPECT_EQ(parse_kv_override("k=float:-2.5e3")->written_f32(), -2500.0f);
+  for (const char* bad : {"k=float:abc", "k=float:", "k=float:1.5x", "k=float:1e39", "k=float:-1e39", "k=float:inf",
+                          "k=float:nan", "k=float:1e999"}) {
+    auto refused = parse_kv_override(bad);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.error().kind(), ErrorKind::usage) << bad;
+  }
 }
 
 TEST(KvOverride, FloatsBoolsAndStrings) {

@@ -106,12 +106,12 @@ TEST_P(ReferenceOutputTest, PlanMatchesTheFileLlamaQuantizeWrote) {
   ASSERT_TRUE(file_type.ok());
   PlanOptions options;
   options.file_type = (*file_type)->id;
-  options.pure = run.pure;
+  options.types.pure = run.pure;
   options.has_imatrix = run.imatrix;
   for (const std::string& entry : run.tensor_types) {
     auto parsed = parse_tensor_type_override(entry);
     ASSERT_TRUE(parsed.ok()) << parsed.error().message();
-    options.tensor_types.push_back(*parsed);
+    options.types.tensor_types.push_back(*parsed);
   }
   auto plan = make_plan(params_of(run.input), input, options);
   ASSERT_TRUE(plan.ok()) << plan.error().message();
@@ -127,8 +127,8 @@ TEST_P(ReferenceOutputTest, PlanMatchesTheFileLlamaQuantizeWrote) {
 }
 
 INSTANTIATE_TEST_SUITE_P(LlamaQuantize, ReferenceOutputTest, ::testing::ValuesIn(runs()),
-                         [](const ::testing::TestParamInfo<ReferenceRun>& info) {
-                           std::string name = info.param.output.substr(0, info.param.output.size() - 5);
+                         [](const ::testing::TestParamInfo<ReferenceRun>& case_info) {
+                           std::string name = case_info.param.output.substr(0, case_info.param.output.size() - 5);
                            for (char& c : name) {
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            }

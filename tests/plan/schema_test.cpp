@@ -126,8 +126,8 @@ TEST_P(SnapshotTest, EveryFileTypeMatchesTheGoldenList) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, SnapshotTest, ::testing::ValuesIn(snapshot_cases()),
-                         [](const ::testing::TestParamInfo<SnapshotCase>& info) {
-                           std::string name = info.param.file.substr(0, info.param.file.find(".schema"));
+                         [](const ::testing::TestParamInfo<SnapshotCase>& case_info) {
+                           std::string name = case_info.param.file.substr(0, case_info.param.file.find(".schema"));
                            for (char& c : name) {
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            }

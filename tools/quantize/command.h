@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "quant/atomic_file.h"
 #include "quant/error.h"
 
 namespace quant::cli {
@@ -29,9 +30,20 @@ int exit_code(ErrorKind kind);
 // Prints "quantize: error: <message>" on stderr and returns the matching exit code.
 int fail(const Error& error);
 
-// A usage error when `output` is one of `inputs` (the same file, or a symlink or hard link to it): a command
-// never writes over what it reads.
-Status refuse_output_over_inputs(const std::string& output, const std::vector<std::string>& inputs);
+// Prints one "quantize: error:" line saying what in the command line CLI11 could not parse (an unknown or
+// misspelled option with the nearest real one, a value of the wrong kind, an unexpected argument); returns 2.
+int report_parse_error(const CLI::App& app, const CLI::ParseError& error, int argc, char** argv);
+// Before parsing: what CLI11 would silently misread is refused the same way: a long option written with one dash
+// ("-to", "-force": short options with a value) and "--name=" with nothing after the '=' (CLI11 takes the next
+// argument as the value). Returns 0 when there is none, else 2 after printing the error.
+int refuse_misread_options(const CLI::App& app, int argc, char** argv);
+
+// How every command commits what it writes (quant/atomic_file.h): an existing output is replaced only with
+// --force and only when it is a regular file, never one of `inputs`; replaced files are freed in the background.
+OutputPolicy output_policy(bool force, std::vector<std::string> inputs);
+
+// A usage error when a path option was given an empty value (`-o ""`), which would otherwise read as "not given".
+Status check_path_given(const CLI::Option* option, const std::string& value);
 
 // Options every subcommand shares.
 struct GlobalOptions {

@@ -22,6 +22,7 @@ struct EvalArgs {
   std::string base;
   std::string kl_base;
   std::string save_kl_base;
+  bool force = false;  // --save-kl-base may replace an existing regular file
   int64_t ctx = 0;
   int64_t chunks = -1;
   int64_t pass_tokens = 4096;
@@ -79,11 +80,16 @@ int run_eval(const EvalArgs& args, const GlobalOptions& globals) {
   if (args.ctx < 0 || args.chunks < -1 || args.threads < 0 || args.pass_tokens < 1) {
     return fail(usage_error("--ctx, --chunks, --threads and --pass-tokens take positive numbers"));
   }
+  // --save-kl-base follows the rules of every output (quant/atomic_file.h): checked now, before hours of work,
+  // and again when it is placed.
+  OutputPolicy save_policy;
+  save_policy.overwrite = args.force;
+  save_policy.release_in_background = true;
+  for (const std::string* input : {&args.model, &args.text, &args.base, &args.kl_base}) {
+    if (!input->empty()) save_policy.inputs.push_back(*input);
+  }
   if (!args.save_kl_base.empty()) {
-    std::vector<std::string> inputs{args.model, args.text};
-    if (!args.base.empty()) inputs.push_back(args.base);
-    if (!args.kl_base.empty()) inputs.push_back(args.kl_base);
-    if (Status s = refuse_output_over_inputs(args.save_kl_base, inputs); !s) return fail(s.error());
+    if (Status allowed = check_output_path(args.save_kl_base, save_policy); !allowed) return fail(allowed.error());
   }
   auto model = open_for_eval(args.model, args.threads);
   if (!model) return fail(model.error());
@@ -110,6 +116,7 @@ int run_eval(const EvalArgs& args, const GlobalOptions& globals) {
   options.max_chunks = args.chunks;
   options.tokens_per_pass = args.pass_tokens;
   options.save_kl_base = args.save_kl_base;
+  options.save_policy = save_policy;
   options.cancel = install_interrupt_handlers();
   ProgressBar progress(globals.quiet || globals.json);
   const auto started = std::chrono::steady_clock::now();
@@ -150,6 +157,7 @@ Command add_eval_command(CLI::App& parent, GlobalOptions& globals) {
                   "scored)");
   app->add_option("--save-kl-base", args->save_kl_base,
                   "Write the base's log-probabilities (the model's without a base) in llama-perplexity's format");
+  app->add_flag("-f,--force", args->force, "Let --save-kl-base replace an existing file (a regular file only)");
   app->add_option("-c,--ctx", args->ctx, "Context (chunk) size in tokens (default 512, or the --kl-base file's)");
   app->add_option("--chunks", args->chunks, "Score at most this many chunks (default: all)");
   app->add_option("-t,--threads", args->threads, "Threads (default 0: all cores)");

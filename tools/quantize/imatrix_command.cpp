@@ -4,6 +4,7 @@
 //   --in-file F... [MODEL]                                                                     (combine files)
 // written with -o OUT [--format gguf|dat].
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <iostream>
 #include <memory>
@@ -33,6 +34,8 @@ struct ImatrixArgs {
   bool no_ppl = false;
   bool parse_special = false;
   int threads = 0;
+  bool force = false;
+  CLI::Option* output_option = nullptr;
 };
 
 // "1:02:03" / "2:03".
@@ -129,13 +132,18 @@ int run_imatrix(const ImatrixArgs& args, const GlobalOptions& globals) {
     for (uint32_t i = 0; i < shard->count; ++i) inputs.push_back(split_path(shard->prefix, i, shard->count));
   }
   if (!args.text.empty()) inputs.push_back(args.text);
-  if (Status guard = refuse_output_over_inputs(args.output, inputs); !guard) return fail(guard.error());
+  const OutputPolicy policy = output_policy(args.force, inputs);
+  if (Status given = check_path_given(args.output_option, args.output); !given) return fail(given.error());
+  // Refused before any data is read: an output that exists without --force, is not a regular file, or is an input.
+  if (Status usable = check_output_path(args.output, policy); !usable) return fail(usable.error());
 
   auto collection = collect(args, globals);
   if (!collection) return fail(collection.error());
   const ImatrixFormat format = args.format == "dat" ? ImatrixFormat::dat : ImatrixFormat::gguf;
-  const Status written = write_imatrix(args.output, format, *collection);
+  const Status written = write_imatrix(args.output, format, *collection, policy);
   if (!written) return fail(written.error());
+  spdlog::debug("wrote {}: {} batches read, {} skipped", args.output, collection->batches_read,
+                collection->batches_skipped);
 
   const ImatrixCollection& c = *collection;
   if (globals.json) {
@@ -198,7 +206,8 @@ Command add_imatrix_command(CLI::App& parent, GlobalOptions& globals) {
   app->add_option("--data", args->data,
                   "Activation files (safetensors, .npy, .npz) keyed by weight name; batches in the order given")
       ->group("Activations");
-  app->add_option("-o,--output", args->output, "Importance matrix to write")->required();
+  args->output_option = app->add_option("-o,--output", args->output, "Importance matrix to write")->required();
+  app->add_flag("-f,--force", args->force, "Replace an existing output file (only a regular file is ever replaced)");
   app->add_option("--format,--output-format", args->format, "gguf (default, llama.cpp's current format) or dat (legacy)");
   return Command{app, [args, &globals]() -> int { return run_imatrix(*args, globals); }};
 }

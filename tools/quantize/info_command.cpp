@@ -1,13 +1,16 @@
-// `quantize info FILE`: what a person needs to know about a model file: version, alignment, metadata (long
-// arrays summarised), tensors, and totals by type. With --json, the same as one JSON document (docs/info-json.md).
-// Any shard of a split model describes the whole model: its shards, the first shard's metadata, every tensor
-// with the shard that holds it, and totals over all of them.
+// `quantize info FILE...`: what a person needs to know about a model file: version, alignment, metadata (long
+// arrays summarised), tensors, and totals by type. With --json, the same as one JSON document (docs/info-json.md);
+// several files give {"files": [document, ...]}. Any shard of a split model describes the whole model: its shards,
+// the first shard's metadata, every tensor with the shard that holds it, and totals over all of them. Every file is
+// opened before anything is printed, so a file that cannot be read fails the command with nothing on stdout.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "command.h"
 #include "quant/gguf.h"
@@ -198,7 +201,7 @@ void print_text(const ModelSource& model) {
   }
 }
 
-void print_json(const ModelSource& model) {
+nlohmann::json info_json(const ModelSource& model) {
   const GgufFile& file = head_file(model);
   const auto* split = dynamic_cast<const SplitModel*>(&model);
   nlohmann::json doc;
@@ -240,32 +243,48 @@ void print_json(const ModelSource& model) {
   }
   doc["totals"] = {{"tensors", model.tensors().size()}, {"parameters", parameters}, {"bytes", bytes},
                    {"bits_per_weight", bits_per_weight(bytes, parameters)}, {"by_type", std::move(by_type)}};
-  // Metadata strings are not guaranteed UTF-8: replace invalid bytes rather than fail.
-  fmt::print("{}\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+  return doc;
 }
 
 }  // namespace
 
 Command add_info_command(CLI::App& parent, GlobalOptions& globals) {
-  auto* app = parent.add_subcommand("info", "Describe a GGUF file or split model: version, metadata, tensors, totals");
-  auto file = std::make_shared<std::string>();
-  app->add_option("FILE", *file, "GGUF file to describe (any shard of a split model describes the whole model)")
+  auto* app = parent.add_subcommand("info", "Describe GGUF files or split models: version, metadata, tensors, totals");
+  auto paths = std::make_shared<std::vector<std::string>>();
+  app->add_option("FILE", *paths, "GGUF file(s) to describe (any shard of a split model describes the whole model)")
       ->required();
-  return Command{app, [file, &globals]() -> int {
-                   if (is_checkpoint_directory(*file)) {
-                     // info describes a file's own layout (version, alignment, offsets), which a checkpoint
-                     // folder does not have; the dry run shows the GGUF it is read as.
-                     return fail(usage_error(fmt::format("'{}' is a checkpoint folder: info describes GGUF files; "
-                                                         "`quantize {} --to F16 --dry-run` lists the tensors it "
-                                                         "is read as (docs/hf.md)",
-                                                         *file, *file)));
+  return Command{app, [paths, &globals]() -> int {
+                   std::vector<std::unique_ptr<ModelSource>> models;
+                   for (const std::string& path : *paths) {
+                     if (is_checkpoint_directory(path)) {
+                       // info describes a file's own layout (version, alignment, offsets), which a checkpoint
+                       // folder does not have; the dry run shows the GGUF it is read as.
+                       return fail(usage_error(fmt::format("'{}' is a checkpoint folder: info describes GGUF files; "
+                                                           "`quantize {} --to F16 --dry-run` lists the tensors it "
+                                                           "is read as (docs/hf.md)",
+                                                           path, path)));
+                     }
+                     Result<std::unique_ptr<ModelSource>> model = open_model(path);
+                     if (!model) return fail(model.error());
+                     spdlog::debug("{}: {} bytes, {} tensors", path, (*model)->input_bytes(),
+                                   (*model)->tensors().size());
+                     models.push_back(std::move(*model));
                    }
-                   Result<std::unique_ptr<ModelSource>> model = open_model(*file);
-                   if (!model) return fail(model.error());
                    if (globals.json) {
-                     print_json(**model);
+                     nlohmann::json doc;
+                     if (models.size() == 1) {
+                       doc = info_json(*models[0]);
+                     } else {
+                       doc["files"] = nlohmann::json::array();
+                       for (const auto& model : models) doc["files"].push_back(info_json(*model));
+                     }
+                     // Metadata strings are not guaranteed UTF-8: replace invalid bytes rather than fail.
+                     fmt::print("{}\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
                    } else {
-                     print_text(**model);
+                     for (size_t i = 0; i < models.size(); ++i) {
+                       if (i > 0) fmt::print("\n");
+                       print_text(*models[i]);
+                     }
                    }
                    return kExitOk;
                  }};

@@ -3,8 +3,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <vector>
 
@@ -28,16 +26,18 @@ int fail(const Error& error) {
   return exit_code(error.kind());
 }
 
-Status refuse_output_over_inputs(const std::string& output, const std::vector<std::string>& inputs) {
-  std::error_code ec;
-  if (!std::filesystem::exists(output, ec)) return Status::success();
-  for (const std::string& input : inputs) {
-    // equivalent() compares device and inode, so links to an input are caught too.
-    if (std::filesystem::equivalent(input, output, ec)) {
-      return usage_error(fmt::format("output '{}' is the input file '{}': refusing to overwrite it", output, input));
-    }
-  }
-  return Status::success();
+OutputPolicy output_policy(bool force, std::vector<std::string> inputs) {
+  OutputPolicy policy;
+  policy.overwrite = force;
+  policy.inputs = std::move(inputs);
+  // The process ends right after the commit: a replaced model's blocks are freed without keeping the user waiting.
+  policy.release_in_background = true;
+  return policy;
+}
+
+Status check_path_given(const CLI::Option* option, const std::string& value) {
+  if (option->count() == 0 || !value.empty()) return Status::success();
+  return usage_error(fmt::format("{} needs a path (it was given an empty one)", option->get_name()));
 }
 
 namespace {
@@ -74,6 +74,7 @@ int run(int argc, char** argv) {
   commands.push_back(add_eval_command(app, globals));
   commands.push_back(add_tokenize_command(app, globals));
 
+  if (const int refused = refuse_misread_options(app, argc, argv); refused != kExitOk) return refused;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -83,8 +84,7 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);  // prints CLI11's message
-    return kExitUsage;
+    return report_parse_error(app, e, argc, argv);
   }
   configure_logging(globals);
   for (const Command& command : commands) {

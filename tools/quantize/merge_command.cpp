@@ -17,8 +17,8 @@ struct MergeArgs {
 int run_merge(const MergeArgs& args, const GlobalOptions& globals) {
   SplitJobOptions options;
   options.dry_run = args.dry_run;
-  options.overwrite = args.force;
-  options.fsync = args.fsync;
+  options.output.overwrite = args.force;
+  options.output.fsync = args.fsync;
   options.cancel = install_interrupt_handlers();
   auto report = merge_model(args.shard, args.output, options);
   if (!report) return fail(report.error());

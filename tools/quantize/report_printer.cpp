@@ -25,8 +25,24 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return out;
 }
 
+// A tensor's SQNR column: the figure, or "exact" when every value came back unchanged (SQNR is then infinite).
 std::string sqnr_text(const ErrorStats& e) {
   return std::isinf(e.sqnr_db()) ? std::string("exact") : fmt::format("{:.2f}", e.sqnr_db());
+}
+
+// The report's error line, in words a reader can act on when there is no loss to quote.
+std::string error_line(const ErrorStats& total, size_t converted, size_t tensors) {
+  if (converted == 0) return fmt::format("none: every tensor was copied unchanged ({} tensors)", tensors);
+  if (total.count() == 0) {
+    return fmt::format("not measured: the output types cannot be read back ({} of {} tensors converted)", converted,
+                       tensors);
+  }
+  if (std::isinf(total.sqnr_db())) {
+    return fmt::format("none: every converted value reads back exactly ({} of {} tensors converted)", converted,
+                       tensors);
+  }
+  return fmt::format("RMSE {:.3g}, max |error| {:.3g}, SQNR {:.2f} dB, cosine {:.6f} ({} of {} tensors converted)",
+                     total.rmse(), total.max_abs_error(), total.sqnr_db(), total.cosine(), converted, tensors);
 }
 
 }  // namespace
@@ -46,9 +62,7 @@ void print_report(std::ostream& out, const ConversionReport& r, bool all_tensors
     ++converted;
   }
   if (!r.dry_run) {
-    out << fmt::format("  error       RMSE {:.3g}, max |error| {:.3g}, SQNR {} dB, cosine {:.6f} ({} of {} tensors "
-                       "converted)\n", total.rmse(), total.max_abs_error(), sqnr_text(total), total.cosine(),
-                       converted, r.tensors.size());
+    out << fmt::format("  error       {}\n", error_line(total, converted, r.tensors.size()));
     out << fmt::format("  time        {:.2f} s wall, {:.2f} s CPU, {} threads: {:.1f} MB/s, {:.3g} parameters/s\n",
                        r.wall_seconds, r.cpu_seconds, r.threads, r.input_mb_per_second(), r.parameters_per_second());
     out << fmt::format("  memory      peak RSS {}\n", human_bytes(r.peak_rss_bytes));
@@ -99,10 +113,10 @@ void print_report(std::ostream& out, const ConversionReport& r, bool all_tensors
       out << common << "  " << t.reason << "\n";
       continue;
     }
+    const bool measured = t.converted && t.error.count() > 0;
     out << common
-        << fmt::format(" {:>10} {:>10} {:>9}\n", t.converted ? fmt::format("{:.3g}", t.error.rmse()) : "-",
-                       t.converted ? sqnr_text(t.error) : "-",
-                       t.converted ? fmt::format("{:.5f}", t.error.cosine()) : "-");
+        << fmt::format(" {:>10} {:>10} {:>9}\n", measured ? fmt::format("{:.3g}", t.error.rmse()) : "-",
+                       measured ? sqnr_text(t.error) : "-", measured ? fmt::format("{:.5f}", t.error.cosine()) : "-");
   }
   if (shown < rows.size()) {
     out << fmt::format("  ... {} more tensors (-v lists all; --json gives every tensor)\n", rows.size() - shown);

@@ -33,8 +33,8 @@ int run_split(const SplitArgs& args, const GlobalOptions& globals) {
   if (limits.max_bytes == 0 && limits.max_tensors == 0) limits.max_tensors = kDefaultMaxTensors;
   SplitJobOptions options;
   options.dry_run = args.dry_run;
-  options.overwrite = args.force;
-  options.fsync = args.fsync;
+  options.output.overwrite = args.force;
+  options.output.fsync = args.fsync;
   options.cancel = install_interrupt_handlers();
   auto report = split_model(args.input, args.prefix, limits, options);
   if (!report) return fail(report.error());
