@@ -11,9 +11,9 @@
 // `--to --calibration-text` computes it; either way it weighs the measurements and quantizes the file, and is
 // recorded as llama-quantize records one (a computed one without quantize.imatrix.file: there is no file).
 // The budget is the output FILE's size, header and metadata included (the quantize.imatrix.* keys too), or
-// llama.cpp's bits per weight: 8 x tensor data bytes / parameters, the "BPW" its
-// model loader prints. The file written is never larger than the budget. User pins (--tensor-type) win: a pinned
-// tensor keeps its type and only its bytes count. docs/automix.md describes the method and its measurements.
+// llama.cpp's bits per weight: 8 x tensor data bytes / parameters, the "BPW" its model loader prints. The file
+// written is never larger than the budget. User pins (--tensor-type) win: a pinned tensor keeps its type and only
+// its bytes count. docs/automix.md describes the method and its measurements.
 #pragma once
 
 #include <atomic>

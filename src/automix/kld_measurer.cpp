@@ -57,7 +57,6 @@ Floor floor_of(TypeId type) {
 
 // The calibration chunks and the unquantized model's answers on them.
 struct KldMeasurer::Calibration {
-  std::shared_ptr<const ModelSource> source;
   std::unique_ptr<Model> model;
   int64_t n_ctx = 0, n_chunk = 0, first = 0, scored = 0, n_vocab = 0;
   std::vector<int32_t> input;      // n_chunk x n_ctx, BOS first in each chunk
@@ -65,7 +64,6 @@ struct KldMeasurer::Calibration {
   std::vector<uint16_t> base_rows; // per scored row, the base's log-probabilities as llama-perplexity stores them
   HiddenStates embedded;           // the input of layer 0
   double floor = 0;                // the base's KLD against its own stored rows (their 16-bit rounding)
-  int threads = 0;
 };
 
 int64_t calibration_context(const KldMeasurerOptions& options, const ModelHyperparameters& hparams) {
@@ -113,8 +111,6 @@ Status KldMeasurer::prepare(const MeasureContext& context) {
     return usage_error("measuring by KL divergence needs a calibration text (--calibration-text)");
   }
   auto c = std::make_unique<Calibration>();
-  c->source = context.model;
-  c->threads = context.threads;
   ModelOptions model_options;
   model_options.threads = context.threads;
   QUANT_ASSIGN_OR_RETURN(c->model, Model::open(context.model, model_options));
