@@ -12,31 +12,23 @@
 #include <fstream>
 #include <string>
 
+#include "fuzz_folder.h"
 #include "quant/hf.h"
 
 namespace {
 
 const std::string& folder() {
   static const std::string dir = [] {
-    char pattern[] = "/dev/shm/hf-fuzz-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) std::abort();  // the harness cannot run: not a finding
+    const std::string made = quant::fuzz::make_fuzz_folder("hf-fuzz");
     std::ifstream in(QUANT_FUZZ_TOKENIZER, std::ios::binary);
-    std::ofstream out(std::string(pattern) + "/tokenizer.model", std::ios::binary);
+    std::ofstream out(made + "/tokenizer.model", std::ios::binary);
     out << in.rdbuf();
-    return std::string(pattern);
+    return made;
   }();
   return dir;
 }
 
-void put(const std::string& name, const uint8_t* data, size_t size) {
-  const std::string path = folder() + "/" + name;
-  if (data == nullptr) {
-    ::unlink(path.c_str());
-    return;
-  }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(data), std::streamsize(size));
-}
+void put(const std::string& name, const uint8_t* data, size_t size) { quant::fuzz::put_file(folder(), name, data, size); }
 
 }  // namespace
 

@@ -25,7 +25,7 @@ mode=""
 seconds=""
 runs=""
 seed=1
-targets="gguf dequantize dataset imatrix hf split kl_base jsonl tokenizer sensitivity_cache"
+targets="gguf dequantize dataset imatrix hf split kl_base jsonl tokenizer sensitivity_cache hf_tokenizer"
 build=1
 jobs=1
 while [ $# -gt 0 ]; do
@@ -62,12 +62,12 @@ regressions="tests/data/fuzz-regressions"
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=20)
 # Longest input libFuzzer builds, per target: GGUF headers and dataset files need room; blocks do not.
 declare -A max_len=([gguf]=16384 [dequantize]=4096 [dataset]=65536 [imatrix]=65536 [hf]=16384 [split]=32768 [kl_base]=16384 [jsonl]=8192 [tokenizer]=65536
-                   [sensitivity_cache]=8192)
+                   [sensitivity_cache]=8192 [hf_tokenizer]=131072)
 # Executions per target in the CI (--regressions) runs: about 30-60 s each on a loaded 2-core machine. A fixed
 # count and seed make the run reproducible: a clean local run means a clean CI run. Finding new bugs is the long
 # campaign's job; CI guards against regressions and shallow bugs on changed code.
 declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=100000 [hf]=10000 [split]=30000 [kl_base]=100000 [jsonl]=40000 [tokenizer]=20000
-                   [sensitivity_cache]=100000)
+                   [sensitivity_cache]=100000 [hf_tokenizer]=6000)
 
 if [ "$build" = 1 ]; then
   if ! command -v clang++ >/dev/null 2>&1; then
@@ -160,6 +160,15 @@ make_seeds() {
         > "$work/sensitivity_cache/seeds/valid"
       echo "$head"'{"model": "cc33", "imatrix": "none", "text": "none", "measurer": "kld/1"}, '"$tensors" \
         > "$work/sensitivity_cache/seeds/other-model"
+      ;;
+    hf_tokenizer)
+      # The BPE checkpoints' tokenizer.json with their tokenizer_config.json, and the pre-tokenizer variants.
+      local tj
+      for tj in tests/data/hf/bpe-*/tokenizer.json tests/data/hf/bpe-variants/*.tokenizer.json; do
+        local tc="${tj%tokenizer.json}tokenizer_config.json"
+        python3 -c 'import struct, sys; a = open(sys.argv[1], "rb").read(); b = open(sys.argv[2], "rb").read(); sys.stdout.buffer.write(struct.pack("<I", len(a)) + a + b)' \
+          "$tj" "$tc" > "$work/hf_tokenizer/seeds/$(echo "$tj" | tr '/' '_')"
+      done
       ;;
     tokenizer)
       # Vocabulary files are megabytes: seeds are cut-down vocabularies (every model, many pre-tokenizers).

@@ -7,10 +7,13 @@
 //   bytes -> write the file with convert() (nothing else writes GGUF) and, when asked, the plan as a
 //   --tensor-type-file that makes the same bytes with llama-quantize.
 //
-// The budget is the output FILE's size, header and metadata included (the imatrix path recorded in
-// quantize.imatrix.file too), or llama.cpp's bits per weight: 8 x tensor data bytes / parameters, the "BPW" its
-// model loader prints. The file written is never larger than the budget. User pins (--tensor-type) win: a pinned
-// tensor keeps its type and only its bytes count. docs/automix.md describes the method and its measurements.
+// The importance matrix is a file (--imatrix), or, without one, computed from the calibration text in the run as
+// `--to --calibration-text` computes it; either way it weighs the measurements and quantizes the file, and is
+// recorded as llama-quantize records one (a computed one without quantize.imatrix.file: there is no file).
+// The budget is the output FILE's size, header and metadata included (the quantize.imatrix.* keys too), or
+// llama.cpp's bits per weight: 8 x tensor data bytes / parameters, the "BPW" its model loader prints. The file
+// written is never larger than the budget. User pins (--tensor-type) win: a pinned tensor keeps its type and only
+// its bytes count. docs/automix.md describes the method and its measurements.
 #pragma once
 
 #include <atomic>
@@ -200,7 +203,10 @@ struct AutomixRequest {
   std::string budget_text;       // the budget as typed, for the default output name and messages
   SizeBudget budget;
   std::string imatrix_path;      // recorded in quantize.imatrix.file as given; empty: none
-  std::string calibration_text;  // text to measure on; empty: none
+  // Text to measure on; empty: none. Without imatrix_path it is also the importance matrix's source:
+  // imatrix_from_text over every whole chunk of kld.ctx tokens (resolved as the KLD measurer resolves 0), before
+  // anything is measured, so the computed values are part of the cache's fingerprint.
+  std::string calibration_text;
   std::string sensitivity_cache; // read when it exists and matches, written after measuring; empty: none
   std::vector<TensorTypeOverride> pins;  // --tensor-type: these tensors keep these types
   std::string save_plan;         // write the chosen plan as a --tensor-type-file here; empty: don't
@@ -211,7 +217,7 @@ struct AutomixRequest {
   bool dry_run = false;          // choose and report; write no GGUF (the plan file and frontier are written)
   bool overwrite = false;
   int threads = 0;
-  MeasureProgress progress;
+  MeasureProgress progress;     // also called per chunk of a computed importance matrix
   const std::atomic<bool>* cancel = nullptr;
 };
 
@@ -255,12 +261,16 @@ struct AutomixResult {
   std::optional<SensitivityMeasurer::MixScore> measured;
   std::string cost_unit;
   std::string measurer;
+  std::optional<TextImatrixSummary> imatrix_from_text;  // the importance matrix computed from the calibration text
   bool cache_used = false;           // the measurements came from --sensitivity-cache
-  double measure_seconds = 0;
+  double measure_seconds = 0;       // the measurement (or reading the cache), the imatrix computed from text aside
+  double check_seconds = 0;         // measuring the chosen mix whole
   double solve_seconds = 0;
   std::vector<AutomixTensor> tensors;  // in output order
   std::string plan_text;             // the --tensor-type-file contents
-  std::string llama_quantize_command;  // reproduces the file with the saved plan
+  // Reproduces the tensors with the saved plan (preceded by the `quantize imatrix` that writes a computed
+  // importance matrix to a file, which llama-quantize then records in quantize.imatrix.file).
+  std::string llama_quantize_command;
   std::optional<Frontier> frontier;
   std::optional<ConversionReport> conversion;  // the written file's report (absent for a dry run)
   std::vector<std::string> warnings;

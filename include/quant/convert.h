@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,6 +52,10 @@ struct ImatrixOptions {
   // file's would be and recorded as llama-quantize records one, without quantize.imatrix.file (there is no
   // file). A dry run plans as if it were there and does not compute it. Not together with `path`.
   std::optional<TextImatrixOptions> calibration_text;
+  // Or one computed from a text already (imatrix_from_text; the automatic mix computes it to measure with, then
+  // writes with it): used and recorded exactly as calibration_text's would be, in a dry run too (so a dry run's
+  // size counts its quantize.imatrix.* keys). Not together with `path` or calibration_text.
+  std::shared_ptr<const ImatrixCollection> computed;
 };
 
 // How tensors stream from the input to the outputs.

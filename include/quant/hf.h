@@ -14,7 +14,8 @@
 //
 // Architectures are rows of a table (src/hf/architectures.cpp): LlamaForCausalLM, MistralForCausalLM,
 // Qwen2ForCausalLM, Qwen3ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM, Phi3ForCausalLM. Tokenizers: the
-// SentencePiece model (tokenizer.model, read with libsentencepiece) where the converter uses it.
+// SentencePiece model (tokenizer.model, read with libsentencepiece) where the converter uses it, and GPT-2 BPE
+// tokenizer.json where it takes that path (the pre-tokenizer named by the converter's hash of its fixed text).
 #pragma once
 
 #include <memory>

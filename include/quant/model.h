@@ -167,10 +167,11 @@ class Model {
   const ModelSource& source() const;
   int threads() const;
 
-  // Step 1: the token embeddings of n_seq sequences of seq_len tokens (tokens sequence-major). A token outside the
-  // vocabulary is ErrorKind::invalid_input.
-  Result<HiddenStates> embed(std::span<const int32_t> tokens, int64_t n_seq, int64_t seq_len,
-                             int64_t first_output) const;
+  // Step 1: the token embeddings of n_seq sequences of seq_len tokens (tokens sequence-major), read from an
+  // override of token_embd.weight when the hooks hold one. A token outside the vocabulary is
+  // ErrorKind::invalid_input.
+  Result<HiddenStates> embed(std::span<const int32_t> tokens, int64_t n_seq, int64_t seq_len, int64_t first_output,
+                             const EvalHooks& hooks = {}) const;
   // Step 2: layers states.next_layer() .. last-1, in place. Running the model's last layer compacts the states to
   // the output rows.
   Status run_layers(HiddenStates& states, int last, const EvalHooks& hooks = {}) const;

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "automix/kld_measurer.h"
 #include "convert/importance.h"
 #include "convert/model_params.h"
 #include "core/checked_math.h"
@@ -21,6 +22,7 @@
 #include "quant/atomic_file.h"
 #include "quant/automix.h"
 #include "quant/convert.h"
+#include "quant/model.h"
 
 namespace quant {
 namespace {
@@ -44,6 +46,9 @@ struct InputModel {
   ModelParams params;
   std::vector<Slot> slots;  // output order
   std::optional<convert_internal::LoadedImportance> importance;
+  // The importance matrix computed from the calibration text when no --imatrix is given (the file is written with
+  // it too); null otherwise.
+  std::shared_ptr<const ImatrixCollection> computed_imatrix;
   uint64_t alignment = 32;
   int64_t elements = 0;     // all tensors, for bits per weight
 };
@@ -79,6 +84,25 @@ Status match_pins(InputModel& model, const std::vector<TensorTypeOverride>& pins
   return Status::success();
 }
 
+// The importance matrix of the calibration text, as `--to --calibration-text` computes it (llama-imatrix's
+// defaults: every whole chunk of the text), at the context the measurer cuts the text into.
+Result<std::shared_ptr<const ImatrixCollection>> importance_from_text(const AutomixRequest& request,
+                                                                      const ModelSource& input) {
+  QUANT_ASSIGN_OR_RETURN(const ModelHyperparameters hparams, read_hyperparameters(input));
+  TextImatrixOptions options;
+  options.text_path = request.calibration_text;
+  options.n_ctx = automix_internal::calibration_context(request.kld, hparams);
+  options.threads = request.threads;
+  options.cancel = request.cancel;
+  if (request.progress) {
+    options.progress = [&request](const TextImatrixProgress& p) {
+      request.progress(size_t(p.chunks_done), size_t(p.chunks_total), "importance matrix of the calibration text");
+    };
+  }
+  QUANT_ASSIGN_OR_RETURN(ImatrixCollection collection, imatrix_from_text(input, options));
+  return std::make_shared<const ImatrixCollection>(std::move(collection));
+}
+
 Result<InputModel> open_and_classify(const AutomixRequest& request) {
   InputModel model;
   QUANT_ASSIGN_OR_RETURN(model.source, open_model(request.input));
@@ -92,6 +116,11 @@ Result<InputModel> open_and_classify(const AutomixRequest& request) {
     QUANT_ASSIGN_OR_RETURN(loaded.matrix, read_imatrix(request.imatrix_path));
     loaded.record = imatrix_record(loaded.matrix, request.imatrix_path);
     if (loaded.record) model.importance = std::move(loaded);
+  } else if (!request.calibration_text.empty()) {
+    QUANT_ASSIGN_OR_RETURN(model.computed_imatrix, importance_from_text(request, input));
+    const ImatrixOptions no_filters;  // an automatic mix takes no --include-weights / --exclude-weights
+    QUANT_ASSIGN_OR_RETURN(model.importance,
+                           convert_internal::computed_importance(*model.computed_imatrix, no_filters));
   }
   const std::vector<PlanTensor> tensors = convert_internal::plan_tensors(input);
   for (size_t index : plan_detail::output_order(tensors)) {
@@ -189,13 +218,14 @@ Result<SensitivityTable> measurements(const AutomixRequest& request, const Input
 
 // ---- Sizes ------------------------------------------------------------------------------------------------------
 
-ConvertRequest conversion_request(const AutomixRequest& request, std::string base_type, std::string output,
-                                  std::vector<TensorTypeOverride> overrides) {
+ConvertRequest conversion_request(const AutomixRequest& request, const InputModel& model, std::string base_type,
+                                  std::string output, std::vector<TensorTypeOverride> overrides) {
   ConvertRequest convert;
   convert.input = request.input;
   convert.targets.push_back(ConvertTarget{std::move(base_type), std::move(output)});
   convert.types.tensor_types = std::move(overrides);
   convert.imatrix.path = request.imatrix_path;
+  convert.imatrix.computed = model.computed_imatrix;
   convert.output.overwrite = request.overwrite;
   convert.threads = request.threads;
   convert.stream.cancel = request.cancel;
@@ -216,7 +246,7 @@ std::vector<TensorTypeOverride> overrides_for(const InputModel& model, TypeOf ty
 // its tensor data.
 Result<uint64_t> fixed_file_bytes(const AutomixRequest& request, const InputModel& model) {
   auto overrides = overrides_for(model, [](const Slot& slot) { return slot.info->type; });
-  ConvertRequest dry = conversion_request(request, "Q8_0", "", std::move(overrides));
+  ConvertRequest dry = conversion_request(request, model, "Q8_0", "", std::move(overrides));
   dry.dry_run = true;
   QUANT_ASSIGN_OR_RETURN(std::vector<ConversionReport> reports, convert(dry));
   uint64_t fixed = reports.front().output_bytes;
@@ -389,6 +419,22 @@ std::string base_file_type(const Chooser& chooser, const std::vector<TypeId>& ty
   return "Q8_0";
 }
 
+// The llama-quantize command that writes the same tensors from the saved plan; an imatrix computed in the run is
+// written first by `quantize imatrix` with the same text and context (llama-quantize reads only files).
+std::string reproducing_command(const AutomixRequest& request, const InputModel& model, const AutomixResult& result) {
+  std::string imatrix = request.imatrix_path, prefix;
+  if (model.importance && model.importance->summary) {
+    const TextImatrixSummary& text = *model.importance->summary;
+    imatrix = "IMATRIX.gguf";
+    prefix = fmt::format("quantize imatrix {} --text {} --ctx {} -o {} && ", request.input, text.text, text.n_ctx,
+                         imatrix);
+  }
+  return fmt::format("{}llama-quantize {}--tensor-type-file {} {} {} {}", prefix,
+                     imatrix.empty() ? "" : fmt::format("--imatrix {} ", imatrix),
+                     request.save_plan.empty() ? "PLAN.txt" : request.save_plan, request.input, result.output,
+                     result.base_file_type);
+}
+
 std::string describe_range(uint64_t low, uint64_t high, SizeBudget::Kind kind, int64_t elements) {
   if (kind == SizeBudget::Kind::file_bytes) return fmt::format("{} to {} bytes", low, high);
   return fmt::format("{:.4f} to {:.4f} bits per weight", 8.0 * double(low) / double(elements),
@@ -455,7 +501,9 @@ Result<AutomixResult> automix(const AutomixRequest& request) {
   AutomixResult result;
   result.input = request.input;
   result.measurer = measurer->id();
-  if (!request.calibration_text.empty() && measurer->id().starts_with("weighted-error")) {
+  if (model.importance) result.imatrix_from_text = model.importance->summary;
+  if (!request.calibration_text.empty() && !request.imatrix_path.empty() &&
+      measurer->id().starts_with("weighted-error")) {
     result.warnings.push_back("the weighted-error measurer does not read the calibration text; it is only recorded "
                               "in the cache's fingerprint");
   }
@@ -524,13 +572,10 @@ Result<AutomixResult> automix(const AutomixRequest& request) {
   QUANT_ASSIGN_OR_RETURN(std::vector<TensorTypeOverride> plan_overrides, parse_tensor_type_list(result.plan_text));
   result.output = request.output.empty() ? default_output_path(request.input, "auto-" + request.budget_text)
                                          : request.output;
-  result.llama_quantize_command = fmt::format(
-      "llama-quantize {}--tensor-type-file {} {} {} {}",
-      request.imatrix_path.empty() ? "" : fmt::format("--imatrix {} ", request.imatrix_path),
-      request.save_plan.empty() ? "PLAN.txt" : request.save_plan, request.input, result.output, result.base_file_type);
+  result.llama_quantize_command = reproducing_command(request, model, result);
 
   // 5. The same plan through convert()'s own dry run must give exactly these types and this size.
-  ConvertRequest writing = conversion_request(request, result.base_file_type, result.output, plan_overrides);
+  ConvertRequest writing = conversion_request(request, model, result.base_file_type, result.output, plan_overrides);
   {
     ConvertRequest dry = writing;
     dry.dry_run = true;
@@ -553,7 +598,7 @@ Result<AutomixResult> automix(const AutomixRequest& request) {
   // 6. The chosen mix measured whole, when the measurer can run the model.
   const auto check_started = Clock::now();
   QUANT_ASSIGN_OR_RETURN(result.measured, measurer->measure_mix(measure_context(request, model, types)));
-  if (result.measured) result.measure_seconds += seconds_since(check_started);
+  result.check_seconds = seconds_since(check_started);
 
   // 7. The frontier, the plan file, then the model itself.
   if (request.frontier) {

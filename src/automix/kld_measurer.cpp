@@ -22,7 +22,6 @@
 #include <fmt/format.h>
 
 #include "automix/kld_measurer.h"
-#include "automix/overlay_source.h"
 #include "eval/scoring.h"
 #include "plan/tensor_roles.h"
 #include "quant/eval.h"
@@ -58,7 +57,6 @@ Floor floor_of(TypeId type) {
 
 // The calibration chunks and the unquantized model's answers on them.
 struct KldMeasurer::Calibration {
-  std::shared_ptr<const ModelSource> source;
   std::unique_ptr<Model> model;
   int64_t n_ctx = 0, n_chunk = 0, first = 0, scored = 0, n_vocab = 0;
   std::vector<int32_t> input;      // n_chunk x n_ctx, BOS first in each chunk
@@ -66,8 +64,12 @@ struct KldMeasurer::Calibration {
   std::vector<uint16_t> base_rows; // per scored row, the base's log-probabilities as llama-perplexity stores them
   HiddenStates embedded;           // the input of layer 0
   double floor = 0;                // the base's KLD against its own stored rows (their 16-bit rounding)
-  int threads = 0;
 };
+
+int64_t calibration_context(const KldMeasurerOptions& options, const ModelHyperparameters& hparams) {
+  if (options.ctx != 0) return options.ctx;
+  return hparams.n_ctx_train > 0 ? std::min<int64_t>(512, hparams.n_ctx_train) : 512;
+}
 
 KldMeasurer::KldMeasurer(const KldMeasurerOptions& options)
     : options_(options), proxy_(make_weighted_error_measurer(options.sample_values)) {}
@@ -109,16 +111,13 @@ Status KldMeasurer::prepare(const MeasureContext& context) {
     return usage_error("measuring by KL divergence needs a calibration text (--calibration-text)");
   }
   auto c = std::make_unique<Calibration>();
-  c->source = context.model;
-  c->threads = context.threads;
   ModelOptions model_options;
   model_options.threads = context.threads;
   QUANT_ASSIGN_OR_RETURN(c->model, Model::open(context.model, model_options));
   const Model& model = *c->model;
   QUANT_ASSIGN_OR_RETURN(EvalText text, read_eval_text(*context.model, context.calibration_text));
   c->n_vocab = model.hparams().n_vocab;
-  c->n_ctx = options_.ctx;
-  if (c->n_ctx == 0) c->n_ctx = model.hparams().n_ctx_train > 0 ? std::min<int64_t>(512, model.hparams().n_ctx_train) : 512;
+  c->n_ctx = calibration_context(options_, model.hparams());
   if (c->n_ctx < 8) return usage_error(fmt::format("calibration context {} is too small (at least 8)", c->n_ctx));
   if (int64_t(text.tokens.size()) < 2 * c->n_ctx) {
     return Error(impossible(fmt::format("the calibration text is too short to measure: {} tokens, and a context of {} "
@@ -163,23 +162,16 @@ Result<double> KldMeasurer::kld_with(std::span<const WeightOverride> overrides, 
   const Calibration& c = *calibration_;
   EvalHooks hooks;
   hooks.overrides = overrides;
-  // The token embeddings are read by embed(), not by a matmul the hooks reach: a model reading them from an overlay
-  // runs instead (the hooks still replace a tied output head).
-  const auto embedding = std::find_if(overrides.begin(), overrides.end(),
-                                      [](const WeightOverride& o) { return o.name == "token_embd.weight"; });
-  if (embedding == overrides.end()) {
-    HiddenStates states = c.embedded;
-    QUANT_TRY(c.model->run_layers(states, int(c.model->hparams().n_layer), hooks));
-    return kld(*c.model, states, hooks, same_top);
+  const bool embedding = std::any_of(overrides.begin(), overrides.end(),
+                                     [](const WeightOverride& o) { return o.name == "token_embd.weight"; });
+  HiddenStates states;
+  if (embedding) {
+    QUANT_ASSIGN_OR_RETURN(states, c.model->embed(c.input, c.n_chunk, c.n_ctx, c.first, hooks));
+  } else {
+    states = c.embedded;
   }
-  auto overlay = std::make_shared<OverlaySource>(c.source);
-  QUANT_TRY(overlay->replace(embedding->name, embedding->type, embedding->data));
-  ModelOptions model_options;
-  model_options.threads = c.threads;
-  QUANT_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::open(overlay, model_options));
-  QUANT_ASSIGN_OR_RETURN(HiddenStates states, model->embed(c.input, c.n_chunk, c.n_ctx, c.first));
-  QUANT_TRY(model->run_layers(states, int(model->hparams().n_layer), hooks));
-  return kld(*model, states, hooks, same_top);
+  QUANT_TRY(c.model->run_layers(states, int(c.model->hparams().n_layer), hooks));
+  return kld(*c.model, states, hooks, same_top);
 }
 
 namespace {

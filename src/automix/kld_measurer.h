@@ -8,6 +8,10 @@
 
 namespace quant::automix_internal {
 
+// The tokens per chunk the measurer cuts the calibration text into: options.ctx, or when 0, 512 or the model's
+// training context when that is smaller. The importance matrix computed from the same text uses it too.
+int64_t calibration_context(const KldMeasurerOptions& options, const ModelHyperparameters& hparams);
+
 class KldMeasurer final : public SensitivityMeasurer {
  public:
   explicit KldMeasurer(const KldMeasurerOptions& options);

@@ -230,12 +230,16 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   if (split.keep_split) tensors = convert_internal::keep_split_order(input, std::move(tensors));
 
   // 2. The importance matrix, if any.
-  if (!request.imatrix.path.empty() && request.imatrix.calibration_text) {
+  if (int(!request.imatrix.path.empty()) + int(request.imatrix.calibration_text.has_value()) +
+          int(request.imatrix.computed != nullptr) > 1) {
     return usage_error("--imatrix and --calibration-text both give the importance matrix: use one");
   }
   std::optional<LoadedImportance> importance;
   if (!request.imatrix.path.empty()) {
     QUANT_ASSIGN_OR_RETURN(importance, convert_internal::load_importance(request.imatrix));
+  } else if (request.imatrix.computed) {
+    QUANT_ASSIGN_OR_RETURN(importance,
+                           convert_internal::computed_importance(*request.imatrix.computed, request.imatrix));
   }
   // A calibration text is computed after the plans (a bad type name should not wait for it); they are made as
   // if its matrix were there, which it is unless the run fails.
@@ -250,6 +254,9 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   if (const auto& text = request.imatrix.calibration_text) {  // the calibration text and the imatrices it merges
     policy.inputs.push_back(text->text_path);
     for (const std::string& file : text->in_files) policy.inputs.push_back(file);
+  }
+  if (const auto& computed = request.imatrix.computed; computed && computed->text) {  // the text it was computed from
+    policy.inputs.push_back(computed->text->text);
   }
   for (const std::string& file : split_internal::files_of(input)) policy.inputs.push_back(file);
   for (const TensorInfo& tensor : input.tensors()) {  // a source's own files (safetensors of a folder)

@@ -58,8 +58,13 @@ std::string missing_importance_reason(const LoadedImportance* importance, const 
 }
 
 Result<LoadedImportance> compute_importance(const ImatrixOptions& options, const ModelSource& input) {
-  LoadedImportance loaded;
   QUANT_ASSIGN_OR_RETURN(ImatrixCollection collection, imatrix_from_text(input, *options.calibration_text));
+  return computed_importance(collection, options);
+}
+
+Result<LoadedImportance> computed_importance(const ImatrixCollection& collection, const ImatrixOptions& options) {
+  if (!collection.text) return usage_error("the computed importance matrix was not made from a text");
+  LoadedImportance loaded;
   loaded.matrix = importance_matrix(collection);
   QUANT_TRY(apply_filters(loaded, options));
   // As llama-quantize records a file's imatrix, less the file name: there is none.

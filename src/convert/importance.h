@@ -26,6 +26,9 @@ Result<LoadedImportance> load_importance(const ImatrixOptions& options);
 // Computes the imatrix of options.calibration_text over the input (imatrix_from_text), applies the filters, and
 // records it without a file name.
 Result<LoadedImportance> compute_importance(const ImatrixOptions& options, const ModelSource& input);
+// The same for a matrix computed already (options.computed, or compute_importance's own): the filters applied,
+// recorded without a file name, with the summary of its text run.
+Result<LoadedImportance> computed_importance(const ImatrixCollection& collection, const ImatrixOptions& options);
 
 // What the output will record about a calibration text's matrix before it is computed (a dry run's sizes): the
 // same keys and string, placeholder counts.

@@ -111,6 +111,24 @@ Result<std::optional<Json>> read_json_file(const std::string& dir, const std::st
   }
 }
 
+Result<std::optional<Json>> read_tokenizer_json(const std::string& dir) {
+  QUANT_ASSIGN_OR_RETURN(std::optional<std::string> text, read_small_file(dir, "tokenizer.json", uint64_t(256) << 20));
+  if (!text) return std::optional<Json>();
+  try {
+    nlohmann::json plain = nlohmann::json::parse(*text);
+    text.reset();
+    if (plain.is_object() && plain.contains("model") && plain["model"].is_object()) plain["model"].erase("vocab");
+    return std::optional<Json>(Json::parse(plain.dump()));
+  } catch (const nlohmann::json::parse_error& e) {
+    return Error(invalid_input(fmt::format("not valid JSON: {}", e.what())))
+        .in_file(join_path(dir, "tokenizer.json"))
+        .at_offset(e.byte == 0 ? 0 : e.byte - 1);
+  } catch (const nlohmann::json::exception& e) {
+    return Error(invalid_input(fmt::format("holds a value that cannot be read: {}", e.what())))
+        .in_file(join_path(dir, "tokenizer.json"));
+  }
+}
+
 bool truthy(const Json& value) {
   switch (value.type()) {
     case Json::value_t::null: return false;

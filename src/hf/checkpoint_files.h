@@ -21,6 +21,10 @@ using Json = nlohmann::ordered_json;
 // or over `max_bytes`.
 Result<std::optional<Json>> read_json_file(const std::string& dir, const std::string& name,
                                            uint64_t max_bytes = uint64_t(64) << 20);
+// Reads `dir/tokenizer.json` as read_json_file does, without model.vocab: an ordered_json object indexes its
+// keys linearly, so a 150,000-token vocabulary would take minutes; readers that need the vocabulary parse it
+// with an unordered json (hf_tokenizer.cpp). Everything else, merges included, is kept.
+Result<std::optional<Json>> read_tokenizer_json(const std::string& dir);
 // Reads `dir/name` whole as bytes: nullopt when it does not exist.
 Result<std::optional<std::string>> read_small_file(const std::string& dir, const std::string& name,
                                                    uint64_t max_bytes = uint64_t(64) << 20);

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "tokenizer/unicode.h"
+
 namespace quant::hf {
 namespace {
 
@@ -56,13 +58,104 @@ bool is_file(const std::string& path) {
 }  // namespace
 
 Result<SpecialVocab> SpecialVocab::load(const std::string& dir, std::vector<std::string> special_token_types,
-                                        std::optional<int64_t> n_vocab) {
+                                        std::optional<int64_t> n_vocab, bool with_merges) {
   SpecialVocab vocab;
   vocab.types_ = std::move(special_token_types);
   vocab.n_vocab_ = n_vocab;
+  vocab.load_merges_ = with_merges;
   QUANT_TRY(vocab.load_from_tokenizer_json(dir));
   QUANT_TRY(vocab.load_from_config_json(dir));
+  if (with_merges && vocab.merges_.empty()) QUANT_TRY(vocab.load_merges_txt(dir));
   return vocab;
+}
+
+Status SpecialVocab::load_merges(const Json& tokenizer, const std::string& file) {
+  const Json& merges = get_or_null(get_or_null(tokenizer, "model"), "merges");
+  if (!merges.is_array() || merges.empty()) return Status::success();
+  if (merges[0].is_string()) {
+    // Taken as they are; gguf-py's writer then needs every one to be a string.
+    for (const Json& merge : merges) {
+      if (!merge.is_string()) return Error(invalid_input("model.merges mixes strings with other values")).in_file(file);
+      merges_.push_back(merge.get<std::string>());
+    }
+    return Status::success();
+  }
+  if (!(merges[0].is_array() && merges[0].size() == 2 && merges[0][0].is_string())) {
+    return Error(invalid_input("model.merges is in an unknown format")).in_file(file);
+  }
+  // The pair format (transformers 4.45+): joined with a space, a space inside a part written as U+0120.
+  for (const Json& pair : merges) {
+    if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
+      return Error(invalid_input(fmt::format("model.merges holds {}, not a pair of tokens", pair.dump()))).in_file(file);
+    }
+    std::string joined;
+    for (size_t i = 0; i < 2; ++i) {
+      if (i == 1) joined += ' ';
+      for (char c : pair[i].get_ref<const std::string&>()) {
+        if (c == ' ') {
+          joined += "\xc4\xa0";
+        } else {
+          joined += c;
+        }
+      }
+    }
+    merges_.push_back(std::move(joined));
+  }
+  return Status::success();
+}
+
+namespace {
+
+// Python's str.isspace() for one code point.
+bool python_space(uint32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// The words of a line as Python's str.split(None) finds them (runs of whitespace separate, none kept).
+std::vector<std::string> python_words(const std::string& line) {
+  std::vector<std::string> words;
+  std::string current;
+  for (size_t at = 0; at < line.size();) {
+    const size_t start = at;
+    const uint32_t c = text::decode_utf8_at(line, at);
+    if (python_space(c)) {
+      if (!current.empty()) words.push_back(std::move(current));
+      current.clear();
+    } else {
+      current.append(line, start, at - start);
+    }
+  }
+  if (!current.empty()) words.push_back(std::move(current));
+  return words;
+}
+
+}  // namespace
+
+Status SpecialVocab::load_merges_txt(const std::string& dir) {
+  QUANT_ASSIGN_OR_RETURN(std::optional<std::string> text, read_small_file(dir, "merges.txt", uint64_t(256) << 20));
+  if (!text) return Status::success();
+  // Python's text mode: \r\n, \r and \n all end a line; a first line starting with '#' is a header.
+  std::vector<std::string> lines;
+  std::string current;
+  for (size_t i = 0; i < text->size(); ++i) {
+    const char c = (*text)[i];
+    if (c == '\n' || c == '\r') {
+      lines.push_back(std::move(current));
+      current.clear();
+      if (c == '\r' && i + 1 < text->size() && (*text)[i + 1] == '\n') ++i;
+    } else {
+      current += c;
+    }
+  }
+  if (!current.empty()) lines.push_back(std::move(current));
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::vector<std::string> words = python_words(lines[i]);
+    if (i == 0 && !words.empty() && words[0].starts_with('#')) continue;
+    if (words.size() != 2) continue;  // empty, or malformed: the converter skips it
+    merges_.push_back(words[0] + " " + words[1]);
+  }
+  return Status::success();
 }
 
 void SpecialVocab::set_add_flag(const std::string& type, bool value) {
@@ -96,9 +189,10 @@ Status SpecialVocab::set_special_token(const std::string& type, const Json& id) 
 }
 
 Status SpecialVocab::load_from_tokenizer_json(const std::string& dir) {
-  QUANT_ASSIGN_OR_RETURN(std::optional<Json> tokenizer, read_json_file(dir, "tokenizer.json"));
+  QUANT_ASSIGN_OR_RETURN(std::optional<Json> tokenizer, read_tokenizer_json(dir));
   Json added_tokens = Json::array();
   if (tokenizer) {
+    if (load_merges_) QUANT_TRY(load_merges(*tokenizer, dir + "/tokenizer.json"));
     if (const Json& normalizer = get_or_null(*tokenizer, "normalizer"); truthy(normalizer)) {
       // _parse_normalizer, recursively through Sequence.
       auto parse = [&](auto&& self, const Json& n) -> void {
@@ -295,6 +389,7 @@ Status SpecialVocab::load_from_config_json(const std::string& dir) {
 }
 
 void SpecialVocab::add_to(MetadataList& out) const {
+  if (!merges_.empty()) out.set("tokenizer.ggml.merges", Value::array_of_strings(std::span<const std::string>(merges_)));
   for (const auto& [type, id] : ids_) {
     const std::string key = id_key(type);
     if (!key.empty()) out.set(key, Value::u32(uint32_t(id)));

@@ -17,7 +17,7 @@ class SpecialVocab {
  public:
   // Loads from `dir` as SpecialVocab(path, load_merges, special_token_types, n_vocab) does.
   static Result<SpecialVocab> load(const std::string& dir, std::vector<std::string> special_token_types,
-                                   std::optional<int64_t> n_vocab);
+                                   std::optional<int64_t> n_vocab, bool with_merges = false);
   static std::vector<std::string> default_types() { return {"bos", "eos", "unk", "sep", "pad", "cls", "mask"}; }
 
   // _set_special_token: the first id set for a type wins; ids at or past n_vocab are skipped.
@@ -29,8 +29,12 @@ class SpecialVocab {
  private:
   Status load_from_tokenizer_json(const std::string& dir);
   Status load_from_config_json(const std::string& dir);
+  Status load_merges(const Json& tokenizer, const std::string& file);
+  Status load_merges_txt(const std::string& dir);
 
   std::vector<std::string> types_;
+  bool load_merges_ = false;
+  std::vector<std::string> merges_;                       // "left right", in rank order
   std::optional<int64_t> n_vocab_;
   std::vector<std::pair<std::string, int64_t>> ids_;      // insertion order
   std::vector<std::pair<std::string, bool>> add_flags_;   // insertion order

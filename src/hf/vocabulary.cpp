@@ -7,6 +7,11 @@
 #include <sentencepiece_processor.h>
 #include <sys/stat.h>
 
+#include <cctype>
+#include <set>
+#include <unordered_map>
+
+#include "hf/hf_tokenizer.h"
 #include "hf/special_vocab.h"
 #include "hf/strings.h"
 
@@ -25,15 +30,6 @@ struct SpmVocab {
 bool file_exists(const std::string& path) {
   struct stat st{};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// TextModel.does_token_look_special.
-bool looks_special(const std::string& text) {
-  if (text == "<pad>" || text == "<mask>" || text == "<2mass>" || text == "[@BOS@]") return true;
-  // Python's startswith/endswith may overlap ("<|>" counts).
-  if (text.starts_with("<|") && text.ends_with("|>")) return true;
-  if (text.starts_with("<\xef\xbd\x9c") && text.ends_with("\xef\xbd\x9c>")) return true;
-  return text.starts_with("<unused") && text.ends_with(">");
 }
 
 Result<std::unique_ptr<sentencepiece::SentencePieceProcessor>> load_processor(const std::string& dir) {
@@ -158,7 +154,7 @@ Result<SpmVocab> read_spm_vocab(const std::string& dir, const HParams& hparams, 
   if (phi3) {
     // Phi-3 also takes tokenizer.json's added tokens.
     const std::string json_path = dir + "/tokenizer.json";
-    QUANT_ASSIGN_OR_RETURN(std::optional<Json> tokenizer, read_json_file(dir, "tokenizer.json"));
+    QUANT_ASSIGN_OR_RETURN(std::optional<Json> tokenizer, read_tokenizer_json(dir));
     if (tokenizer && tokenizer->is_object() && tokenizer->contains("added_tokens")) {
       const Json& list = (*tokenizer)["added_tokens"];
       if (!list.is_array()) return Error(invalid_input("added_tokens is not a list")).in_file(json_path);
@@ -181,10 +177,9 @@ void add_spm_keys(const SpmVocab& v, MetadataList& out) {
   out.set("tokenizer.ggml.token_type", Value::array_of<int32_t>(v.types));
 }
 
-Error no_sentencepiece(const std::string& dir) {
-  return Error(impossible("no tokenizer.model: the converter would read tokenizer.json (a BPE vocabulary), which "
-                          "this build does not convert yet"))
-      .in_file(dir);
+Error needs_sentencepiece(const std::string& dir, std::string_view family) {
+  return Error(invalid_input(fmt::format("{} needs tokenizer.model: the converter reads no other vocabulary for it", family)))
+      .in_file(dir + "/tokenizer.model");
 }
 
 // SentencePiece vocabulary and the special tokens for it (_set_vocab_sentencepiece).
@@ -197,7 +192,86 @@ Status add_sentencepiece(const std::string& dir, const HParams& hparams, bool ph
   return Status::success();
 }
 
+// _set_vocab_llama_hf: gguf-py's LlamaHfVocab over transformers' tokenizer. The model's tokens in id order (byte
+// tokens <0xXX> typed as bytes, the class's special tokens as control), then the added tokens past the model's
+// vocabulary in id order (control when special, else user-defined); every score -1000; no padding to vocab_size.
+Status add_llama_hf(const std::string& dir, MetadataList& out) {
+  QUANT_ASSIGN_OR_RETURN(std::optional<Json> config, read_json_file(dir, "config.json"));
+  QUANT_ASSIGN_OR_RETURN(const HfTokenizer tokenizer,
+                         HfTokenizer::load(dir, config.value_or(Json::object()), /*with_pipeline=*/false));
+  std::unordered_map<int64_t, const std::string*> by_id;
+  for (const auto& [text, id] : tokenizer.vocab()) by_id[id] = &text;
+  std::set<int64_t> special_ids;
+  for (const std::string& text : tokenizer.special_texts()) {
+    if (const auto it = tokenizer.vocab().find(text); it != tokenizer.vocab().end()) special_ids.insert(it->second);
+  }
+  auto is_byte_token = [](const std::string& text) {
+    return text.size() == 6 && text.starts_with("<0x") && text.back() == '>' && std::isxdigit(uint8_t(text[3])) &&
+           std::isxdigit(uint8_t(text[4]));
+  };
+  SpmVocab v;
+  for (int64_t id = 0; id < tokenizer.model_size(); ++id) {
+    const auto it = by_id.find(id);
+    if (it == by_id.end()) {
+      return Error(invalid_input(fmt::format("no token has id {} (LlamaHfVocab reads ids 0..{})", id,
+                                             tokenizer.model_size() - 1)))
+          .in_file(dir + "/tokenizer.json");
+    }
+    v.tokens.push_back(*it->second);
+    v.types.push_back(is_byte_token(*it->second) ? kByte : special_ids.contains(id) ? kControl : kNormal);
+  }
+  for (const auto& [id, token] : tokenizer.added_tokens()) {
+    if (id < tokenizer.model_size()) continue;
+    const bool special =
+        std::find(tokenizer.special_texts().begin(), tokenizer.special_texts().end(), token.content) !=
+        tokenizer.special_texts().end();
+    v.tokens.push_back(token.content);
+    v.types.push_back(special ? kControl : kUserDefined);
+  }
+  v.scores.assign(v.tokens.size(), -1000.0f);
+  add_spm_keys(v, out);
+  QUANT_ASSIGN_OR_RETURN(const SpecialVocab special,
+                         SpecialVocab::load(dir, SpecialVocab::default_types(), int64_t(v.tokens.size())));
+  special.add_to(out);
+  return Status::success();
+}
+
+// Whether LlamaModel.set_vocab, lacking tokenizer.model, takes _set_vocab_llama_hf (gguf-py's LlamaHfVocab
+// accepts tokenizer.json: a BPE model with byte fallback and a Sequence decoder) rather than _set_vocab_gpt2
+// (Llama 3's ignore_merges without byte fallback, or anything else).
+Result<bool> takes_llama_hf_path(const std::string& dir) {
+  QUANT_ASSIGN_OR_RETURN(std::optional<Json> tokenizer, read_tokenizer_json(dir));
+  if (!tokenizer) return false;  // FileNotFoundError: on to _set_vocab_gpt2
+  const std::string file = dir + "/tokenizer.json";
+  if (!tokenizer->is_object() || !tokenizer->contains("model") || !(*tokenizer)["model"].is_object() ||
+      !(*tokenizer)["model"].contains("type")) {
+    return Error(invalid_input("has no model type (LlamaHfVocab reads tokenizer_json['model']['type'])")).in_file(file);
+  }
+  const Json& model = (*tokenizer)["model"];
+  auto get = [&](const char* key, bool fallback) { return model.contains(key) ? truthy(model[key]) : fallback; };
+  const bool bpe = model["type"] == "BPE";
+  if (bpe && get("ignore_merges", false) && !get("byte_fallback", true)) return false;  // Llama 3
+  if (!bpe || !get("byte_fallback", false)) return false;
+  if (!tokenizer->contains("decoder")) {
+    return Error(invalid_input("has no decoder (LlamaHfVocab reads tokenizer_json['decoder'])")).in_file(file);
+  }
+  const Json& decoder = (*tokenizer)["decoder"];
+  if (decoder.is_null()) return false;  // a TypeError, caught: on to _set_vocab_gpt2
+  if (!decoder.is_object() || !decoder.contains("type")) {
+    return Error(invalid_input("decoder has no type (LlamaHfVocab reads tokenizer_json['decoder']['type'])")).in_file(file);
+  }
+  return decoder["type"] == "Sequence";
+}
+
 }  // namespace
+
+bool looks_special(const std::string& text) {
+  if (text == "<pad>" || text == "<mask>" || text == "<2mass>" || text == "[@BOS@]") return true;
+  // Python's startswith/endswith may overlap ("<|>" counts).
+  if (text.starts_with("<|") && text.ends_with("|>")) return true;
+  if (text.starts_with("<\xef\xbd\x9c") && text.ends_with("\xef\xbd\x9c>")) return true;
+  return text.starts_with("<unused") && text.ends_with(">");
+}
 
 Status add_vocabulary(const Architecture& arch, const std::string& dir, const HParams& hparams, MetadataList& out) {
   const bool has_spm = file_exists(dir + "/tokenizer.model");
@@ -215,8 +289,12 @@ Status add_vocabulary(const Architecture& arch, const std::string& dir, const HP
           return Error(impossible("HybridDNATokenizer vocabularies are not converted")).in_file(dir);
         }
       }
-      if (!has_spm) return no_sentencepiece(dir);
-      QUANT_TRY(add_sentencepiece(dir, hparams, false, out));
+      if (has_spm) {
+        QUANT_TRY(add_sentencepiece(dir, hparams, false, out));
+      } else {
+        QUANT_ASSIGN_OR_RETURN(const bool llama_hf, takes_llama_hf_path(dir));
+        QUANT_TRY(llama_hf ? add_llama_hf(dir, out) : add_gpt2_vocabulary(dir, hparams, out));
+      }
       const Json* vocab = hparams.find({"vocab_size"});
       const int64_t size = vocab != nullptr && vocab->is_number_integer() ? vocab->get<int64_t>() : 32000;
       if (size == 32016) {  // CodeLlama's infill tokens
@@ -231,10 +309,10 @@ Status add_vocabulary(const Architecture& arch, const std::string& dir, const HP
       return Status::success();
     }
     case VocabPath::qwen2:
-      if (!has_spm) return no_sentencepiece(dir);
+      if (!has_spm) return add_gpt2_vocabulary(dir, hparams, out);
       return add_sentencepiece(dir, hparams, false, out);
     case VocabPath::gemma: {
-      if (!has_spm) return no_sentencepiece(dir);
+      if (!has_spm) return needs_sentencepiece(dir, "Gemma");
       QUANT_TRY(add_sentencepiece(dir, hparams, false, out));
       // CodeGemma's fill-in-the-middle ids, written for every Gemma (only eot has a GGUF key).
       QUANT_ASSIGN_OR_RETURN(SpecialVocab special,
@@ -250,7 +328,7 @@ Status add_vocabulary(const Architecture& arch, const std::string& dir, const HP
       return Status::success();
     }
     case VocabPath::gemma2:
-      if (!has_spm) return no_sentencepiece(dir);
+      if (!has_spm) return needs_sentencepiece(dir, "Gemma 2");
       QUANT_TRY(add_sentencepiece(dir, hparams, false, out));
       out.set("tokenizer.ggml.add_space_prefix", Value::boolean(false));
       return Status::success();
@@ -263,7 +341,7 @@ Status add_vocabulary(const Architecture& arch, const std::string& dir, const HP
                                      "Phi-3"))
               .in_file(dir + "/tokenizer_config.json");
         }
-        if (*cls == "GPT2Tokenizer") return no_sentencepiece(dir);
+        if (*cls == "GPT2Tokenizer") return add_gpt2_vocabulary(dir, hparams, out);  // Phi-4
       }
       if (!has_spm) {
         return Error(invalid_input("Phi-3 needs tokenizer.model")).in_file(dir + "/tokenizer.model");

@@ -409,7 +409,7 @@ Result<std::unique_ptr<Model>> Model::open(std::shared_ptr<const ModelSource> so
 }
 
 Result<HiddenStates> Model::embed(std::span<const int32_t> tokens, int64_t n_seq, int64_t seq_len,
-                                  int64_t first_output) const {
+                                  int64_t first_output, const EvalHooks& hooks) const {
   const ModelImpl& m = *impl_;
   if (n_seq < 1 || seq_len < 1 || first_output < 0 || first_output >= seq_len ||
       int64_t(tokens.size()) != n_seq * seq_len) {
@@ -429,11 +429,10 @@ Result<HiddenStates> Model::embed(std::span<const int32_t> tokens, int64_t n_seq
   states.first_output_ = first_output;
   states.n_embd_ = m.hp.n_embd;
   states.values_.resize(tokens.size() * size_t(m.hp.n_embd));
-  // ggml_get_rows: each token's row dequantized (copied from the resident floats, or read and dequantized), in
-  // blocks of tokens over the pool.
-  const TensorInfo& table = *m.source->find_tensor("token_embd.weight");
-  const auto resident = m.resident.find(table.name);
-  const WeightView view = m.stored_view(table, nullptr, table.type);
+  // ggml_get_rows: each token's row, copied from the resident floats or dequantized from an override's bytes or the
+  // file's (read by the task that needs them), in blocks of tokens over the pool.
+  QUANT_ASSIGN_OR_RETURN(const LoadedWeight table, m.load_weight("token_embd.weight", hooks));
+  const WeightView& view = table.view;
   const int64_t n_embd = m.hp.n_embd;
   const int64_t block = 64;
   const int64_t blocks = (int64_t(tokens.size()) + block - 1) / block;
@@ -441,11 +440,13 @@ Result<HiddenStates> Model::embed(std::span<const int32_t> tokens, int64_t n_seq
   m.pool->parallel_for(blocks, [&](int64_t b, int thread) {
     for (int64_t i = b * block; i < std::min<int64_t>((b + 1) * block, int64_t(tokens.size())); ++i) {
       float* out = &states.values_[size_t(i * n_embd)];
-      if (resident != m.resident.end()) {
-        std::memcpy(out, resident->second.get() + int64_t(tokens[size_t(i)]) * n_embd, size_t(n_embd) * sizeof(float));
+      const int64_t token = tokens[size_t(i)];
+      if (view.dense != nullptr) {
+        std::memcpy(out, view.dense + token * n_embd, size_t(n_embd) * sizeof(float));
         continue;
       }
-      Status read = model::dequantize_rows(view, tokens[size_t(i)], 1, m.scratch->bytes(thread, view.row_bytes), out);
+      uint8_t* bytes = view.raw == nullptr ? m.scratch->bytes(thread, view.row_bytes) : nullptr;
+      Status read = model::dequantize_rows(view, token, 1, bytes, out);
       if (!read) return errors.record(b, std::move(read));
     }
   });

@@ -1,6 +1,7 @@
 // Whole-program tests of `quantize INPUT --target-size SIZE` / `--target-bpw B`: the file reproduced byte for byte
-// by llama.cpp's llama-quantize from the saved plan (when that binary is available locally), the exit codes and
-// messages for budgets out of range, a cache from another model, a calibration text too short and bad options.
+// by llama.cpp's llama-quantize from the saved plan (when that binary is available locally), a calibration text
+// alone as the importance matrix's source, the exit codes and messages for budgets out of range, a cache from
+// another model or another importance matrix, a calibration text too short and bad options.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "cli/cli_harness.h"
+#include "quant/gguf.h"
 #include "test_data.h"
 
 namespace {
@@ -66,6 +68,111 @@ TEST(AutomixCommand, LlamaQuantizeReproducesTheFileFromTheSavedPlan) {
   }
 }
 
+quant::GgufFile open_gguf(const std::string& path) {
+  auto file = quant::GgufFile::open(path);
+  if (!file) throw std::runtime_error(file.error().message());
+  return std::move(*file);
+}
+
+// --calibration-text without --imatrix: the importance matrix is computed from the text, measured with, written
+// with and recorded as `--to --calibration-text` records it; the dry run's size is the file's; the computed values
+// key the cache; llama-quantize makes the same tensors from the plan and the matrix `quantize imatrix` writes.
+TEST(AutomixCommand, ACalibrationTextAloneIsTheImportanceMatrixSource) {
+  ScratchDir dir;
+  const std::string text = data_path("automix/code-calib-head.txt");
+  const std::string cache = dir / "text-cache.json", out = dir / "auto.gguf", plan = dir / "plan.txt";
+  const std::string budget = "1877888";  // llama-quantize's Q3_K_M of this model
+  // 2 chunks of 128 tokens measured; the matrix from every chunk of 128 of the text.
+  const std::vector<std::string> common = {kModel, "--target-size", budget, "--calibration-text", text,
+                                           "--calibration-ctx", "128", "--calibration-tokens", "256",
+                                           "--sensitivity-cache", cache, "-t", "2", "--json"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> all = common;
+    all.insert(all.end(), extra.begin(), extra.end());
+    return run_quantize(all);
+  };
+  const ProgramRun dry = with({"--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  const nlohmann::json planned = nlohmann::json::parse(dry.out);
+  EXPECT_FALSE(planned["cache_used"].get<bool>());
+  const nlohmann::json& imatrix = planned["imatrix_from_text"];
+  ASSERT_TRUE(imatrix.is_object()) << planned;
+  EXPECT_EQ(imatrix["text"], text);
+  EXPECT_EQ(imatrix["n_ctx"], 128);
+  EXPECT_EQ(imatrix["entries"], 28);  // the blk.* weights
+  EXPECT_GE(imatrix["chunks"].get<int>(), 30);  // about 4096 tokens
+  EXPECT_NE(planned["measurer"].get<std::string>().find("kld/1 ctx=128 max-tokens=256"), std::string::npos);
+  const uint64_t predicted = planned["file_bytes"];
+  EXPECT_LE(predicted, std::stoull(budget));
+
+  const ProgramRun run = with({"-o", out, "--save-plan", plan});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json report = nlohmann::json::parse(run.out);
+  EXPECT_TRUE(report["cache_used"].get<bool>()) << "the same text gives the same matrix: the cache serves it";
+  EXPECT_EQ(fs::file_size(out), predicted) << "the dry run's size counts the quantize.imatrix.* keys";
+  EXPECT_EQ(report["file_bytes"].get<uint64_t>(), predicted);
+  EXPECT_EQ(report["conversion"]["imatrix_from_text"], report["imatrix_from_text"]);
+  for (const char* key : {"chunks", "tokens", "entries", "perplexity"}) {
+    EXPECT_EQ(report["imatrix_from_text"][key], imatrix[key]) << key << ": the same matrix as the dry run's";
+  }
+  const quant::GgufFile file = open_gguf(out);
+  EXPECT_EQ(file.find("quantize.imatrix.file"), nullptr);
+  EXPECT_EQ(file.get<std::string>("quantize.imatrix.dataset").value(), text);
+  EXPECT_EQ(file.get<uint32_t>("quantize.imatrix.entries_count").value(), 28u);
+  EXPECT_EQ(file.get<uint32_t>("quantize.imatrix.chunks_count").value(), imatrix["chunks"].get<uint32_t>());
+  size_t low_bit = 0;
+  for (const nlohmann::json& t : report["tensors"]) {
+    const quant::TensorInfo* written = file.find_tensor(t["name"].get<std::string>());
+    ASSERT_NE(written, nullptr) << t;
+    EXPECT_EQ(quant::format_of(written->type).name, t["type_out"].get<std::string>()) << t;
+    if (t["type_out"] == "q2_K" || t["type_out"].get<std::string>().starts_with("iq")) ++low_bit;
+  }
+  EXPECT_GT(low_bit, 0u) << "a Q3_K_M-sized budget puts some tensors below 3 bits";
+  // The file loads and runs, and scores on the measured chunks as the whole mix was measured before writing it
+  // (that figure subtracts the base's own 16-bit rounding floor, a few 1e-6).
+  const ProgramRun eval = run_quantize({"eval", out, "--base", kModel, "--text", text, "-c", "128", "--chunks", "2",
+                                        "-t", "2", "--json"});
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  const double measured = report["measured"]["kld"];
+  EXPECT_GT(measured, 0.0);
+  EXPECT_NEAR(nlohmann::json::parse(eval.out)["kl_divergence"]["mean"].get<double>(), measured, 0.02 * measured)
+      << eval.out;
+
+  // The cache is keyed by the computed values: the same text and settings with the file imatrix are refused.
+  const ProgramRun other = run_quantize({kModel, "--imatrix", kImatrix, "--target-size", budget, "--calibration-text",
+                                         text, "--calibration-ctx", "128", "--calibration-tokens", "256",
+                                         "--sensitivity-cache", cache, "--dry-run"},
+                                        kImatrixDir);
+  EXPECT_EQ(other.exit_code, 4) << other.err;
+  EXPECT_NE(other.err.find("measured with another importance matrix"), std::string::npos) << other.err;
+
+  // llama-quantize, given the matrix written by `quantize imatrix` with the same text and context and the saved
+  // plan (the command the report prints), writes the same tensors.
+  const std::string peer = llama_quantize();
+  if (peer.empty()) GTEST_SKIP() << "llama-quantize not found (set LLAMA_QUANTIZE)";
+  const std::string command = report["llama_quantize_command"];
+  EXPECT_NE(command.find("quantize imatrix " + kModel + " --text " + text + " --ctx 128 -o IMATRIX.gguf && "),
+            std::string::npos)
+      << command;
+  const ProgramRun written = run_quantize({"imatrix", kModel, "--text", text, "--ctx", "128", "-o", "IMATRIX.gguf"},
+                                          dir.path());
+  ASSERT_EQ(written.exit_code, 0) << written.err;
+  const std::string theirs = dir / "llama-quantize.gguf";
+  const ProgramRun reference = run_program(
+      peer, {"--imatrix", "IMATRIX.gguf", "--tensor-type-file", plan, kModel, theirs, report["base_file_type"]},
+      dir.path());
+  ASSERT_EQ(reference.exit_code, 0) << reference.err;
+  const quant::GgufFile reference_file = open_gguf(theirs);
+  ASSERT_EQ(reference_file.tensors().size(), file.tensors().size());
+  for (size_t i = 0; i < file.tensors().size(); ++i) {
+    const quant::TensorInfo& a = file.tensors()[i];
+    const quant::TensorInfo& b = reference_file.tensors()[i];
+    ASSERT_EQ(a.name, b.name);
+    EXPECT_EQ(a.type, b.type) << a.name;
+    EXPECT_EQ(*file.read_tensor_data(a), *reference_file.read_tensor_data(b)) << a.name;
+  }
+}
+
 TEST(AutomixCommand, BudgetsOutOfRangeExit4WithTheReachableRange) {
   ScratchDir dir;
   for (const std::string budget : {"100K", "9M"}) {
@@ -101,6 +208,13 @@ TEST(AutomixCommand, ACalibrationTextTooShortToMeasureExits4) {
   EXPECT_EQ(run.exit_code, 4) << run.err;
   EXPECT_NE(run.err.find("too short to measure"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("short.txt"), std::string::npos) << run.err;
+  EXPECT_FALSE(fs::exists(dir / "out.gguf"));
+  // Without --imatrix the text is the matrix's source: refused as too short for it, before anything is measured.
+  const ProgramRun alone = run_quantize({kModel, "--target-size", "2M", "--calibration-text", dir / "short.txt", "-o",
+                                         dir / "out.gguf"});
+  EXPECT_EQ(alone.exit_code, 4) << alone.err;
+  EXPECT_NE(alone.err.find("two chunks"), std::string::npos) << alone.err;
+  EXPECT_NE(alone.err.find("short.txt"), std::string::npos) << alone.err;
   EXPECT_FALSE(fs::exists(dir / "out.gguf"));
 }
 
@@ -142,7 +256,7 @@ TEST(AutomixCommand, BadOptionsAreUsageErrors) {
   }
   const ProgramRun no_imatrix = run_quantize({kModel, "--target-size", "2M"});
   EXPECT_EQ(no_imatrix.exit_code, 2);
-  EXPECT_NE(no_imatrix.err.find("need --imatrix"), std::string::npos) << no_imatrix.err;
+  EXPECT_NE(no_imatrix.err.find("need --imatrix FILE, --calibration-text FILE"), std::string::npos) << no_imatrix.err;
 }
 
 }  // namespace

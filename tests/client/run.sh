@@ -4,8 +4,8 @@
 # v0.5.0) and generate 16 tokens greedily. Every file must load and generate, and Q8_0's continuation must
 # equal the f16 input's token for token. Split models too: Q4_K_M written by three --shard jobs and cut by
 # --split-max-size, each loaded from its first shard, must score a text exactly as the one-file Q4_K_M does.
-# Conversions of the small random Hugging Face checkpoints in tests/data/hf (every supported architecture) must
-# load and run a completion (random weights may stop at once).
+# Conversions of the small random Hugging Face checkpoints in tests/data/hf (every supported architecture, and the
+# tokenizer.json-only ones) must load and run a completion (random weights may stop at once).
 # Automatic mixes (--target-size) are among the files.
 #
 # usage: tests/client/run.sh QUANTIZE_BINARY
@@ -59,6 +59,9 @@ for budget in 1486720 1877888 2652544; do
       --calibration-text "$data_dir/automix/code-calib-head.txt" --calibration-ctx 256 \
       --sensitivity-cache "$work/sensitivity.json" -o "$work/auto-$budget.gguf" -q)
 done
+# And one whose importance matrix is computed from the calibration text (no --imatrix), measured on 4 chunks.
+"$quantize" "$model" --target-size 1713024 --calibration-text "$data_dir/automix/code-calib-head.txt" \
+  --calibration-ctx 256 --calibration-tokens 1024 -o "$work/auto-text-1713024.gguf" -q
 # Split models: three sharded jobs, and one run cut by size; llama.cpp loads each from its first shard.
 mkdir -p "$work/split"
 for i in 1 2 3; do "$quantize" "$model" --to Q4_K_M --shard "$i/3" -o "$work/split/sharded.gguf" -q; done
@@ -75,6 +78,19 @@ for folder in "$data_dir"/hf/*/; do
   "$quantize" "$folder" --to "$float" -o "$work/hf-$name-$float.gguf" -q
   "$quantize" "$folder" --to Q4_K_M -o "$work/hf-$name-Q4_K_M.gguf" -q
   hf_outputs+=(--runs "$work/hf-$name-$float.gguf" --runs "$work/hf-$name-Q4_K_M.gguf")
+done
+# The tokenizer.json-only checkpoints (tests/data/hf/bpe-*, weights stored gzip-compressed) at their float type
+# (their vocabularies are the point; rows of 16 values fit no quantized block).
+for folder in "$data_dir"/hf/bpe-*/; do
+  [ -f "$folder/model.safetensors.gz" ] || continue
+  name="$(basename "$folder")"
+  mkdir -p "$work/$name"
+  cp "$folder"/*.json "$work/$name/"
+  gunzip -c "$folder/model.safetensors.gz" > "$work/$name/model.safetensors"
+  float=F16
+  grep -q '"bfloat16"' "$folder/config.json" && float=BF16
+  "$quantize" "$work/$name" --to "$float" -o "$work/hf-$name-$float.gguf" -q
+  hf_outputs+=(--runs "$work/hf-$name-$float.gguf")
 done
 
 others=()

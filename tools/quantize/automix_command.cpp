@@ -66,8 +66,10 @@ nlohmann::json to_json(const AutomixResult& r) {
                               : nlohmann::json()},
       {"cost_unit", r.cost_unit},
       {"measurer", r.measurer},
+      {"imatrix_from_text", r.imatrix_from_text ? quant::to_json(*r.imatrix_from_text) : nlohmann::json()},
       {"cache_used", r.cache_used},
       {"measure_seconds", r.measure_seconds},
+      {"check_seconds", r.check_seconds},
       {"solve_seconds", r.solve_seconds},
       {"base_file_type", r.base_file_type},
       {"llama_quantize_command", r.llama_quantize_command},
@@ -93,8 +95,14 @@ void print_result(std::ostream& out, const AutomixResult& r) {
     out << fmt::format("  measured    KLD {:.6g}, same top token {:.3f} % (the whole mix on the calibration text)\n",
                        r.measured->cost, 100.0 * r.measured->same_top);
   }
-  out << fmt::format("  measured by {}{}, {:.2f} s; solved in {:.3f} s\n", r.measurer,
-                     r.cache_used ? " (from the sensitivity cache)" : "", r.measure_seconds, r.solve_seconds);
+  if (r.imatrix_from_text && !r.conversion) {  // a conversion's report prints it below
+    const TextImatrixSummary& m = *r.imatrix_from_text;
+    out << fmt::format("  imatrix     {} weights from {} chunks of {} tokens of {}, computed in {:.2f} s\n", m.entries,
+                       m.chunks, m.n_ctx, m.text, m.seconds);
+  }
+  out << fmt::format("  measured by {}{}, {:.2f} s; solved in {:.3f} s; the mix checked in {:.2f} s\n", r.measurer,
+                     r.cache_used ? " (from the sensitivity cache)" : "", r.measure_seconds, r.solve_seconds,
+                     r.check_seconds);
   out << fmt::format("  {:<32} {:>6} {:>8} {:>10} {:>12}\n", "tensor", "from", "type", "bytes", "cost");
   for (const AutomixTensor& t : r.tensors) {
     if (!t.quantizable) continue;
@@ -123,11 +131,11 @@ Result<AutomixRequest> build_request(const AutomixOptions& options, const Shared
   for (const std::string& refused : shared.unsupported) {
     return usage_error(fmt::format("{} cannot be combined with --target-size/--target-bpw", refused));
   }
-  if (shared.imatrix.empty()) {
-    // The calibration text computes an imatrix in a conversion, but the measurer does not take one computed in
-    // the same run yet: the imatrix is required.
-    return usage_error("--target-size/--target-bpw need --imatrix FILE (make one first with `quantize imatrix MODEL "
-                       "--text FILE -o IMATRIX`)");
+  if (shared.imatrix.empty() && shared.calibration_text.empty()) {
+    // Without importance data the measurement falls back to unweighted errors and the i-quants that need it are
+    // out of reach: a budget run takes one source or the other.
+    return usage_error("--target-size/--target-bpw need --imatrix FILE, --calibration-text FILE (the importance "
+                       "matrix is then computed from the text), or both");
   }
   request.input = shared.input;
   if (shared.outputs.size() > 1) return usage_error("an automatic mix writes one output: give at most one -o");

@@ -252,7 +252,7 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   app.add_option("--calibration-text", args->calibration_text,
                  "Compute the importance matrix in this run from a text (plain or JSONL), as llama-imatrix would, "
                  "and use it as --imatrix would (docs/imatrix.md). With --target-size: the text each tensor's cost "
-                 "is measured on (docs/automix.md)")
+                 "is measured on, and without --imatrix the importance matrix's source too (docs/automix.md)")
       ->group("Conversion");
   app.add_option("--calibration-ctx", args->calibration_ctx,
                  "Tokens per chunk for --calibration-text (default 512, llama-imatrix's; with --target-size, 512 or "
