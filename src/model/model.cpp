@@ -210,7 +210,8 @@ class ModelImpl {
     }
     // What `rounded` holds after this call: nothing to reuse when x needs no rounding.
     work.rounded_type = activation;
-    return multiply(w, layer, x, sized(work.rounded, n * w.view.cols), n, y, ldy, hooks);
+    float* rounded = activation == TypeId::f32 ? nullptr : sized(work.rounded, n * w.view.cols);
+    return multiply(w, layer, x, rounded, n, y, ldy, hooks);
   }
 
   // The same for an x nothing reads afterwards (attention's output, SwiGLU's, the normed rows of the head): it is
@@ -220,7 +221,7 @@ class ModelImpl {
     return multiply(w, layer, x, x, n, y, ldy, hooks);
   }
 
-  // Reports x to the hook, rounds it into `rounded` (which may be x) and multiplies.
+  // Reports x to the hook, rounds it into `rounded` (which may be x; unused for f32 activations) and multiplies.
   Status multiply(const LoadedWeight& w, int layer, const float* x, float* rounded, int64_t n, float* y, int64_t ldy,
                   const EvalHooks& hooks) const {
     report_input(w, layer, x, n, hooks);
