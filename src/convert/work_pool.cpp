@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <system_error>
 
+#include "core/worker_signals.h"
+
 namespace quant::convert_internal {
 
 WorkPool::WorkPool(int threads) {
@@ -12,6 +14,7 @@ WorkPool::WorkPool(int threads) {
   // oversubscribe on purpose), far more (-t 100000) would spend seconds starting threads and could use up the
   // user's process limit, so that other programs (and our own I/O threads) could not start one.
   threads = std::min(threads, cores * kMaxThreadsPerCore);
+  const WorkerSignals workers_take_no_stop_signals;
   for (int i = 1; i < threads; ++i) {
     try {
       workers_.emplace_back([this] { worker_loop(); });
@@ -74,6 +77,7 @@ void WorkPool::worker_loop() {
 }
 
 IoThread::IoThread() {
+  const WorkerSignals io_thread_takes_no_stop_signals;
   try {
     thread_ = std::thread([this] { loop(); });  // after every member it uses exists
   } catch (const std::system_error&) {

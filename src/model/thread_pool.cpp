@@ -1,8 +1,11 @@
 #include "model/thread_pool.h"
 
+#include "core/worker_signals.h"
+
 namespace quant::model {
 
 ThreadPool::ThreadPool(int threads) {
+  const WorkerSignals workers_take_no_stop_signals;
   for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
 }
 

@@ -13,6 +13,7 @@
 #include <future>
 #include <optional>
 
+#include "core/worker_signals.h"
 #include "quant/split.h"
 #include "split/output_files.h"
 
@@ -90,7 +91,10 @@ Status copy_tensors(const ModelSource& source, const PlannedFile& file, GgufWrit
     QUANT_TRY(std::move(next_read));
     if (options.cancel != nullptr && options.cancel->load()) return Error(ErrorKind::interrupted, "interrupted");
     std::future<Status> ahead;
-    if (i + 1 < pieces.size()) ahead = std::async(std::launch::async, read, i + 1);
+    if (i + 1 < pieces.size()) {
+      const WorkerSignals reader_takes_no_stop_signals;
+      ahead = std::async(std::launch::async, read, i + 1);
+    }
     Status written = pieces[i].offset == 0 ? writer.begin_tensor(pieces[i].tensor->name) : Status::success();
     if (written) written = writer.write_tensor_data(buffers[i % 2]);
     next_read = ahead.valid() ? ahead.get() : Status::success();
