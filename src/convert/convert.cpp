@@ -146,28 +146,28 @@ Status refuse_shared_outputs(const std::vector<std::string>& paths) {
 }
 
 // What a split output's report lists: each file written (or planned), with its tensors and sizes.
-std::vector<ShardReport> shard_reports(const Target& target) {
+Result<std::vector<ShardReport>> shard_reports(const Target& target) {
   std::vector<ShardReport> shards;
   for (uint32_t s = 0; s < target.files.count; ++s) {
     if (!target.files.selected[s]) continue;
     ShardReport shard;
     shard.path = target.files.paths[s];
     shard.index = s;
-    std::vector<split_internal::DeclaredTensor> declared;
+    std::vector<TensorInfo> declared;
     for (size_t i = 0; i < target.plan.tensors.size(); ++i) {
       if (target.files.shard_of[i] != s) continue;
       const TensorPlan& t = target.plan.tensors[i];
       const uint64_t bytes = convert_internal::planned_bytes(t);
       ++shard.tensors;
       shard.tensor_bytes += bytes;
-      declared.push_back({t.name, t.target_type, t.shape, bytes});
+      declared.push_back({.name = t.name, .type = t.target_type, .shape = t.shape});
     }
     if (const std::optional<GgufWriter>& writer = target.writers[s]; writer) {
       shard.file_bytes = writer->bytes_written();
       shard.sha256 = writer->sha256_hex();
     } else {
-      shard.file_bytes = split_internal::gguf_file_bytes(convert_internal::file_metadata(target.files, target.metadata, s),
-                                                         declared);
+      QUANT_ASSIGN_OR_RETURN(shard.file_bytes,
+                             gguf_file_size(convert_internal::file_metadata(target.files, target.metadata, s), declared));
     }
     shards.push_back(std::move(shard));
   }
@@ -447,7 +447,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
       }
     }
     if (target.files.shard_names) {
-      report.shards = shard_reports(target);
+      QUANT_ASSIGN_OR_RETURN(report.shards, shard_reports(target));
       report.shard_count = target.files.count;
     }
     // The writers hashed every byte as they wrote it: no second pass over the files. A dry run reports the exact
@@ -458,7 +458,8 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
       if (writer) written.push_back(&*writer);
     }
     if (written.size() == 1) report.output_sha256 = written.front()->sha256_hex();
-    for (const ShardReport& shard : shard_reports(target)) report.output_bytes += shard.file_bytes;
+    QUANT_ASSIGN_OR_RETURN(const std::vector<ShardReport> shards, shard_reports(target));
+    for (const ShardReport& shard : shards) report.output_bytes += shard.file_bytes;
     const auto first_file = std::find(target.files.selected.begin(), target.files.selected.end(), true);
     report.output = target.files.paths[size_t(first_file - target.files.selected.begin())];
     report.wall_seconds = wall;

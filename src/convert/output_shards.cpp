@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "quant/gguf.h"
 #include "quant/sha256.h"
-#include "split/output_files.h"
 
 namespace quant::convert_internal {
 namespace {
@@ -95,7 +95,7 @@ Result<OutputShards> lay_out_output(const OutputSplit& split, const ModelSource&
     out.count = 1 + (out.shard_of.empty() ? 0 : *std::max_element(out.shard_of.begin(), out.shard_of.end()));
     out.split_keys = out.count > 1;
   } else if (split.shard) {
-    const uint64_t header = split_internal::gguf_file_bytes(metadata, {});
+    QUANT_ASSIGN_OR_RETURN(const uint64_t header, gguf_file_size(metadata, {}));
     QUANT_ASSIGN_OR_RETURN(const std::vector<uint64_t> counts, cut_balanced(sizes, header, split.shard->count));
     out.shard_of = shard_of_each(counts);
     out.count = split.shard->count;

@@ -18,20 +18,6 @@ namespace quant::split_internal {
 // The files a model is read from: every shard of a split model, else the path it was opened from.
 std::vector<std::string> files_of(const ModelSource& model);
 
-// A tensor as declared to a writer.
-struct DeclaredTensor {
-  std::string_view name;
-  TypeId type;
-  std::span<const int64_t> shape;
-  uint64_t size_bytes;
-};
-
-// The bytes of a GGUF v3 file with this metadata and these tensors, as GgufWriter lays it out (header padded to
-// the alignment unless there are no tensors, each tensor's data padded to it); the alignment is general.alignment
-// when the metadata has it, else `alignment`.
-uint64_t gguf_file_bytes(std::span<const KeyValue> metadata, std::span<const DeclaredTensor> tensors,
-                         uint64_t alignment = 32);
-
 // Finishes every writer's file, then (unless `cancel` is set by now: a signal that came while the last bytes were
 // written still means no output) places them all under `policy`, all or nothing (commit_files, quant/atomic_file.h).
 // Returns, per writer, whether it replaced an existing file. After an error every final path holds what it held

@@ -20,7 +20,6 @@
 namespace quant {
 namespace {
 
-using split_internal::DeclaredTensor;
 
 // One file to write: its path, its metadata and the source tensors it holds, in order.
 struct PlannedFile {
@@ -29,20 +28,15 @@ struct PlannedFile {
   std::vector<const TensorInfo*> tensors;
 };
 
-std::vector<DeclaredTensor> declared(const PlannedFile& file) {
-  std::vector<DeclaredTensor> out;
-  out.reserve(file.tensors.size());
-  for (const TensorInfo* t : file.tensors) out.push_back({t->name, t->type, t->shape, t->size_bytes});
-  return out;
-}
-
-ShardReport planned_report(const PlannedFile& file, uint32_t index) {
+Result<ShardReport> planned_report(const PlannedFile& file, uint32_t index) {
   ShardReport report;
   report.path = file.path;
   report.index = index;
   report.tensors = file.tensors.size();
   for (const TensorInfo* t : file.tensors) report.tensor_bytes += t->size_bytes;
-  report.file_bytes = split_internal::gguf_file_bytes(file.metadata, declared(file));
+  std::vector<TensorInfo> tensors;
+  for (const TensorInfo* t : file.tensors) tensors.push_back(*t);
+  QUANT_ASSIGN_OR_RETURN(report.file_bytes, gguf_file_size(file.metadata, tensors));
   return report;
 }
 
@@ -111,7 +105,10 @@ Result<SplitJobReport> write_files(const ModelSource& source, std::vector<Planne
   report.input = source.path();
   report.input_bytes = source.input_bytes();
   report.total_tensors = source.tensors().size();
-  for (size_t i = 0; i < files.size(); ++i) report.files.push_back(planned_report(files[i], uint32_t(i)));
+  for (size_t i = 0; i < files.size(); ++i) {
+    QUANT_ASSIGN_OR_RETURN(ShardReport planned, planned_report(files[i], uint32_t(i)));
+    report.files.push_back(std::move(planned));
+  }
   if (options.dry_run) return report;
 
   OutputPolicy policy = options.output;
