@@ -138,7 +138,7 @@ struct EvalOptions {
   // Tokens evaluated together per pass over the weights (whole chunks; at least one chunk).
   int64_t tokens_per_pass = 4096;
   std::string save_kl_base;          // write the base's (or, without a base, the model's) log-probabilities here
-  OutputPolicy save_policy;          // how save_kl_base is placed (--force, the files read)
+  OutputPolicy save_policy;          // how save_kl_base is placed (--force, the files read; the models' own files are added)
   // Called after each pass with chunks done and the total.
   std::function<void(int64_t done, int64_t total)> progress;
   // When set and true: stop before the next model run with ErrorKind::interrupted; a --save-kl-base file being

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "quant/error.h"
 #include "quant/model_source.h"
@@ -34,6 +35,11 @@ bool is_checkpoint_directory(const std::string& path);
 // file, naming it, the tensor and the offset), impossible (an architecture, tokenizer or dtype this build does
 // not convert, named in the message; exit 4).
 Result<std::unique_ptr<ModelSource>> open_hf_checkpoint(const std::string& path);
+
+// The files a checkpoint folder is made of, for the rule that no output replaces an input: every regular file at
+// its top level (links followed: a Hugging Face cache links its files to blobs), sorted. Empty when the folder
+// cannot be listed.
+std::vector<std::string> hf_checkpoint_files(const std::string& path);
 
 // The folder's name as the converter takes it (Python's Path(path).name: trailing separators and "." parts
 // ignored), used for general.name and default output names.

@@ -66,6 +66,10 @@ class ModelSource {
   // The file that holds `tensor` (its shard for split models, its safetensors file for checkpoints): errors about
   // the tensor's bytes name it.
   virtual const std::string& file_of(const TensorInfo& tensor) const { (void)tensor; return path(); }
+  // Every file this source is made of: no output may replace one of them (quant/atomic_file.h's
+  // OutputPolicy::inputs). The path itself for a GGUF file, every shard of a split model, every regular file at
+  // the top of a checkpoint folder (weights, configuration, tokenizer, model card: the folder is one input).
+  virtual std::vector<std::string> files() const { return {path()}; }
   // For a split GGUF model (quant/split.h): how many shards it is stored in, and the 0-based shard holding
   // `tensor` (llama-quantize --keep-split writes one output shard per input shard). 1 and 0 for other sources.
   virtual uint32_t split_count() const { return 1; }
@@ -94,6 +98,11 @@ class ModelSource {
 // Errors: io when the path cannot be read, invalid_input for a damaged file, impossible for an input kind this
 // build cannot read (named in the message).
 Result<std::unique_ptr<ModelSource>> open_model(const std::string& path);
+
+// The files the model at `path` is made of, found without reading them, for refusing an output that would replace
+// one before any work starts: a folder's top-level regular files (links followed), every shard a split model's
+// name implies (present or not), else the path. ModelSource::files() says the same of an opened model.
+std::vector<std::string> model_files(const std::string& path);
 
 template <typename T>
 Result<T> ModelSource::get(std::string_view key) const {

@@ -83,6 +83,7 @@ class SplitModel : public ModelSource {
   const TensorInfo* find_tensor(std::string_view name) const override;
   Status read_tensor(const TensorInfo& tensor, uint64_t offset_in_tensor, std::span<uint8_t> out) const override;
   const std::string& file_of(const TensorInfo& tensor) const override;
+  std::vector<std::string> files() const override;
   uint32_t split_count() const override { return uint32_t(shards_.size()); }
   uint32_t split_index_of(const TensorInfo& tensor) const override;
 

@@ -23,6 +23,7 @@
 #include "quant/automix.h"
 #include "quant/convert.h"
 #include "quant/model.h"
+#include "quant/model_source.h"
 
 namespace quant {
 namespace {
@@ -174,9 +175,10 @@ MeasureContext measure_context(const AutomixRequest& request, const InputModel& 
 OutputPolicy output_policy(const AutomixRequest& request) {
   OutputPolicy policy;
   policy.overwrite = request.overwrite;
-  for (const std::string& read : {request.input, request.imatrix_path, request.calibration_text}) {
+  for (const std::string& read : {request.imatrix_path, request.calibration_text}) {
     if (!read.empty()) policy.inputs.push_back(read);
   }
+  for (std::string& file : model_files(request.input)) policy.inputs.push_back(std::move(file));
   return policy;
 }
 

@@ -258,13 +258,7 @@ Result<std::vector<ConversionReport>> convert(const ConvertRequest& request) {
   if (const auto& computed = request.imatrix.computed; computed && computed->text) {  // the text it was computed from
     policy.inputs.push_back(computed->text->text);
   }
-  for (const std::string& file : split_internal::files_of(input)) policy.inputs.push_back(file);
-  for (const TensorInfo& tensor : input.tensors()) {  // a source's own files (safetensors of a folder)
-    const std::string& file = input.file_of(tensor);
-    if (std::find(policy.inputs.begin(), policy.inputs.end(), file) == policy.inputs.end()) {
-      policy.inputs.push_back(file);
-    }
-  }
+  for (std::string& file : input.files()) policy.inputs.push_back(std::move(file));
   std::vector<Target> targets;
   for (const ConvertTarget& wanted : request.targets) {
     QUANT_ASSIGN_OR_RETURN(Target target, plan_target(request, wanted, input, model, tensors,

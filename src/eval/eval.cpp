@@ -137,10 +137,17 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
   const bool has_base = base.file != nullptr || base.model != nullptr;
   std::optional<KlBaseWriter> writer;
   if (!options.save_kl_base.empty()) {
+    OutputPolicy policy = options.save_policy;  // and every file of the models read (each shard, a folder's files)
+    for (const Model* model : models) {
+      for (std::string& file : model->source().files()) policy.inputs.push_back(std::move(file));
+    }
+    if (base.model != nullptr) {
+      for (std::string& file : base.model->source().files()) policy.inputs.push_back(std::move(file));
+    }
     QUANT_ASSIGN_OR_RETURN(writer, KlBaseWriter::create(options.save_kl_base, uint32_t(chunking.n_ctx),
                                                         int32_t(n_vocab),
                                                         chunking.tokens.first(size_t(chunking.n_chunk * chunking.n_ctx)),
-                                                        options.save_policy));
+                                                        policy));
   }
 
   const int64_t row_values = kl_row_values(n_vocab);

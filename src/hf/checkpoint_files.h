@@ -58,6 +58,7 @@ class CheckpointFiles {
 
   const std::vector<CheckpointTensor>& tensors() const { return tensors_; }
   const Shard& shard(size_t i) const { return shards_[i]; }
+  size_t shard_count() const { return shards_.size(); }
   uint64_t total_bytes() const;  // every shard file's size
   // Reads out.size() bytes of `tensor` from offset_in_tensor (the caller keeps inside the tensor).
   Status read(const CheckpointTensor& tensor, uint64_t offset_in_tensor, std::span<uint8_t> out) const;

@@ -2,8 +2,10 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <map>
 
 #include "hf/architectures.h"
@@ -86,6 +88,7 @@ class HfCheckpoint final : public ModelSource {
     if (it == index_.end() || plan_[it->second].source == nullptr) return path_;
     return files_->shard(plan_[it->second].source->shard).path;
   }
+  std::vector<std::string> files() const override;
   Result<std::optional<SourcePlan>> source_plan(uint32_t file_type) const override;
 
  private:
@@ -103,6 +106,15 @@ class HfCheckpoint final : public ModelSource {
   std::vector<TensorInfo> auto_tensors_;
   uint32_t auto_file_type_ = 1;
 };
+
+std::vector<std::string> HfCheckpoint::files() const {
+  // The folder's files, and the weight shards in any case, should the listing fail.
+  std::vector<std::string> paths = hf_checkpoint_files(path_);
+  for (size_t s = 0; s < files_->shard_count(); ++s) {
+    if (std::find(paths.begin(), paths.end(), files_->shard(s).path) == paths.end()) paths.push_back(files_->shard(s).path);
+  }
+  return paths;
+}
 
 TensorInfo HfCheckpoint::info_of(const PlannedTensor& t, TypeId type) const {
   TensorInfo info;
@@ -333,6 +345,17 @@ std::string checkpoint_folder_name(const std::string& path) {
     start = slash + 1;
   }
   return parts.empty() ? std::string() : parts.back();
+}
+
+std::vector<std::string> hf_checkpoint_files(const std::string& path) {
+  std::vector<std::string> files;
+  std::error_code error;
+  for (std::filesystem::directory_iterator it(path, error), end; !error && it != end; it.increment(error)) {
+    std::error_code status_error;
+    if (std::filesystem::is_regular_file(it->path(), status_error)) files.push_back(it->path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 Result<std::unique_ptr<ModelSource>> open_hf_checkpoint(const std::string& path) { return hf::HfCheckpoint::open(path); }

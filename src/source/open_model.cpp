@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "quant/gguf.h"
 #include "quant/hf.h"
@@ -25,6 +26,17 @@ Result<std::unique_ptr<ModelSource>> open_model(const std::string& path) {
     return std::unique_ptr<ModelSource>(std::move(model));
   }
   return std::unique_ptr<ModelSource>(std::make_unique<GgufFile>(std::move(file)));
+}
+
+std::vector<std::string> model_files(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) return hf_checkpoint_files(path);
+  std::vector<std::string> files;
+  if (const std::optional<SplitName> shard = parse_split_path(path); shard) {
+    for (uint32_t i = 0; i < shard->count; ++i) files.push_back(split_path(shard->prefix, i, shard->count));
+    return files;
+  }
+  return {path};
 }
 
 }  // namespace quant

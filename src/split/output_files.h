@@ -1,6 +1,5 @@
 // Internal: what every command writing several GGUF files at once shares (the shards of `quantize split`, the
-// file of `quantize merge`, the outputs and shards of a conversion): the checks on each output path, the size of
-// a file before it is written, and the one step that places the finished files.
+// file of `quantize merge`, the outputs and shards of a conversion): the one step that places the finished files.
 #pragma once
 
 #include <atomic>
@@ -14,9 +13,6 @@
 #include "quant/gguf.h"
 
 namespace quant::split_internal {
-
-// The files a model is read from: every shard of a split model, else the path it was opened from.
-std::vector<std::string> files_of(const ModelSource& model);
 
 // Finishes every writer's file, then (unless `cancel` is set by now: a signal that came while the last bytes were
 // written still means no output) places them all under `policy`, all or nothing (commit_files, quant/atomic_file.h).

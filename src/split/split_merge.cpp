@@ -112,7 +112,7 @@ Result<SplitJobReport> write_files(const ModelSource& source, std::vector<Planne
   if (options.dry_run) return report;
 
   OutputPolicy policy = options.output;
-  for (const std::string& file : split_internal::files_of(source)) policy.inputs.push_back(file);
+  for (std::string& file : source.files()) policy.inputs.push_back(std::move(file));
   for (const PlannedFile& file : files) QUANT_TRY(check_output_path(file.path, policy));
   std::vector<GgufWriter> writers;
   writers.reserve(files.size());

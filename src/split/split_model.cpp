@@ -193,6 +193,12 @@ const std::string& SplitModel::file_of(const TensorInfo& tensor) const {
   return shards_[location_of(tensor).shard].path();
 }
 
+std::vector<std::string> SplitModel::files() const {
+  std::vector<std::string> paths;
+  for (const GgufFile& shard : shards_) paths.push_back(shard.path());
+  return paths;
+}
+
 uint32_t SplitModel::split_index_of(const TensorInfo& tensor) const {
   if (find_tensor(tensor.name) == nullptr) return 0;
   return location_of(tensor).shard;

@@ -11,10 +11,12 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <iterator>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "cli/cli_harness.h"
@@ -102,6 +104,33 @@ TEST(HfCheckpoint, DefaultOutputIsBesideTheFolder) {
   const ProgramRun dry = run_quantize({dir / "My-Model-v1.5", "--to", "Q4_K_M", "--dry-run"});
   EXPECT_EQ(dry.exit_code, 0) << dry.err;
   EXPECT_NE(dry.out.find("blk.1.ffn_down.weight"), std::string::npos) << dry.out;
+}
+
+// The folder is one input: no output of any command replaces one of its files, even with --force (each file
+// is a weight, configuration or tokenizer file the conversion reads, or the model card).
+TEST(HfCheckpoint, NoOutputReplacesAFileOfTheFolder) {
+  ScratchDir dir;
+  const std::string folder = dir / "ckpt";
+  fs::copy(data_path("hf/gemma-f16"), folder);
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> before;
+  for (const fs::directory_entry& entry : fs::directory_iterator(folder)) {
+    before.emplace_back(entry.path().string(), read_bytes(entry.path().string()));
+  }
+  ASSERT_GE(before.size(), 5u);
+  const std::string text = data_path("text/code-calib.txt");
+  for (const auto& [file, bytes] : before) {
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{folder, "--to", "Q8_0", "-o", file, "--force"},
+          std::vector<std::string>{"imatrix", folder, "--text", text, "-o", file, "--force"},
+          std::vector<std::string>{"eval", folder, "--text", text, "--save-kl-base", file, "--force"}}) {
+      SCOPED_TRACE(args[0] + " -> " + file);
+      const ProgramRun run = run_quantize(args);
+      EXPECT_EQ(run.exit_code, 2) << run.err;
+      EXPECT_NE(run.err.find("is the input file"), std::string::npos) << run.err;
+    }
+  }
+  for (const auto& [file, bytes] : before) EXPECT_EQ(read_bytes(file), bytes) << file;
+  EXPECT_EQ(size_t(std::distance(fs::directory_iterator(folder), fs::directory_iterator())), before.size());
 }
 
 // A README with front matter: name, license, base model and datasets (ids and URLs), tags, languages (with the

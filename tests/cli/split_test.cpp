@@ -678,6 +678,21 @@ TEST(SplitBadInput, OutputsNeverReplaceInputsOrExistingFiles) {
   EXPECT_NE(run.err.find("is the input file"), std::string::npos) << run.err;
   run = quantize({"merge", dir + "/tl-f16-t12-00001-of-00004.gguf", dir + "/tl-f16-t12-00003-of-00004.gguf", "--force"});
   EXPECT_EQ(run.exit_code, 2) << run.err;
+  // Nor may any other command's output: eval's base-logits file, an imatrix, a conversion, onto another shard.
+  const std::string base = data_path("eval/f16-code-calib-c256-16chunks.kld");
+  const std::string text = data_path("text/code-calib.txt");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"eval", dir + "/tl-f16-t12-00001-of-00004.gguf", "--kl-base", base, "--save-kl-base",
+                                 dir + "/tl-f16-t12-00002-of-00004.gguf", "--force"},
+        std::vector<std::string>{"imatrix", dir + "/tl-f16-t12-00004-of-00004.gguf", "--text", text, "-o",
+                                 dir + "/tl-f16-t12-00001-of-00004.gguf", "--force"},
+        std::vector<std::string>{dir + "/tl-f16-t12-00003-of-00004.gguf", "--to", "Q8_0", "-o",
+                                 dir + "/tl-f16-t12-00004-of-00004.gguf", "--force"}}) {
+    SCOPED_TRACE(args[0]);
+    run = quantize(args);
+    EXPECT_EQ(run.exit_code, 2) << run.err;
+    EXPECT_NE(run.err.find("is the input file"), std::string::npos) << run.err;
+  }
   // An existing file is replaced only with --force.
   ASSERT_EQ(quantize({"merge", dir + "/tl-f16-t12-00001-of-00004.gguf", dir + "/merged.gguf", "-q"}).exit_code, 0);
   run = quantize({"merge", dir + "/tl-f16-t12-00001-of-00004.gguf", dir + "/merged.gguf"});

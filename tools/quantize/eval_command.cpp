@@ -11,6 +11,7 @@
 #include "interrupt.h"
 #include "progress.h"
 #include "quant/eval.h"
+#include "quant/model_source.h"
 #include "quant/report.h"
 
 namespace quant::cli {
@@ -85,8 +86,12 @@ int run_eval(const EvalArgs& args, const GlobalOptions& globals) {
   OutputPolicy save_policy;
   save_policy.overwrite = args.force;
   save_policy.release_in_background = true;
-  for (const std::string* input : {&args.model, &args.text, &args.base, &args.kl_base}) {
+  for (const std::string* input : {&args.text, &args.kl_base}) {
     if (!input->empty()) save_policy.inputs.push_back(*input);
+  }
+  for (const std::string* model : {&args.model, &args.base}) {  // every shard of a split model, a folder's files
+    if (model->empty()) continue;
+    for (std::string& file : model_files(*model)) save_policy.inputs.push_back(std::move(file));
   }
   if (!args.save_kl_base.empty()) {
     if (Status allowed = check_output_path(args.save_kl_base, save_policy); !allowed) return fail(allowed.error());

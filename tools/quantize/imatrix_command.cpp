@@ -15,7 +15,6 @@
 #include "progress.h"
 #include "quant/imatrix.h"
 #include "quant/model_source.h"
-#include "quant/split.h"
 
 namespace quant::cli {
 
@@ -126,10 +125,9 @@ int run_imatrix(const ImatrixArgs& args, const GlobalOptions& globals) {
   if (args.threads < 0) return fail(usage_error("-t/--threads must be 0 (all cores) or more"));
   std::vector<std::string> inputs = args.data;
   inputs.insert(inputs.end(), args.in_files.begin(), args.in_files.end());
-  if (!args.model.empty()) inputs.push_back(args.model);
-  // Any shard of a split model names the whole model: the output may be none of its shards.
-  if (const std::optional<SplitName> shard = parse_split_path(args.model); shard) {
-    for (uint32_t i = 0; i < shard->count; ++i) inputs.push_back(split_path(shard->prefix, i, shard->count));
+  // Any shard of a split model names the whole model, a folder all its files: the output may be none of them.
+  if (!args.model.empty()) {
+    for (std::string& file : model_files(args.model)) inputs.push_back(std::move(file));
   }
   if (!args.text.empty()) inputs.push_back(args.text);
   const OutputPolicy policy = output_policy(args.force, inputs);
