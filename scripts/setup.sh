@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake ccache pkg-config libcli11-dev libspdlog-dev libfmt-dev libeigen3-dev
           nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
           libpcre2-dev libicu-dev libprotobuf-dev protobuf-compiler libsentencepiece-dev libyaml-dev
-          clang libclang-rt-14-dev python3)  # clang + libFuzzer runtime, python3 for the hf seeds: scripts/fuzz.sh
+          clang libclang-rt-14-dev python3 git)  # clang + libFuzzer runtime, python3 for the hf seeds: scripts/fuzz.sh;
+                                                 # git unpacks llama.cpp's source: scripts/peer_llama_quantize.sh
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

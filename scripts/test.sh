@@ -22,6 +22,9 @@ if [ ! -d tests/client/node_modules/@node-llama-cpp/linux-x64 ]; then
   (cd tests/client && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --no-audit --no-fund --loglevel=error)
 fi
 export QUANT_REQUIRE_CLIENT=1
+# llama-quantize of the same llama.cpp release, for the tests that run it on our plans (seconds to build).
+LLAMA_QUANTIZE="$(scripts/peer_llama_quantize.sh)"
+export LLAMA_QUANTIZE QUANT_REQUIRE_PEER=1
 
 (cd build && ctest --output-on-failure -j "$jobs")
 

@@ -28,12 +28,19 @@ const std::string kModel = data_path("models/tiny-llama-f16.gguf");
 const std::string kImatrixDir = data_path("imatrix");
 const std::string kImatrix = "tiny-llama.imatrix.gguf";  // as typed, from inside its folder (recorded in the file)
 
-// llama.cpp's llama-quantize: $LLAMA_QUANTIZE, else the peer checkout beside this repository; empty when absent.
+// llama.cpp's llama-quantize: $LLAMA_QUANTIZE (scripts/test.sh builds it with scripts/peer_llama_quantize.sh),
+// else the peer checkout beside this repository; empty when absent. Tests that need it skip without it, unless
+// QUANT_REQUIRE_PEER=1 (scripts/test.sh, so CI) makes its absence a failure.
 std::string llama_quantize() {
   if (const char* path = std::getenv("LLAMA_QUANTIZE"); path != nullptr && fs::exists(path)) return path;
   const fs::path beside = fs::path(QUANT_TEST_DATA_DIR) / "../../../peer/llama.cpp/build/bin/llama-quantize";
   std::error_code ec;
   return fs::exists(beside, ec) ? fs::canonical(beside).string() : "";
+}
+
+bool peer_required() {
+  const char* required = std::getenv("QUANT_REQUIRE_PEER");
+  return required != nullptr && std::string(required) == "1";
 }
 
 // One measurement shared by the tests of this program.
@@ -47,6 +54,7 @@ ProgramRun automix(std::vector<std::string> args) {
 
 TEST(AutomixCommand, LlamaQuantizeReproducesTheFileFromTheSavedPlan) {
   const std::string peer = llama_quantize();
+  if (peer.empty() && peer_required()) FAIL() << "llama-quantize not found and QUANT_REQUIRE_PEER=1";
   if (peer.empty()) GTEST_SKIP() << "llama-quantize not found (set LLAMA_QUANTIZE)";
   ScratchDir dir;
   // The sizes of llama-quantize's Q2_K and Q5_K_M of this model with this imatrix: low-bit i-quants and k-quants.
@@ -149,6 +157,7 @@ TEST(AutomixCommand, ACalibrationTextAloneIsTheImportanceMatrixSource) {
   // llama-quantize, given the matrix written by `quantize imatrix` with the same text and context and the saved
   // plan (the command the report prints), writes the same tensors.
   const std::string peer = llama_quantize();
+  if (peer.empty() && peer_required()) FAIL() << "llama-quantize not found and QUANT_REQUIRE_PEER=1";
   if (peer.empty()) GTEST_SKIP() << "llama-quantize not found (set LLAMA_QUANTIZE)";
   const std::string command = report["llama_quantize_command"];
   EXPECT_NE(command.find("quantize imatrix " + kModel + " --text " + text + " --ctx 128 -o IMATRIX.gguf && "),
