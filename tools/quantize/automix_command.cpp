@@ -1,6 +1,6 @@
 // `quantize INPUT --target-size SIZE | --target-bpw B [options]`: an automatic mix for a size budget.
 // Parses, calls quant::automix, prints. The options it shares with the main job (-o, --imatrix, --tensor-type...)
-// are parsed by convert_command.cpp and handed over.
+// are parsed by convert_command.cpp (convert_args.h) and read from there.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "convert_args.h"
+#include "interrupt.h"
 #include "progress.h"
 #include "quant/automix.h"
 #include "quant/convert.h"
@@ -122,24 +124,48 @@ void print_result(std::ostream& out, const AutomixResult& r) {
   if (r.conversion) print_report(out, *r.conversion, false);
 }
 
-Result<AutomixRequest> build_request(const AutomixOptions& options, const SharedConvertValues& shared) {
+// The first main-job option given that an automatic mix does not take, if any.
+const char* option_not_taken(const ConvertArgs& args) {
+  const ConvertRequest& request = args.request;
+  const TypeChoices& types = request.types;
+  const std::pair<bool, const char*> given[] = {
+      {types.pure, "--pure"}, {types.leave_output_tensor, "--leave-output-tensor"},
+      {types.allow_requantize, "--allow-requantize"},
+      {!args.output_tensor_type.empty(), "--output-tensor-type"},
+      {!args.token_embedding_type.empty(), "--token-embedding-type"},
+      {!request.imatrix.include_weights.empty(), "--include-weights"},
+      {!request.imatrix.exclude_weights.empty(), "--exclude-weights"},
+      {!args.override_kv.empty(), "--override-kv"}, {!request.calibration_table.empty(), "--calibration"},
+      {args.calibration_chunks != -1, "--calibration-chunks"}, {!args.eval_text.empty(), "--eval-text"},
+      {args.max_kld.has_value(), "--max-kld"}, {request.output.fsync, "--fsync"},
+      {request.stream.allow_non_finite, "--allow-non-finite"}, {request.split.keep_split, "--keep-split"},
+      {!args.split_max_size.empty(), "--split-max-size"},
+      {request.split.limits.max_tensors != 0, "--split-max-tensors"}, {!args.shard.empty(), "--shard"}};
+  for (const auto& [is_given, name] : given) {
+    if (is_given) return name;
+  }
+  return nullptr;
+}
+
+Result<AutomixRequest> build_request(const AutomixOptions& options, const ConvertArgs& args) {
   AutomixRequest request;
-  if (!shared.to.empty()) return usage_error("--to and --target-size/--target-bpw are alternatives: give one");
+  if (!args.to.empty()) return usage_error("--to and --target-size/--target-bpw are alternatives: give one");
   if (!options.target_size.empty() && options.target_bpw != 0) {
     return usage_error("--target-size and --target-bpw are alternatives: give one");
   }
-  for (const std::string& refused : shared.unsupported) {
+  if (const char* refused = option_not_taken(args); refused != nullptr) {
     return usage_error(fmt::format("{} cannot be combined with --target-size/--target-bpw", refused));
   }
-  if (shared.imatrix.empty() && shared.calibration_text.empty()) {
+  const std::string& imatrix = args.request.imatrix.path;
+  if (imatrix.empty() && args.calibration_text.empty()) {
     // Without importance data the measurement falls back to unweighted errors and the i-quants that need it are
     // out of reach: a budget run takes one source or the other.
     return usage_error("--target-size/--target-bpw need --imatrix FILE, --calibration-text FILE (the importance "
                        "matrix is then computed from the text), or both");
   }
-  request.input = shared.input;
-  if (shared.outputs.size() > 1) return usage_error("an automatic mix writes one output: give at most one -o");
-  if (!shared.outputs.empty()) request.output = shared.outputs.front();
+  request.input = args.request.input;
+  if (args.outputs.size() > 1) return usage_error("an automatic mix writes one output: give at most one -o");
+  if (!args.outputs.empty()) request.output = args.outputs.front();
   if (!options.target_size.empty()) {
     QUANT_ASSIGN_OR_RETURN(request.budget.file_bytes, parse_byte_size(options.target_size));
     request.budget.kind = SizeBudget::Kind::file_bytes;
@@ -152,20 +178,22 @@ Result<AutomixRequest> build_request(const AutomixOptions& options, const Shared
     request.budget.bits_per_weight = options.target_bpw;
     request.budget_text = fmt::format("{}bpw", options.target_bpw);
   }
-  request.imatrix_path = shared.imatrix;
-  request.calibration_text = shared.calibration_text;
-  if (shared.calibration_ctx < 0 || options.calibration_tokens <= 0) {
+  request.imatrix_path = imatrix;
+  request.calibration_text = args.calibration_text;
+  // Without --calibration-ctx the search picks its context (0), not the main job's default.
+  const int64_t ctx = args.calibration_ctx_option->count() == 0 ? 0 : args.calibration_ctx;
+  if (ctx < 0 || options.calibration_tokens <= 0) {
     return usage_error("--calibration-ctx must be 0 (automatic) or more, --calibration-tokens more than 0");
   }
-  request.kld.ctx = shared.calibration_ctx;
+  request.kld.ctx = ctx;
   request.kld.max_tokens = options.calibration_tokens;
   request.sensitivity_cache = options.sensitivity_cache;
-  for (const std::string& text : shared.tensor_types) {
+  for (const std::string& text : args.tensor_types) {
     QUANT_ASSIGN_OR_RETURN(TensorTypeOverride pin, parse_tensor_type_override(text));
     request.pins.push_back(std::move(pin));
   }
-  if (!shared.tensor_type_file.empty()) {
-    QUANT_ASSIGN_OR_RETURN(std::vector<TensorTypeOverride> list, read_tensor_type_file(shared.tensor_type_file));
+  if (!args.tensor_type_file.empty()) {
+    QUANT_ASSIGN_OR_RETURN(std::vector<TensorTypeOverride> list, read_tensor_type_file(args.tensor_type_file));
     for (TensorTypeOverride& pin : list) request.pins.push_back(std::move(pin));
   }
   request.save_plan = options.save_plan;
@@ -173,10 +201,10 @@ Result<AutomixRequest> build_request(const AutomixOptions& options, const Shared
     if (options.frontier_points < 2) return usage_error("--frontier-points must be 2 or more");
     request.frontier = FrontierOptions{options.frontier, options.frontier_points};
   }
-  request.dry_run = shared.dry_run;
-  request.overwrite = shared.force;
-  if (shared.threads < 0) return usage_error("--threads must be 0 (all cores) or more");
-  request.threads = shared.threads;
+  request.dry_run = args.request.dry_run;
+  request.overwrite = args.request.output.overwrite;
+  if (args.request.threads < 0) return usage_error("--threads must be 0 (all cores) or more");
+  request.threads = args.request.threads;
   return request;
 }
 
@@ -214,8 +242,8 @@ bool automix_requested(const AutomixOptions& options) {
   return !options.target_size.empty() || options.target_bpw != 0;
 }
 
-int run_automix(const AutomixOptions& options, const SharedConvertValues& shared, const GlobalOptions& globals) {
-  auto request = build_request(options, shared);
+int run_automix(const AutomixOptions& options, const ConvertArgs& args, const GlobalOptions& globals) {
+  auto request = build_request(options, args);
   if (!request) return fail(request.error());
   ProgressBar progress(globals.quiet || globals.json);
   if (progress.enabled()) {
@@ -223,7 +251,7 @@ int run_automix(const AutomixOptions& options, const SharedConvertValues& shared
       progress.update(done, total, "measuring " + tensor);
     };
   }
-  request->cancel = shared.cancel;
+  request->cancel = install_interrupt_handlers();
   auto result = automix(*request);
   progress.finish();
   if (!result) return fail(result.error());

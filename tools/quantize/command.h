@@ -57,25 +57,13 @@ struct Command {
   std::function<int()> run;
 };
 
-// An automatic mix (`quantize INPUT --target-size SIZE`, automix_command.cpp) takes these main-job options as
+// An automatic mix (`quantize INPUT --target-size SIZE`, automix_command.cpp) takes the main job's options as
 // the main job parsed them.
-struct SharedConvertValues {
-  std::string input, to;
-  std::vector<std::string> outputs;
-  std::string imatrix;
-  std::vector<std::string> tensor_types;
-  std::string tensor_type_file;
-  bool dry_run = false, force = false;
-  int threads = 0;
-  std::string calibration_text;  // the automatic mix measures on it
-  int64_t calibration_ctx = 0;   // 0: not given (the automatic mix then picks it)
-  std::vector<std::string> unsupported;  // main-job options given that an automatic mix does not take
-  const std::atomic<bool>* cancel = nullptr;
-};
+struct ConvertArgs;  // convert_args.h
 struct AutomixOptions;
 std::shared_ptr<AutomixOptions> add_automix_options(CLI::App& app);
 bool automix_requested(const AutomixOptions& options);
-int run_automix(const AutomixOptions& options, const SharedConvertValues& shared, const GlobalOptions& globals);
+int run_automix(const AutomixOptions& options, const ConvertArgs& args, const GlobalOptions& globals);
 
 // The main job's options live on the top-level app: `quantize INPUT --to TYPE`.
 Command add_convert_options(CLI::App& app, GlobalOptions& globals);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "convert_args.h"
 #include "interrupt.h"
 #include "progress.h"
 #include "quant/convert.h"
@@ -24,27 +25,6 @@ std::vector<std::string> split_commas(const std::string& text) {
   parts.push_back(text.substr(start));
   return parts;
 }
-
-// The request, bound to the options directly, and the values the library parses from text.
-struct ConvertArgs {
-  ConvertRequest request;
-  std::string to;
-  std::vector<std::string> outputs;
-  std::string output_tensor_type, token_embedding_type;
-  std::vector<std::string> tensor_types;
-  std::string tensor_type_file;
-  std::vector<std::string> override_kv;
-  CLI::Option* output_option = nullptr;
-  CLI::Option* to_option = nullptr;
-  // --calibration-text: the importance matrix computed in this run (docs/imatrix.md).
-  std::string calibration_text;
-  int64_t calibration_ctx = 512, calibration_chunks = -1;
-  std::string split_max_size, shard;  // parsed into request.split
-  // Scoring the outputs against the input (docs/eval.md).
-  std::string eval_text;
-  int64_t eval_ctx = 0, eval_chunks = -1;
-  std::optional<double> max_kld;
-};
 
 // Completes the request from the text options; usage errors for what no conversion could accept.
 Status complete_request(ConvertArgs& args) {
@@ -201,34 +181,6 @@ std::string type_names_help() {
   return out + "\n(docs/cli.md says what each one is)";
 }
 
-// The values an automatic mix (--target-size / --target-bpw) takes from the main job's options, and the names of
-// the options it does not take.
-SharedConvertValues shared_values(const ConvertArgs& args) {
-  const ConvertRequest& request = args.request;
-  SharedConvertValues shared{request.input,      args.to,          args.outputs,          request.imatrix.path,
-                             args.tensor_types,  args.tensor_type_file, request.dry_run,  request.output.overwrite,
-                             request.threads,    args.calibration_text, args.calibration_ctx, {}, nullptr};
-  const TypeChoices& types = request.types;
-  const std::pair<bool, const char*> given[] = {
-      {types.pure, "--pure"}, {types.leave_output_tensor, "--leave-output-tensor"},
-      {types.allow_requantize, "--allow-requantize"},
-      {!args.output_tensor_type.empty(), "--output-tensor-type"},
-      {!args.token_embedding_type.empty(), "--token-embedding-type"},
-      {!request.imatrix.include_weights.empty(), "--include-weights"},
-      {!request.imatrix.exclude_weights.empty(), "--exclude-weights"},
-      {!args.override_kv.empty(), "--override-kv"}, {!request.calibration_table.empty(), "--calibration"},
-      {args.calibration_chunks != -1, "--calibration-chunks"}, {!args.eval_text.empty(), "--eval-text"},
-      {args.max_kld.has_value(), "--max-kld"}, {request.output.fsync, "--fsync"},
-      {request.stream.allow_non_finite, "--allow-non-finite"}, {request.split.keep_split, "--keep-split"},
-      {!args.split_max_size.empty(), "--split-max-size"},
-      {request.split.limits.max_tensors != 0, "--split-max-tensors"}, {!args.shard.empty(), "--shard"}};
-  for (const auto& [is_given, name] : given) {
-    if (is_given) shared.unsupported.push_back(name);
-  }
-  shared.cancel = install_interrupt_handlers();
-  return shared;
-}
-
 }  // namespace
 
 Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
@@ -254,7 +206,7 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
                  "and use it as --imatrix would (docs/imatrix.md). With --target-size: the text each tensor's cost "
                  "is measured on, and without --imatrix the importance matrix's source too (docs/automix.md)")
       ->group("Conversion");
-  app.add_option("--calibration-ctx", args->calibration_ctx,
+  args->calibration_ctx_option = app.add_option("--calibration-ctx", args->calibration_ctx,
                  "Tokens per chunk for --calibration-text (default 512, llama-imatrix's; with --target-size, 512 or "
                  "the model's training context when smaller)")
       ->group("Conversion");
@@ -328,9 +280,7 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
   std::shared_ptr<AutomixOptions> automix = add_automix_options(app);
   return Command{&app, [args, automix, &globals, &app]() -> int {
                    if (!args->request.input.empty() && automix_requested(*automix)) {
-                     SharedConvertValues shared = shared_values(*args);
-                     if (app.count("--calibration-ctx") == 0) shared.calibration_ctx = 0;
-                     return run_automix(*automix, shared, globals);
+                     return run_automix(*automix, *args, globals);
                    }
                    // One line that says what is missing, not the whole help.
                    const bool no_input = args->request.input.empty();
