@@ -86,19 +86,23 @@ Result<double> KldMeasurer::kld(const Model& model, const HiddenStates& final_st
   const int64_t seqs_per_call =
       std::max<int64_t>(1, int64_t(kLogitsBufferBytes / (uint64_t(per_seq) * uint64_t(c.n_vocab) * sizeof(float))));
   std::vector<float> logits;
+  std::vector<eval::KlTerms> terms;
   eval::KlSums sums;
   const int64_t row_values = kl_row_values(c.n_vocab);
   for (int64_t s0 = 0; s0 < c.n_chunk; s0 += seqs_per_call) {
     const int64_t seqs = std::min(seqs_per_call, c.n_chunk - s0);
     logits.resize(size_t(seqs * per_seq * c.n_vocab));
     QUANT_TRY(model.logits(final_states, s0 * per_seq, seqs * per_seq, logits.data(), hooks));
-    for (int64_t s = 0; s < seqs; ++s) {
-      for (int64_t i = 0; i < c.scored; ++i) {
-        const int64_t row = (s0 + s) * c.scored + i;
-        sums.add(logits.data() + size_t((s * per_seq + i) * c.n_vocab), c.n_vocab,
-                 c.base_rows.data() + size_t(row * row_values), c.targets[size_t(row)]);
-      }
-    }
+    // Each row's terms on the pool (a log-softmax over the vocabulary each), added in token order afterwards:
+    // the sums are the same, bit for bit, at any thread count.
+    terms.resize(size_t(seqs * c.scored));
+    model.parallel_for(seqs * c.scored, [&](int64_t k) {
+      const int64_t s = k / c.scored, i = k % c.scored;
+      const int64_t row = (s0 + s) * c.scored + i;
+      terms[size_t(k)] = eval::kl_terms(logits.data() + size_t((s * per_seq + i) * c.n_vocab), c.n_vocab,
+                                        c.base_rows.data() + size_t(row * row_values), c.targets[size_t(row)]);
+    });
+    for (const eval::KlTerms& row_terms : terms) sums.add(row_terms);
   }
   const KlDivergenceStats stats = sums.finish();
   if (same_top != nullptr) *same_top = stats.same_top;
