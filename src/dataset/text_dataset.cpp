@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/input_files.h"
+#include "core/json_error_text.h"
 
 namespace quant {
 namespace {
@@ -151,7 +152,7 @@ Result<CalibrationText> parse_jsonl_text(std::string_view bytes, const std::stri
     try {
       object = nlohmann::json::parse(line.begin(), line.end());
     } catch (const nlohmann::json::exception& e) {
-      return Error(invalid_input(fmt::format("line {}: not valid JSON ({})", line_number, e.what()))).in_file(source);
+      return Error(invalid_input(fmt::format("line {}: not valid JSON ({})", line_number, json_error_text(e)))).in_file(source);
     }
     auto text = document_text(object, line_number);
     if (!text) return std::move(text).error().in_file(source);

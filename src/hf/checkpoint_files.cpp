@@ -1,4 +1,5 @@
 // The files of a checkpoint folder: JSON files, and the safetensors shards in convert_hf_to_gguf.py's order.
+#include "core/json_error_text.h"
 #include "hf/checkpoint_files.h"
 
 #include <dirent.h>
@@ -102,11 +103,11 @@ Result<std::optional<Json>> read_json_file(const std::string& dir, const std::st
   try {
     return std::optional<Json>(Json::parse(*text));
   } catch (const Json::parse_error& e) {
-    return Error(invalid_input(fmt::format("not valid JSON: {}", e.what())))
+    return Error(invalid_input(fmt::format("not valid JSON: {}", json_error_text(e))))
         .in_file(join_path(dir, name))
         .at_offset(e.byte == 0 ? 0 : e.byte - 1);
   } catch (const Json::exception& e) {
-    return Error(invalid_input(fmt::format("holds a value that cannot be read: {}", e.what())))
+    return Error(invalid_input(fmt::format("holds a value that cannot be read: {}", json_error_text(e))))
         .in_file(join_path(dir, name));
   }
 }
@@ -120,11 +121,11 @@ Result<std::optional<Json>> read_tokenizer_json(const std::string& dir) {
     if (plain.is_object() && plain.contains("model") && plain["model"].is_object()) plain["model"].erase("vocab");
     return std::optional<Json>(Json::parse(plain.dump()));
   } catch (const nlohmann::json::parse_error& e) {
-    return Error(invalid_input(fmt::format("not valid JSON: {}", e.what())))
+    return Error(invalid_input(fmt::format("not valid JSON: {}", json_error_text(e))))
         .in_file(join_path(dir, "tokenizer.json"))
         .at_offset(e.byte == 0 ? 0 : e.byte - 1);
   } catch (const nlohmann::json::exception& e) {
-    return Error(invalid_input(fmt::format("holds a value that cannot be read: {}", e.what())))
+    return Error(invalid_input(fmt::format("holds a value that cannot be read: {}", json_error_text(e))))
         .in_file(join_path(dir, "tokenizer.json"));
   }
 }

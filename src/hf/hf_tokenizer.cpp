@@ -1,4 +1,5 @@
 // tokenizer.json loaded as transformers 4.57.6 + tokenizers load it, for the converter's get_vocab_base.
+#include "core/json_error_text.h"
 #include "hf/hf_tokenizer.h"
 
 #include <fmt/format.h>
@@ -102,11 +103,11 @@ Result<PlainJson> parse_plain(const std::string& text, const std::string& file) 
   try {
     return PlainJson::parse(text);
   } catch (const PlainJson::parse_error& e) {
-    return Error(invalid_input(fmt::format("not valid JSON: {}", e.what())))
+    return Error(invalid_input(fmt::format("not valid JSON: {}", json_error_text(e))))
         .in_file(file)
         .at_offset(e.byte == 0 ? 0 : e.byte - 1);
   } catch (const PlainJson::exception& e) {
-    return Error(invalid_input(fmt::format("holds a value that cannot be read: {}", e.what()))).in_file(file);
+    return Error(invalid_input(fmt::format("holds a value that cannot be read: {}", json_error_text(e)))).in_file(file);
   }
 }
 

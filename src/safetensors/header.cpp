@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/checked_math.h"
+#include "core/json_error_text.h"
 #include "quant/safetensors.h"
 
 namespace quant {
@@ -206,12 +207,12 @@ Result<SafetensorsHeader> parse_safetensors_header(std::span<const uint8_t> json
   try {
     root = Json::parse(json.begin(), json.end(), watch_keys);
   } catch (const Json::parse_error& e) {
-    return invalid_input(fmt::format("safetensors header is not valid JSON: {}", e.what()))
+    return invalid_input(fmt::format("safetensors header is not valid JSON: {}", json_error_text(e)))
         .in_file(path)
         .at_offset(kJsonStart + std::min<uint64_t>(e.byte == 0 ? 0 : e.byte - 1, json.size()));
   } catch (const Json::exception& e) {
     // Not a syntax error but a value the parser cannot hold, e.g. a number beyond double's range (out_of_range).
-    return invalid_input(fmt::format("safetensors header holds a value that cannot be read: {}", e.what()))
+    return invalid_input(fmt::format("safetensors header holds a value that cannot be read: {}", json_error_text(e)))
         .in_file(path)
         .at_offset(kJsonStart);
   }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/json_error_text.h"
 #include "quant/safetensors.h"
 
 namespace quant {
@@ -44,7 +45,7 @@ Result<SafetensorsIndex> parse_safetensors_index(std::string_view json, const st
   try {
     root = Json::parse(json.begin(), json.end(), watch_keys);
   } catch (const Json::exception& e) {
-    return invalid_input(fmt::format("not valid JSON: {}", e.what())).in_file(path);
+    return invalid_input(fmt::format("not valid JSON: {}", json_error_text(e))).in_file(path);
   }
   if (!root.is_object()) return invalid_input("the index is not a JSON object").in_file(path);
   const auto map_it = root.find("weight_map");

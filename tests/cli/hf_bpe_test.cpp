@@ -207,6 +207,7 @@ TEST(HfBpeCheckpoint, EachClassOfDamageGivesItsErrorAndWritesNothing) {
     const ProgramRun run = run_quantize({folder, "--to", "F16", "-o", dir / "out.gguf"});
     EXPECT_EQ(run.exit_code, c.exit_code) << run.err;
     for (const std::string& part : c.in_message) EXPECT_NE(run.err.find(part), std::string::npos) << run.err;
+    EXPECT_EQ(run.err.find("json.exception"), std::string::npos) << "a library's exception tag: " << run.err;
     EXPECT_FALSE(fs::exists(dir / "out.gguf")) << "something was written";
   }
 }

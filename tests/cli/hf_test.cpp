@@ -376,6 +376,7 @@ TEST(HfCheckpoint, EachClassOfDamageGivesItsErrorAndWritesNothing) {
     const ProgramRun run = run_quantize({folder, "--to", "Q8_0", "-o", dir / "out.gguf"});
     EXPECT_EQ(run.exit_code, c.exit_code) << run.err;
     for (const std::string& part : c.in_message) EXPECT_NE(run.err.find(part), std::string::npos) << run.err;
+    EXPECT_EQ(run.err.find("json.exception"), std::string::npos) << "a library's exception tag: " << run.err;
     size_t entries = 0;
     for (const auto& entry : fs::directory_iterator(dir.path())) entries += entry.path().filename() != c.base;
     EXPECT_EQ(entries, 0u) << "something was written";
