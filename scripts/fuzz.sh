@@ -13,7 +13,8 @@
 # Options: --targets "gguf dequantize"  only these targets;  --no-build  use the binaries already built;
 #          --jobs N  parallel libFuzzer jobs per target (default 1: the machine is shared);
 #          --seed N  libFuzzer's random seed for the --regressions runs (default 1).
-# Environment: BUILD_DIR (default build-fuzz). Seed corpora are made at run time from tests/data (nothing is
+# Environment: BUILD_DIR (default build-san, the sanitizer build scripts/test.sh also runs the unit tests in;
+# scripts/configure_sanitizer_build.sh configures it). Seed corpora are made at run time from tests/data (nothing is
 # committed twice); new corpus inputs and crash files go to $BUILD_DIR/fuzz-work/<target>/.
 # Exit status: 0 when every replay and run finished with no crash, leak, timeout, sanitizer report or
 # over-limit allocation; 1 otherwise (the offending inputs are listed).
@@ -52,7 +53,7 @@ if [ "$mode" = long ]; then
   [ -n "$runs" ] || runs=10000000
 fi
 
-build_dir="${BUILD_DIR:-build-fuzz}"
+build_dir="${BUILD_DIR:-build-san}"
 case "$build_dir" in /*) build_abs="$build_dir" ;; *) build_abs="$root/$build_dir" ;; esac
 work="$build_abs/fuzz-work"
 regressions="tests/data/fuzz-regressions"
@@ -70,14 +71,7 @@ declare -A ci_runs=([gguf]=300000 [dequantize]=60000 [dataset]=100000 [imatrix]=
                    [sensitivity_cache]=100000 [hf_tokenizer]=6000)
 
 if [ "$build" = 1 ]; then
-  if ! command -v clang++ >/dev/null 2>&1; then
-    echo "fuzz.sh: clang++ is needed (apt-get install clang libclang-rt-14-dev)" >&2
-    exit 1
-  fi
-  if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-    CC=clang CXX=clang++ cmake -S . -B "$build_dir" -DQUANT_FUZZ=ON -DQUANT_BUILD_TESTS=OFF \
-      -DQUANT_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  fi
+  BUILD_DIR="$build_dir" scripts/configure_sanitizer_build.sh >/dev/null
   build_targets=(make_gguf_seeds make_tokenizer_seeds)
   for t in $targets; do build_targets+=("${t}_fuzzer"); done
   cmake --build "$build_dir" -j "$(nproc)" --target "${build_targets[@]}"

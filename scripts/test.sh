@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set up, build and run the whole test suite:
 #   1. every test (unit, whole-program, llama.cpp client) on the release build;
-#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/);
-#   3. the fuzz regression corpora and a fixed-seed, fixed-length fuzzing run per target (build-fuzz/,
-#      docs/reliability.md).
+#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer, in the clang sanitizer build
+#      (build-san/, scripts/configure_sanitizer_build.sh);
+#   3. in that same build, the fuzz regression corpora and a fixed-seed, fixed-length fuzzing run per target
+#      (docs/reliability.md).
 # Set QUANT_SKIP_ASAN=1 / QUANT_SKIP_FUZZ=1 to skip step 2 / 3 on a quick local run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +30,9 @@ export LLAMA_QUANTIZE QUANT_REQUIRE_PEER=1
 (cd build && ctest --output-on-failure -j "$jobs")
 
 if [ "${QUANT_SKIP_ASAN:-0}" != "1" ]; then
-  BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo \
-    CMAKE_EXTRA_ARGS="-DQUANT_SANITIZE=ON -DQUANT_BUILD_BENCH=OFF" scripts/setup.sh
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  san="$(scripts/configure_sanitizer_build.sh)"
+  cmake --build "$san" -j "$jobs" --target unit_tests
+  (cd "$san" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure -j "$jobs" -L unit)
 fi
 
