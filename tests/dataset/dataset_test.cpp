@@ -183,16 +183,19 @@ std::vector<uint8_t> le64(uint64_t v) {
 
 // A safetensors file with the given JSON header and `data_bytes` zero bytes of data.
 std::vector<uint8_t> safetensors(const std::string& json, size_t data_bytes) {
-  std::vector<uint8_t> out = le64(json.size());
-  out.insert(out.end(), json.begin(), json.end());
-  out.resize(out.size() + data_bytes, 0);
+  // Sized once: growing a vector made from a short list trips g++ 12's false -Warray-bounds.
+  std::vector<uint8_t> out(8 + json.size() + data_bytes, 0);
+  const std::vector<uint8_t> size = le64(json.size());
+  std::memcpy(out.data(), size.data(), 8);
+  std::memcpy(out.data() + 8, json.data(), json.size());
   return out;
 }
 
 std::vector<uint8_t> npy(const std::string& dict, size_t data_bytes, uint8_t major = 1) {
-  std::vector<uint8_t> out = {0x93, 'N', 'U', 'M', 'P', 'Y', major, 0, uint8_t(dict.size()), uint8_t(dict.size() >> 8)};
-  out.insert(out.end(), dict.begin(), dict.end());
-  out.resize(out.size() + data_bytes, 0);
+  const uint8_t magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', major, 0, uint8_t(dict.size()), uint8_t(dict.size() >> 8)};
+  std::vector<uint8_t> out(10 + dict.size() + data_bytes, 0);
+  std::memcpy(out.data(), magic, 10);
+  std::memcpy(out.data() + 10, dict.data(), dict.size());
   return out;
 }
 
