@@ -135,6 +135,7 @@ struct EvalResult {
 struct EvalOptions {
   int64_t n_ctx = 0;                // 0: the base file's context, else 512 (llama-perplexity's default)
   int64_t max_chunks = -1;          // -1: every whole chunk of the text (or of the base file)
+  std::string text_path;             // the file the tokens came from, named by errors about them (may be empty)
   // Tokens evaluated together per pass over the weights (whole chunks; at least one chunk).
   int64_t tokens_per_pass = 4096;
   std::string save_kl_base;          // write the base's (or, without a base, the model's) log-probabilities here
@@ -166,7 +167,7 @@ Result<EvalText> read_eval_text(const ModelSource& model, const std::string& pat
 // Scores `model` on `tokens` (the whole text tokenized with BOS as the vocabulary says), BOS `bos` put first in each
 // chunk when add_bos. With a base file its tokens are scored, as llama-perplexity does; `tokens` may then be empty,
 // and when given must start with the file's tokens (ErrorKind::invalid_input naming the file otherwise).
-// Errors: fewer than 2·n_ctx tokens (ErrorKind::impossible, llama-perplexity's rule), a base of another vocabulary
+// Errors: fewer than 2·n_ctx tokens (ErrorKind::impossible, llama-perplexity's rule, naming options.text_path), a base of another vocabulary
 // size or a file of another context than a non-zero options.n_ctx (ErrorKind::invalid_input naming the file), a
 // token outside the vocabulary.
 Result<EvalResult> evaluate(const Model& model, std::span<const int32_t> tokens, bool add_bos, int32_t bos,
@@ -177,6 +178,11 @@ Result<EvalResult> evaluate(const Model& model, std::span<const int32_t> tokens,
 Result<std::vector<EvalResult>> evaluate_against(const Model& base, std::span<const Model* const> models,
                                                  std::span<const int32_t> tokens, bool add_bos, int32_t bos,
                                                  const EvalOptions& options);
+
+// What `quantize IN --to T --eval-text FILE` checks before it converts anything: options.text_path read and
+// tokenized with `input`'s vocabulary as read_eval_text does, with the two chunks of options.n_ctx tokens (0: 512)
+// evaluate() needs. Errors are theirs, so a text that cannot score the outputs is refused before any is written.
+Status check_eval_text(const std::string& input, const EvalOptions& options);
 
 // `quantize IN --to T --eval-text FILE`: scores every written output of a conversion against its input on the text
 // (read as read_eval_text reads it) and fills each report's `quality`.

@@ -12,6 +12,21 @@
 namespace quant {
 namespace {
 
+// The context a text is cut into without a base file (options.n_ctx, else llama-perplexity's 512), when the text
+// has the two chunks llama-perplexity requires.
+Result<int64_t> text_context(size_t n_tokens, const EvalOptions& options) {
+  const int64_t n_ctx = options.n_ctx != 0 ? options.n_ctx : 512;
+  if (n_ctx < 3) return Error(usage_error(fmt::format("context {} is too small", n_ctx)));
+  if (int64_t(n_tokens) < 2 * n_ctx) {
+    Error error(impossible(fmt::format("the text has {} tokens; a context of {} needs at least {} (two chunks, as "
+                                       "llama-perplexity requires)",
+                                       n_tokens, n_ctx, 2 * n_ctx)));
+    if (!options.text_path.empty()) error.in_file(options.text_path);
+    return error;
+  }
+  return n_ctx;
+}
+
 // Logits computed per call of Model::logits, so the buffer stays small for large vocabularies.
 constexpr uint64_t kLogitsBufferBytes = uint64_t(64) << 20;
 
@@ -101,13 +116,7 @@ Result<std::vector<EvalResult>> evaluate_models(std::span<const Model* const> mo
       }
     }
   } else {
-    chunking.n_ctx = options.n_ctx != 0 ? options.n_ctx : 512;
-    if (chunking.n_ctx < 3) return Error(usage_error(fmt::format("context {} is too small", chunking.n_ctx)));
-    if (int64_t(tokens.size()) < 2 * chunking.n_ctx) {
-      return Error(impossible(fmt::format("the text has {} tokens; a context of {} needs at least {} (two chunks, as "
-                                          "llama-perplexity requires)",
-                                          tokens.size(), chunking.n_ctx, 2 * chunking.n_ctx)));
-    }
+    QUANT_ASSIGN_OR_RETURN(chunking.n_ctx, text_context(tokens.size(), options));
     chunking.n_chunk = int64_t(tokens.size()) / chunking.n_ctx;
     chunking.tokens = tokens;
   }
@@ -273,6 +282,13 @@ Result<std::vector<EvalResult>> evaluate_against(const Model& base, std::span<co
   return evaluate_models(models, tokens, add_bos, bos, with, options);
 }
 
+Status check_eval_text(const std::string& input, const EvalOptions& options) {
+  QUANT_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model(input));
+  QUANT_ASSIGN_OR_RETURN(EvalText eval_text, read_eval_text(*source, options.text_path));
+  QUANT_TRY(text_context(eval_text.tokens.size(), options));
+  return Status::success();
+}
+
 Status score_conversions(const std::string& input, std::span<ConversionReport> reports, const std::string& text,
                          const EvalOptions& options, int threads) {
   ModelOptions model_options;
@@ -291,8 +307,10 @@ Status score_conversions(const std::string& input, std::span<ConversionReport> r
     models.push_back(output.get());
     outputs.push_back(std::move(output));
   }
+  EvalOptions on_text = options;
+  on_text.text_path = text;
   QUANT_ASSIGN_OR_RETURN(std::vector<EvalResult> results,
-                         evaluate_against(*base, models, eval_text.tokens, eval_text.add_bos, eval_text.bos, options));
+                         evaluate_against(*base, models, eval_text.tokens, eval_text.add_bos, eval_text.bos, on_text));
   size_t next = 0;
   for (ConversionReport& report : reports) {
     if (report.dry_run) continue;

@@ -142,6 +142,7 @@ TEST(EvalCli, TextShorterThanTwoContextsExits4) {
   auto run = run_quantize({"eval", kModel, "--text", text, "--ctx", "512"});
   EXPECT_EQ(run.exit_code, 4) << run.err;
   EXPECT_NE(run.err.find("needs at least 1024"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find(text + ": the text has"), std::string::npos) << run.err;  // the message names the text
 }
 
 TEST(EvalCli, BaseFileForAnotherVocabularyOrContextOrTruncatedExits3) {
@@ -197,6 +198,30 @@ TEST(ConvertEvalText, MaxKldExits5WithOutputsWritten) {
   EXPECT_NE(run.out.find("  model       PPL"), std::string::npos) << run.out;
   run = run_quantize({kModel, "--to", "Q4_K_M", "-o", q4, "-f", "--max-kld", "1"});
   EXPECT_EQ(run.exit_code, 2) << run.err;  // --max-kld needs --eval-text
+}
+
+// A text that cannot score the outputs is refused before anything is converted: nothing is written.
+TEST(ConvertEvalText, AnUnusableTextIsRefusedBeforeTheConversion) {
+  testing::ScratchDir dir;
+  const std::string short_text = dir.path().string() + "/short.txt";
+  testing::write_text(short_text, code_text(3));
+  const std::string q4 = dir.path().string() + "/q4.gguf";
+  struct Case {
+    std::string text;
+    int exit_code;
+    std::string message;
+  };
+  const Case cases[] = {
+      {short_text, 4, short_text + ": the text has"},                         // under two chunks of 512
+      {dir.path().string() + "/missing.txt", 1, "missing.txt: cannot open"},  // no such file
+      {dir.path().string(), 1, dir.path().string()},                           // a directory
+  };
+  for (const Case& c : cases) {
+    auto run = run_quantize({kModel, "--to", "Q4_K_M", "-o", q4, "--eval-text", c.text});
+    EXPECT_EQ(run.exit_code, c.exit_code) << c.text << ": " << run.err;
+    EXPECT_NE(run.err.find(c.message), std::string::npos) << run.err;
+    EXPECT_FALSE(std::filesystem::exists(q4)) << c.text;
+  }
 }
 
 }  // namespace

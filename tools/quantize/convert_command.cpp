@@ -110,6 +110,14 @@ int run_convert(ConvertArgs& args, const GlobalOptions& globals) {
   }
   if (Status complete = complete_request(args); !complete) return fail(complete.error());
   ConvertRequest& request = args.request;
+  EvalOptions eval_options;
+  eval_options.n_ctx = args.eval_ctx;
+  eval_options.max_chunks = args.eval_chunks;
+  eval_options.text_path = args.eval_text;
+  if (!args.eval_text.empty()) {
+    // A text that cannot score the outputs is refused before anything is converted.
+    if (Status usable = check_eval_text(request.input, eval_options); !usable) return fail(usable.error());
+  }
   ProgressBar progress(globals.quiet || globals.json);
   if (progress.enabled()) {
     request.stream.progress = [&progress](uint64_t done, uint64_t total, const std::string& tensor) {
@@ -137,12 +145,9 @@ int run_convert(ConvertArgs& args, const GlobalOptions& globals) {
                   report.output_sha256, report.threads, report.wall_seconds);
   }
   if (!args.eval_text.empty()) {
-    EvalOptions options;
-    options.n_ctx = args.eval_ctx;
-    options.max_chunks = args.eval_chunks;
-    options.cancel = request.stream.cancel;  // the outputs are complete by now; a signal stops only their scoring
+    eval_options.cancel = request.stream.cancel;  // the outputs are complete by now; a signal stops only their scoring
     const int threads = reports->front().threads;  // what the conversion could start, not what was asked
-    if (Status scored = score_conversions(request.input, *reports, args.eval_text, options, threads); !scored) {
+    if (Status scored = score_conversions(request.input, *reports, args.eval_text, eval_options, threads); !scored) {
       return fail(scored.error());
     }
   }

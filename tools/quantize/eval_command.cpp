@@ -119,6 +119,7 @@ int run_eval(const EvalArgs& args, const GlobalOptions& globals) {
   EvalOptions options;
   options.n_ctx = args.ctx;
   options.max_chunks = args.chunks;
+  options.text_path = args.text;
   options.tokens_per_pass = args.pass_tokens;
   options.save_kl_base = args.save_kl_base;
   options.save_policy = save_policy;
