@@ -663,6 +663,17 @@ TEST(SplitBadInput, ShardOptionOutOfRange) {
   EXPECT_EQ(run.exit_code, 2);
   run = quantize({model, "--to", "Q4_K_M", "--split-max-size", "1.5G", "-o", dir / "tl.gguf"});
   EXPECT_EQ(run.exit_code, 2);
+  // No limit of 0 tensors (llama-gguf-split divides by it): a usage error, not "unsplit" or the default 128.
+  run = quantize({model, "--to", "Q4_K_M", "--split-max-tensors", "0", "-o", dir / "tl.gguf"});
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_NE(run.err.find("--split-max-tensors"), std::string::npos) << run.err;
+  run = quantize({"split", model, dir / "sp", "--split-max-tensors", "0"});
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_NE(run.err.find("--split-max-tensors"), std::string::npos) << run.err;
+  // CLI11 alone would read -3 into the unsigned count as 2^64 - 3: one unsplit shard.
+  run = quantize({model, "--to", "Q4_K_M", "--split-max-tensors=-3", "-o", dir / "tl.gguf"});
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_NE(run.err.find("'-3' is not a count"), std::string::npos) << run.err;
   EXPECT_TRUE(files_in(dir.path().string()).empty());
 }
 

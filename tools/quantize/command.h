@@ -42,6 +42,11 @@ int refuse_misread_options(const CLI::App& app, int argc, char** argv);
 // --force and only when it is a regular file, never one of `inputs`; replaced files are freed in the background.
 OutputPolicy output_policy(bool force, std::vector<std::string> inputs);
 
+// For counts where 0 would read as "not given" (--split-max-tensors): refuses 0 and anything but digits ("-3",
+// which CLI11 reads into an unsigned count as 2^64 - 3), with a message saying so (CLI11's PositiveNumber prints
+// a range up to DBL_MAX).
+const CLI::Validator& at_least_one();
+
 // A usage error when a path option was given an empty value (`-o ""`), which would otherwise read as "not given".
 Status check_path_given(const CLI::Option* option, const std::string& value);
 

@@ -277,6 +277,7 @@ Command add_convert_options(CLI::App& app, GlobalOptions& globals) {
       ->group("Split output");
   app.add_option("--split-max-tensors", request.split.limits.max_tensors,
                  "Cut the output into shards of at most N tensors, as llama-gguf-split --split-max-tensors")
+      ->check(at_least_one())  // 0 would silently mean "not split"
       ->group("Split output");
   app.add_option("--shard", args->shard,
                  "I/N: write only shard I of the output cut into N shards balanced by bytes (OUT-0000I-of-0000N.gguf), "

@@ -35,6 +35,19 @@ OutputPolicy output_policy(bool force, std::vector<std::string> inputs) {
   return policy;
 }
 
+const CLI::Validator& at_least_one() {
+  static const CLI::Validator validator(
+      [](std::string& value) -> std::string {
+        // Digits only: CLI11 would read "-3" into an unsigned count as 2^64 - 3.
+        const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits) return "'" + value + "' is not a count; give a whole number, 1 or more";
+        if (value.find_first_not_of('0') == std::string::npos) return "0 is not a count; give 1 or more";
+        return std::string();
+      },
+      "N >= 1");
+  return validator;
+}
+
 Status check_path_given(const CLI::Option* option, const std::string& value) {
   if (option->count() == 0 || !value.empty()) return Status::success();
   return usage_error(fmt::format("{} needs a path (it was given an empty one)", option->get_name()));

@@ -52,7 +52,8 @@ Command add_split_command(CLI::App& parent, GlobalOptions& globals) {
   app->add_option("--split-max-size", args->max_size,
                   "At most N bytes of tensor data per shard: N, NM (10^6 bytes) or NG (10^9 bytes)");
   app->add_option("--split-max-tensors", args->max_tensors,
-                  "At most N tensors per shard (the default, 128, when no limit is given, as in llama-gguf-split)");
+                  "At most N tensors per shard (the default, 128, when no limit is given, as in llama-gguf-split)")
+      ->check(at_least_one());  // 0 would be "no limit given" (llama-gguf-split divides by it and crashes)
   app->add_flag("--dry-run", args->dry_run, "Print the shards it would write; write nothing");
   app->add_flag("-f,--force", args->force, "Replace existing shard files");
   app->add_flag("--fsync", args->fsync, "Flush every shard to disk before placing it");
