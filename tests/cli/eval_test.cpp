@@ -222,6 +222,20 @@ TEST(ConvertEvalText, AnUnusableTextIsRefusedBeforeTheConversion) {
     EXPECT_NE(run.err.find(c.message), std::string::npos) << run.err;
     EXPECT_FALSE(std::filesystem::exists(q4)) << c.text;
   }
+  // Options the scoring would refuse, or a gate nothing passes: usage errors before the conversion.
+  const std::string text = dir.path().string() + "/code.txt";
+  testing::write_text(text, code_text(60));
+  const std::vector<std::vector<std::string>> usages = {
+      {"--eval-ctx", "-1"}, {"--eval-ctx", "2"}, {"--eval-chunks", "0"}, {"--eval-chunks", "-3"},
+      {"--max-kld", "-1"},  {"--max-kld", "nan"},
+  };
+  for (const std::vector<std::string>& usage : usages) {
+    std::vector<std::string> args = {kModel, "--to", "Q4_K_M", "-o", q4, "--eval-text", text};
+    args.insert(args.end(), usage.begin(), usage.end());
+    auto run = run_quantize(args);
+    EXPECT_EQ(run.exit_code, 2) << usage[0] << " " << usage[1] << ": " << run.err;
+    EXPECT_FALSE(std::filesystem::exists(q4)) << usage[0] << " " << usage[1];
+  }
 }
 
 }  // namespace

@@ -100,6 +100,12 @@ void log_request(const ConvertRequest& request) {
 
 int run_convert(ConvertArgs& args, const GlobalOptions& globals) {
   if (args.max_kld && args.eval_text.empty()) return fail(usage_error("--max-kld needs --eval-text"));
+  if (args.max_kld && !(*args.max_kld >= 0)) {  // NaN too: a gate nothing can pass, or that passes everything
+    return fail(usage_error(fmt::format("--max-kld {} is not a KL divergence: give 0 or more", *args.max_kld)));
+  }
+  if (args.eval_ctx < 0 || args.eval_chunks == 0 || args.eval_chunks < -1) {
+    return fail(usage_error("--eval-ctx takes 0 (512) or more, --eval-chunks 1 or more (or -1: every chunk)"));
+  }
   if (!args.eval_text.empty() && args.request.dry_run) {
     return fail(usage_error("--eval-text scores written outputs: not with --dry-run"));
   }
