@@ -346,6 +346,12 @@ class GgufParser {
       const auto size = checked_mul(uint64_t(elements) / uint64_t(format->block_size), format->block_bytes);
       if (!size) return tensor_error(dims_at, "byte size overflows 64 bits");
       info.size_bytes = *size;
+      // A zero dimension empties the tensor, but row and stride sizes are still computed from the others (a
+      // writer's row size, ggml's nb[]): their bytes must fit too.
+      const uint64_t extent_blocks = (uint64_t(extent) + format->block_size - 1) / format->block_size;
+      if (!checked_mul(extent_blocks, format->block_bytes)) {
+        return tensor_error(dims_at, "byte size of the non-zero dimensions overflows 64 bits");
+      }
 
       const uint64_t offset_at = pos_;
       QUANT_ASSIGN_OR_RETURN(info.offset, take<uint64_t>());

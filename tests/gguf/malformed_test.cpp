@@ -170,6 +170,13 @@ std::vector<Case> cases() {
                  b.header(1, 0).str("t").u32(3).i64(0).i64(int64_t(1) << 32); at = b.at(); t = "t";
                  b.i64(int64_t(1) << 31).u32(0).u64(0).pad(32).zeros(32); },
                "product of the non-zero dimensions overflows 64 bits"});
+  // Zero elements in all, but the row of 2^62 + 1 f32 values (the non-zero dimensions) takes more than 2^64 bytes: a
+  // writer computing the row size overflowed. Found by fuzz/split_fuzzer (merge planning of the set refused it;
+  // tests/data/fuzz-regressions/split/zero-ne1-row-bytes-overflow).
+  c.push_back({"zero dimension beside a row whose bytes overflow", [](Bytes& b, uint64_t& at, std::string& t) {
+                 b.header(1, 0).str("t"); at = b.at(); t = "t";
+                 b.u32(2).i64((int64_t(1) << 62) + 1).i64(0).u32(0).u64(0).pad(32); },
+               "byte size of the non-zero dimensions overflows 64 bits"});
   // 2^61 f64 values fit int64 as a count, but their 2^64 bytes do not fit 64 bits.
   c.push_back({"byte size overflow", [](Bytes& b, uint64_t& at, std::string& t) {
                  b.header(1, 0).str("t"); at = b.at(); t = "t"; b.u32(1).i64(int64_t(1) << 61).u32(28).u64(0).pad(32).zeros(32); },
