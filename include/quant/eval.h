@@ -167,9 +167,9 @@ Result<EvalText> read_eval_text(const ModelSource& model, const std::string& pat
 // Scores `model` on `tokens` (the whole text tokenized with BOS as the vocabulary says), BOS `bos` put first in each
 // chunk when add_bos. With a base file its tokens are scored, as llama-perplexity does; `tokens` may then be empty,
 // and when given must start with the file's tokens (ErrorKind::invalid_input naming the file otherwise).
-// Errors: fewer than 2·n_ctx tokens (ErrorKind::impossible, llama-perplexity's rule, naming options.text_path), a base of another vocabulary
-// size or a file of another context than a non-zero options.n_ctx (ErrorKind::invalid_input naming the file), a
-// token outside the vocabulary.
+// Errors: fewer than 2·n_ctx tokens (ErrorKind::impossible, llama-perplexity's rule, naming options.text_path), a
+// base of another vocabulary size or a file of another context than a non-zero options.n_ctx
+// (ErrorKind::invalid_input naming the file), a token outside the vocabulary.
 Result<EvalResult> evaluate(const Model& model, std::span<const int32_t> tokens, bool add_bos, int32_t bos,
                             const EvalBase& base, const EvalOptions& options);
 
@@ -179,14 +179,13 @@ Result<std::vector<EvalResult>> evaluate_against(const Model& base, std::span<co
                                                  std::span<const int32_t> tokens, bool add_bos, int32_t bos,
                                                  const EvalOptions& options);
 
-// What `quantize IN --to T --eval-text FILE` checks before it converts anything: options.text_path read and
-// tokenized with `input`'s vocabulary as read_eval_text does, with the two chunks of options.n_ctx tokens (0: 512)
+// `quantize IN --to T --eval-text FILE`, before it converts anything: options.text_path read and tokenized with
+// `input`'s vocabulary as read_eval_text does, checked to hold the two chunks of options.n_ctx tokens (0: 512)
 // evaluate() needs. Errors are theirs, so a text that cannot score the outputs is refused before any is written.
-Status check_eval_text(const std::string& input, const EvalOptions& options);
+Result<EvalText> prepare_eval_text(const std::string& input, const EvalOptions& options);
 
-// `quantize IN --to T --eval-text FILE`: scores every written output of a conversion against its input on the text
-// (read as read_eval_text reads it) and fills each report's `quality`.
-Status score_conversions(const std::string& input, std::span<ConversionReport> reports, const std::string& text,
+// Then, once the outputs are written: scores each against `input` on that text and fills each report's `quality`.
+Status score_conversions(const std::string& input, std::span<ConversionReport> reports, const EvalText& text,
                          const EvalOptions& options, int threads);
 
 nlohmann::json to_json(const EvalResult& result);

@@ -282,14 +282,14 @@ Result<std::vector<EvalResult>> evaluate_against(const Model& base, std::span<co
   return evaluate_models(models, tokens, add_bos, bos, with, options);
 }
 
-Status check_eval_text(const std::string& input, const EvalOptions& options) {
+Result<EvalText> prepare_eval_text(const std::string& input, const EvalOptions& options) {
   QUANT_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model(input));
   QUANT_ASSIGN_OR_RETURN(EvalText eval_text, read_eval_text(*source, options.text_path));
   QUANT_TRY(text_context(eval_text.tokens.size(), options));
-  return Status::success();
+  return eval_text;
 }
 
-Status score_conversions(const std::string& input, std::span<ConversionReport> reports, const std::string& text,
+Status score_conversions(const std::string& input, std::span<ConversionReport> reports, const EvalText& text,
                          const EvalOptions& options, int threads) {
   ModelOptions model_options;
   model_options.threads = threads;
@@ -298,7 +298,6 @@ Status score_conversions(const std::string& input, std::span<ConversionReport> r
     return Model::open(std::shared_ptr<const ModelSource>(std::move(source)), model_options);
   };
   QUANT_ASSIGN_OR_RETURN(std::unique_ptr<Model> base, open(input));
-  QUANT_ASSIGN_OR_RETURN(EvalText eval_text, read_eval_text(base->source(), text));
   std::vector<std::unique_ptr<Model>> outputs;
   std::vector<const Model*> models;
   for (const ConversionReport& report : reports) {
@@ -307,17 +306,15 @@ Status score_conversions(const std::string& input, std::span<ConversionReport> r
     models.push_back(output.get());
     outputs.push_back(std::move(output));
   }
-  EvalOptions on_text = options;
-  on_text.text_path = text;
   QUANT_ASSIGN_OR_RETURN(std::vector<EvalResult> results,
-                         evaluate_against(*base, models, eval_text.tokens, eval_text.add_bos, eval_text.bos, on_text));
+                         evaluate_against(*base, models, text.tokens, text.add_bos, text.bos, options));
   size_t next = 0;
   for (ConversionReport& report : reports) {
     if (report.dry_run) continue;
     const EvalResult& r = results[next++];
     const KlDivergenceStats& k = *r.kl_divergence;
     ModelQuality q;
-    q.text = text;
+    q.text = options.text_path;
     q.n_ctx = r.n_ctx;
     q.chunks = r.chunks;
     q.tokens_scored = r.tokens_scored;

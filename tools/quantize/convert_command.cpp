@@ -120,9 +120,12 @@ int run_convert(ConvertArgs& args, const GlobalOptions& globals) {
   eval_options.n_ctx = args.eval_ctx;
   eval_options.max_chunks = args.eval_chunks;
   eval_options.text_path = args.eval_text;
+  std::optional<EvalText> eval_text;
   if (!args.eval_text.empty()) {
     // A text that cannot score the outputs is refused before anything is converted.
-    if (Status usable = check_eval_text(request.input, eval_options); !usable) return fail(usable.error());
+    auto prepared = prepare_eval_text(request.input, eval_options);
+    if (!prepared) return fail(prepared.error());
+    eval_text = std::move(*prepared);
   }
   ProgressBar progress(globals.quiet || globals.json);
   if (progress.enabled()) {
@@ -150,10 +153,10 @@ int run_convert(ConvertArgs& args, const GlobalOptions& globals) {
                   report.replaced_existing ? "replaced the existing file" : "created", report.output_bytes,
                   report.output_sha256, report.threads, report.wall_seconds);
   }
-  if (!args.eval_text.empty()) {
+  if (eval_text) {
     eval_options.cancel = request.stream.cancel;  // the outputs are complete by now; a signal stops only their scoring
     const int threads = reports->front().threads;  // what the conversion could start, not what was asked
-    if (Status scored = score_conversions(request.input, *reports, args.eval_text, eval_options, threads); !scored) {
+    if (Status scored = score_conversions(request.input, *reports, *eval_text, eval_options, threads); !scored) {
       return fail(scored.error());
     }
   }
